@@ -1,0 +1,3 @@
+from voice_companion.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Who the companion is: persona and prompt building."""

@@ -1,0 +1,201 @@
+"""One typed settings object with every default in one place.
+
+Sources, later ones winning: the defaults below, the TOML file (the user config
+dir's ``config.toml`` or ``--config PATH``), then command-line flags. Secrets
+(API keys) are never stored in the file: the file names an environment variable.
+
+``VOICE_COMPANION_HOME`` relocates config, data and model cache together, which
+is how tests and separate profiles stay apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from voice_companion.errors import ConfigError
+
+APP_NAME = "voice-companion"
+HOME_ENV = "VOICE_COMPANION_HOME"
+
+
+@dataclass(frozen=True)
+class Paths:
+    config_dir: Path
+    data_dir: Path
+    cache_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"
+
+    @classmethod
+    def from_environment(cls) -> "Paths":
+        home = os.environ.get(HOME_ENV)
+        if home:
+            root = Path(home).expanduser()
+            return cls(root / "config", root / "data", root / "cache")
+        return cls(
+            Path(platformdirs.user_config_dir(APP_NAME)),
+            Path(platformdirs.user_data_dir(APP_NAME)),
+            Path(platformdirs.user_cache_dir(APP_NAME)),
+        )
+
+
+@dataclass
+class STTSettings:
+    model: str = "whisper-base"  # a name from `voice-companion models list`
+    model_path: str = ""  # a CTranslate2 Whisper directory; overrides `model`
+    language: str = ""  # "" = detect per utterance; else "en", "zh", "fr", ...
+    compute_type: str = "int8"
+    beam_size: int = 1  # greedy: same words on our samples, ~30% faster than 5
+    threads: int = 2
+
+
+@dataclass
+class LLMSettings:
+    backend: str = "embedded"  # "embedded" (llama.cpp in-process) or "openai"
+    model: str = "smollm2-135m"  # embedded: a name from `voice-companion models list`
+    model_path: str = ""  # embedded: a GGUF file; overrides `model`
+    context_tokens: int = 4096
+    threads: int = 2
+    max_tokens: int = 160
+    temperature: float = 0.7
+    top_p: float = 0.9
+    repeat_penalty: float = 1.15
+    # OpenAI-compatible server (Ollama, llama.cpp server, vLLM, LM Studio, hosted APIs)
+    base_url: str = "http://127.0.0.1:11434/v1"
+    remote_model: str = "llama3.2"
+    api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key
+    timeout_s: float = 30.0
+
+    def api_key(self) -> str:
+        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+
+
+@dataclass
+class TTSSettings:
+    voice: str = "en_US-joe-medium"  # a name from `voice-companion models list`
+    voice_path: str = ""  # a Piper .onnx file (its .onnx.json beside it); overrides `voice`
+    length_scale: float = 1.0  # > 1 speaks slower
+    noise_scale: float = 0.667  # expressiveness
+    noise_w: float = 0.8  # phoneme duration variation
+    speaker_id: int = -1  # multi-speaker voices; -1 = the voice's default
+    volume: float = 1.0
+
+
+@dataclass
+class CompanionSettings:
+    name: str = "Mia"
+    persona: str = (
+        "You are {name}, the user's warm, witty companion. You talk with them out loud, "
+        "like on a video call. Answer in one to three short spoken sentences, in the "
+        "language the user speaks. No lists, no markdown, no emoji."
+    )
+
+    def system_prompt(self) -> str:
+        return self.persona.replace("{name}", self.name)
+
+
+@dataclass
+class DownloadSettings:
+    hf_endpoint: str = "https://huggingface.co"  # HF_ENDPOINT overrides (mirrors, tests)
+
+    def endpoint(self) -> str:
+        return os.environ.get("HF_ENDPOINT", self.hf_endpoint).rstrip("/")
+
+
+@dataclass
+class Settings:
+    stt: STTSettings = field(default_factory=STTSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
+    tts: TTSSettings = field(default_factory=TTSSettings)
+    companion: CompanionSettings = field(default_factory=CompanionSettings)
+    download: DownloadSettings = field(default_factory=DownloadSettings)
+    paths: Paths = field(default_factory=Paths.from_environment)
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """The effective settings by section, for `config show`."""
+        sections = {f.name: dataclasses.asdict(getattr(self, f.name)) for f in _sections()}
+        sections["paths"] = {k: str(v) for k, v in dataclasses.asdict(self.paths).items()}
+        return sections
+
+
+def _sections() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(Settings) if f.name != "paths"]
+
+
+def load_settings(config_path: str | Path | None = None) -> Settings:
+    """Defaults, then the TOML file if present. Unknown keys and wrong types are errors."""
+    settings = Settings()
+    explicit = config_path is not None
+    path = Path(config_path) if explicit else settings.paths.config_file
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"config file not found: {path}")
+        return settings
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or delete it") from exc
+    apply_overrides(settings, data, source=str(path))
+    return settings
+
+
+def apply_overrides(settings: Settings, data: dict[str, Any], source: str = "overrides") -> None:
+    """Set ``data[section][key]`` on the settings, checking names and types."""
+    known = {f.name: f for f in _sections()}
+    for section_name, values in data.items():
+        if section_name not in known or not isinstance(values, dict):
+            raise ConfigError(
+                f"{source}: unknown section [{section_name}]; known: {', '.join(known)}"
+            )
+        section = getattr(settings, section_name)
+        fields = {f.name: f for f in dataclasses.fields(section)}
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"{source}: unknown key {section_name}.{key}; known: {', '.join(fields)}"
+                )
+            setattr(section, key, _coerce(value, getattr(section, key), f"{section_name}.{key}", source))
+
+
+def _coerce(value: Any, default: Any, name: str, source: str) -> Any:
+    expected = type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"{source}: {name} must be a {expected.__name__}, got {value!r}"
+        )
+    return value
+
+
+def to_toml(sections: dict[str, dict[str, Any]]) -> str:
+    """A minimal TOML writer for flat sections of str/int/float/bool."""
+    lines: list[str] = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'

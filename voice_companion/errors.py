@@ -1,0 +1,29 @@
+"""User-facing errors.
+
+Every error a person can act on is a `CompanionError` whose message is one line
+saying what went wrong and what to do next. The CLI prints it without a traceback.
+"""
+
+
+class CompanionError(Exception):
+    """An error with a one-line, actionable message for the user."""
+
+
+class ModelNotAvailable(CompanionError):
+    """No local, bundled or downloadable copy of a model could be used."""
+
+
+class AudioInputError(CompanionError):
+    """An audio file or stream that cannot be used (missing, corrupt, empty, too short)."""
+
+
+class LLMError(CompanionError):
+    """The language model backend failed (unreachable, HTTP error, malformed stream, timeout)."""
+
+
+class ConfigError(CompanionError):
+    """The configuration file or an option is invalid."""
+
+
+class DownloadError(CompanionError):
+    """A model download failed or produced a file that does not match its checksum."""

@@ -1,0 +1,1 @@
+"""The speech pipeline stages: STT, LLM backends, clause chunker, TTS."""

@@ -1,0 +1,48 @@
+"""The LLM interface shared by every backend.
+
+A backend streams text deltas for a chat and stops as soon as the consumer stops
+iterating (``break`` or ``aclose()``): that is how a barge-in cancels generation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Sampling settings for one reply; defaults suit short spoken answers."""
+
+    max_tokens: int = 160
+    temperature: float = 0.7
+    top_p: float = 0.9
+    repeat_penalty: float = 1.15
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+
+class LLMBackend(Protocol):
+    """Anything that streams a chat reply token by token."""
+
+    name: str
+
+    def stream(
+        self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
+    ) -> AsyncIterator[str]:
+        """Yield text deltas. Raises `LLMError` with a one-line message on failure."""
+        ...
+
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        """Warm the backend's prompt cache with a prefix (no-op where unsupported)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""WebSocket server for phones and browsers (see docs/protocol.md)."""
