@@ -1,0 +1,94 @@
+"""Shared fixtures: one isolated VOICE_COMPANION_HOME and real models loaded once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_HOME = tempfile.mkdtemp(prefix="vc-test-home-")
+os.environ["VOICE_COMPANION_HOME"] = _HOME  # before any settings are built
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # a closed port: no test may reach the Hub
+
+DATA = Path(__file__).parent / "data"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from voice_companion.config import Settings
+
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def stt(settings):
+    from voice_companion.engines import load_stt
+
+    return load_stt(settings)
+
+
+@pytest.fixture(scope="session")
+def tts(settings):
+    from voice_companion.engines import load_tts
+
+    return load_tts(settings)
+
+
+@pytest.fixture(scope="session")
+def llm(settings):
+    from voice_companion.engines import load_llm
+
+    return load_llm(settings)
+
+
+@pytest.fixture(scope="session")
+def spoken(settings, tmp_path_factory):
+    """Make English speech with Piper: `spoken("text")` -> path of a 22 kHz WAV.
+
+    Noise off makes Piper deterministic, so a test hears the same audio every run.
+    """
+    from voice_companion.audio.io import write_wav
+    from voice_companion.engines import voice_path
+    from voice_companion.pipeline.tts import PiperTTS, VoiceSettings
+
+    tts = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0.0, noise_w=0.0))
+
+    folder = tmp_path_factory.mktemp("spoken")
+    cache: dict[str, Path] = {}
+
+    def make(text: str) -> Path:
+        if text not in cache:
+            cache[text] = write_wav(folder / f"{len(cache)}.wav", tts.synthesize_all(text), tts.sample_rate)
+        return cache[text]
+
+    return make
+
+
+def espeak(text: str, voice: str, path: Path) -> Path:
+    """Synthesize speech with espeak-ng (Debian package) for languages Piper lacks here."""
+    if not shutil.which("espeak-ng"):
+        pytest.skip("espeak-ng is not installed (scripts/setup.sh --dev installs it)")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "120", "-w", str(path), text], check=True)
+    return path
+
+
+def run_cli(*args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m voice_companion ARGS` as a user would, with this test home."""
+    return subprocess.run(
+        [sys.executable, "-m", "voice_companion", *args],
+        input=stdin, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
+    )
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples.astype(np.float64))))) if len(samples) else 0.0

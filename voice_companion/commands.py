@@ -1,0 +1,148 @@
+"""What each CLI command does. Each returns a dict (printed as JSON with --json)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from voice_companion import engines, models
+from voice_companion.audio.io import load_for_stt, write_wav
+from voice_companion.companion.conversation import Conversation
+from voice_companion.config import Settings, to_toml
+from voice_companion.errors import CompanionError
+from voice_companion.file_mode import Engines, reply_to_file, write_demo_question
+from voice_companion.pipeline.reply import collect_reply
+
+
+def run(command: str, args: argparse.Namespace, settings: Settings) -> Any:
+    handler = {
+        "demo": demo, "transcribe": transcribe, "say": say, "reply": reply, "chat": chat,
+        "models": models_command, "config": config_command,
+    }[command]
+    return handler(args, settings)
+
+
+def _out(args: argparse.Namespace, text: str) -> None:
+    """Human-readable output; suppressed when stdout carries JSON."""
+    if not getattr(args, "json", False):
+        print(text, flush=True)
+
+
+def demo(args: argparse.Namespace, settings: Settings) -> dict:
+    eng = Engines(settings)
+    out_dir = Path(args.output_dir)
+    question = write_demo_question(eng, out_dir / "question.wav")
+    _out(args, f"No live microphone session yet: answering a sample question ({question}).")
+    exchange = reply_to_file(eng, _conversation(settings), question, out_dir / "answer.wav")
+    _print_exchange(args, exchange.as_dict())
+    return {**exchange.as_dict(), "question": str(question), "load_s": eng.load_times.seconds}
+
+
+def transcribe(args: argparse.Namespace, settings: Settings) -> dict:
+    audio = load_for_stt(args.file)
+    stt = engines.load_stt(settings)
+    result = stt.transcribe(audio, settings.stt.language or None)
+    _out(args, result.text)
+    return {
+        "text": result.text,
+        "language": result.language,
+        "duration_s": round(result.duration_s, 3),
+        "stt_ms": round(result.stt_ms, 1),
+    }
+
+
+def say(args: argparse.Namespace, settings: Settings) -> dict:
+    tts = engines.load_tts(settings)
+    audio = tts.synthesize_all(args.text)
+    path = write_wav(args.output, audio, tts.sample_rate)
+    print(f"wrote {path} ({len(audio) / tts.sample_rate:.2f} s at {tts.sample_rate} Hz)")
+    return {}
+
+
+def reply(args: argparse.Namespace, settings: Settings) -> dict:
+    exchange = reply_to_file(Engines(settings), _conversation(settings), args.input, args.output)
+    _print_exchange(args, exchange.as_dict())
+    return exchange.as_dict()
+
+
+def chat(args: argparse.Namespace, settings: Settings) -> dict | None:
+    """Typed conversation; one reply line per input line when stdin is piped."""
+    eng = Engines(settings)
+    conversation = _conversation(settings)
+    interactive = sys.stdin.isatty()
+    options = engines.generation_options(settings)
+    player = _player(eng) if args.speak else None
+    while True:
+        if interactive:
+            print("you> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return None
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            answer = asyncio.run(collect_reply(eng.llm, conversation.prompt_for(text), options))
+        except CompanionError as exc:
+            _emit_chat(args, {"error": str(exc)}, f"error: {exc}")
+            continue  # the conversation goes on
+        conversation.record(text, answer)
+        _emit_chat(args, {"user": text, "reply": answer}, f"{settings.companion.name}> {answer}" if interactive else answer)
+        if player:
+            player(answer)
+
+
+def _emit_chat(args: argparse.Namespace, obj: dict, text: str) -> None:
+    print(json.dumps(obj, ensure_ascii=False) if args.json else text, flush=True)
+
+
+def _player(eng: Engines):
+    from voice_companion.audio.playback import play
+
+    return lambda text: play(eng.tts.synthesize_all(text), eng.tts.sample_rate)
+
+
+def models_command(args: argparse.Namespace, settings: Settings) -> dict:
+    models_dir = settings.paths.models_dir
+    if args.action == "download":
+        if not args.name:
+            raise CompanionError("say which model: voice-companion models download NAME")
+        spec = models.get_spec(args.name)
+        path = models.download(spec, models_dir, settings.download.endpoint(), not args.no_progress)
+        _out(args, f"{spec.name} is ready at {path}")
+        return {"name": spec.name, "path": str(path)}
+    rows = []
+    for spec in models.REGISTRY.values():
+        path = models.find_local(spec, models_dir)
+        rows.append({
+            "name": spec.name, "kind": spec.kind, "installed": path is not None,
+            "source": models.source_of(spec), "path": str(path) if path else None,
+            "size_mb": round(spec.total_size / 1e6, 1) if spec.total_size else None,
+            "description": spec.description,
+        })
+    for r in rows:
+        state = "installed" if r["installed"] else "not installed"
+        size = f"{r['size_mb']:>7} MB" if r["size_mb"] else "        ? "
+        _out(args, f"{r['name']:<24} {r['kind']:<4} {state:<14} {r['source']:<9} {size}  {r['description']}")
+    _out(args, f"\ncache: {models_dir}\ndownload one with: voice-companion models download NAME")
+    return {"models": rows, "cache_dir": str(models_dir)}
+
+
+def config_command(args: argparse.Namespace, settings: Settings) -> dict:
+    sections = settings.as_dict()
+    _out(args, f"# config file: {settings.paths.config_file}\n{to_toml(sections)}")
+    return sections
+
+
+def _conversation(settings: Settings) -> Conversation:
+    return Conversation(settings.companion.system_prompt())
+
+
+def _print_exchange(args: argparse.Namespace, d: dict) -> None:
+    timings = ", ".join(f"{k} {v:.0f} ms" for k, v in d["timings_ms"].items() if v is not None)
+    _out(args, f"you said:   {d['transcript']}\ncompanion:  {d['reply']}\nanswer:     {d['output']} "
+               f"({d['audio_s']:.1f} s)\ntimings:    {timings}")

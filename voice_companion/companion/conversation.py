@@ -1,0 +1,31 @@
+"""The running conversation: persona prompt plus an append-only history.
+
+The system prompt and earlier turns never change once sent, so the LLM's prompt
+prefix stays identical turn after turn and its KV cache is reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voice_companion.pipeline.llm import ChatMessage
+
+
+@dataclass
+class Conversation:
+    system_prompt: str
+    max_turns: int = 12  # user+assistant pairs kept verbatim in the prompt
+    history: list[ChatMessage] = field(default_factory=list)
+
+    def prompt_for(self, user_text: str) -> list[ChatMessage]:
+        """The messages to send for a new user turn (the turn is not yet recorded)."""
+        recent = self.history[-2 * self.max_turns :]
+        return [ChatMessage("system", self.system_prompt), *recent, ChatMessage("user", user_text)]
+
+    def prefix(self) -> list[ChatMessage]:
+        """What stays the same for the next turn: worth prefilling when idle."""
+        return [ChatMessage("system", self.system_prompt), *self.history[-2 * self.max_turns :]]
+
+    def record(self, user_text: str, reply: str) -> None:
+        self.history.append(ChatMessage("user", user_text))
+        self.history.append(ChatMessage("assistant", reply))

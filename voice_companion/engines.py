@@ -1,0 +1,93 @@
+"""Build the three engines from settings, resolving models and timing each load.
+
+Models load once per process and are shared; load times go to stderr so a person
+sees why the first call takes a moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from voice_companion import models
+from voice_companion.config import Settings
+from voice_companion.errors import ConfigError
+from voice_companion.pipeline.llm import GenerationOptions, LLMBackend
+from voice_companion.pipeline.stt import SpeechToText, WhisperSTT
+from voice_companion.pipeline.tts import PiperTTS, TextToSpeech, VoiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadTimes:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _timed(label: str, times: LoadTimes | None, build):
+    start = time.perf_counter()
+    log.info("loading %s …", label)
+    engine = build()
+    elapsed = time.perf_counter() - start
+    log.info("loaded %s in %.2f s", label, elapsed)
+    if times is not None:
+        times.seconds[label] = elapsed
+    return engine
+
+
+def stt_model_dir(settings: Settings) -> Path:
+    if settings.stt.model_path:
+        return Path(settings.stt.model_path).expanduser()
+    return models.resolve(models.get_spec(settings.stt.model), settings.paths.models_dir)
+
+
+def load_stt(settings: Settings, times: LoadTimes | None = None) -> SpeechToText:
+    s = settings.stt
+    directory = stt_model_dir(settings)
+    return _timed("stt", times, lambda: WhisperSTT(directory, s.compute_type, s.threads, s.beam_size))
+
+
+def llm_model_path(settings: Settings) -> Path:
+    if settings.llm.model_path:
+        return Path(settings.llm.model_path).expanduser()
+    return models.resolve(models.get_spec(settings.llm.model), settings.paths.models_dir)
+
+
+def generation_options(settings: Settings) -> GenerationOptions:
+    s = settings.llm
+    return GenerationOptions(s.max_tokens, s.temperature, s.top_p, s.repeat_penalty)
+
+
+def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
+    s = settings.llm
+    if s.backend == "openai":
+        from voice_companion.pipeline.llm_openai import OpenAICompatibleLLM
+
+        return OpenAICompatibleLLM(s.base_url, s.remote_model, s.api_key(), s.timeout_s)
+    if s.backend != "embedded":
+        raise ConfigError(f"llm.backend must be 'embedded' or 'openai', got {s.backend!r}")
+    from voice_companion.pipeline.llm_llamacpp import LlamaCppLLM
+
+    path = llm_model_path(settings)
+    return _timed(
+        "llm", times,
+        lambda: LlamaCppLLM(path, s.context_tokens, s.threads, defaults=generation_options(settings)),
+    )
+
+
+def voice_path(settings: Settings) -> Path:
+    if settings.tts.voice_path:
+        return Path(settings.tts.voice_path).expanduser()
+    return models.resolve(models.get_spec(settings.tts.voice), settings.paths.models_dir)
+
+
+def voice_settings(settings: Settings) -> VoiceSettings:
+    t = settings.tts
+    return VoiceSettings(t.length_scale, t.noise_scale, t.noise_w, t.speaker_id, t.volume)
+
+
+def load_tts(settings: Settings, times: LoadTimes | None = None) -> TextToSpeech:
+    path = voice_path(settings)
+    return _timed("tts", times, lambda: PiperTTS(path, voice_settings(settings)))

@@ -1,0 +1,102 @@
+"""Spoken exchanges through files: a question WAV in, an answer WAV out.
+
+Used by `voice-companion reply`, the first-run demo and the benchmarks. The
+engines are loaded once (lazily) and shared by every exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from voice_companion import engines
+from voice_companion.audio.io import load_for_stt, write_wav
+from voice_companion.companion.conversation import Conversation
+from voice_companion.config import Settings
+from voice_companion.errors import AudioInputError
+from voice_companion.pipeline.reply import speak_reply
+
+DEMO_QUESTION = "Hi! I had a long day at work today. Can you cheer me up a little?"
+
+
+class Engines:
+    """The three engines, each loaded on first use and then kept."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.load_times = engines.LoadTimes()
+
+    @cached_property
+    def stt(self):
+        return engines.load_stt(self.settings, self.load_times)
+
+    @cached_property
+    def llm(self):
+        return engines.load_llm(self.settings, self.load_times)
+
+    @cached_property
+    def tts(self):
+        return engines.load_tts(self.settings, self.load_times)
+
+
+@dataclass
+class Exchange:
+    transcript: str
+    language: str
+    reply: str
+    output: Path
+    sample_rate: int
+    audio_s: float
+    timings_ms: dict[str, float | None]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "transcript": self.transcript,
+            "language": self.language,
+            "reply": self.reply,
+            "output": str(self.output),
+            "sample_rate": self.sample_rate,
+            "audio_s": round(self.audio_s, 3),
+            "timings_ms": {k: (round(v, 1) if v is not None else None) for k, v in self.timings_ms.items()},
+        }
+
+
+def reply_to_file(
+    eng: Engines, conversation: Conversation, input_path: str | Path, output_path: str | Path
+) -> Exchange:
+    """Transcribe the question, stream the reply through TTS, write the answer WAV."""
+    audio = load_for_stt(input_path)
+    transcript = eng.stt.transcribe(audio, eng.settings.stt.language or None)
+    if not transcript.text:
+        raise AudioInputError(f"no speech recognised in {input_path}; speak closer to the microphone")
+    messages = conversation.prompt_for(transcript.text)
+    options = engines.generation_options(eng.settings)
+    spoken = asyncio.run(speak_reply(eng.llm, eng.tts, messages, options))
+    write_start = time.perf_counter()
+    out = write_wav(output_path, spoken.audio, spoken.sample_rate)
+    conversation.record(transcript.text, spoken.text)
+    t = spoken.timings
+    timings = {
+        "stt": transcript.stt_ms,
+        "llm_first_token": t.llm_first_token_ms,
+        "first_clause": t.first_clause_ms,
+        "tts_first_audio": t.tts_first_audio_ms,
+        "llm_done": t.llm_done_ms,
+        "reply_total": t.total_ms,
+        "write": (time.perf_counter() - write_start) * 1000,
+        # time from the end of the question to the first reply sample, file-mode
+        "voice_to_voice": transcript.stt_ms + (t.tts_first_audio_ms or t.total_ms or 0.0),
+    }
+    return Exchange(
+        transcript.text, transcript.language, spoken.text, out, spoken.sample_rate,
+        len(spoken.audio) / spoken.sample_rate, timings,
+    )
+
+
+def write_demo_question(eng: Engines, path: str | Path, text: str = DEMO_QUESTION) -> Path:
+    """Speak the sample question with the default voice so the demo needs no microphone."""
+    return write_wav(path, eng.tts.synthesize_all(text), eng.tts.sample_rate)

@@ -1,0 +1,61 @@
+"""Text to speech with Piper, one clause at a time.
+
+The reply pipeline hands Piper a clause as soon as the chunker confirms it, so the
+first audio exists ~50 ms after the first clause instead of after the whole reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    length_scale: float = 1.0  # > 1 speaks slower
+    noise_scale: float = 0.667
+    noise_w: float = 0.8
+    speaker_id: int = -1  # -1 = the voice's default speaker
+    volume: float = 1.0
+
+
+class TextToSpeech(Protocol):
+    sample_rate: int
+
+    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+        """Yield int16 mono chunks at `sample_rate` for one clause."""
+        ...
+
+
+class PiperTTS:
+    """A Piper voice (.onnx + .onnx.json) behind the `TextToSpeech` interface."""
+
+    def __init__(self, model_path: str | Path, settings: VoiceSettings | None = None) -> None:
+        from piper import PiperVoice
+
+        self.voice = PiperVoice.load(str(model_path))
+        self.sample_rate: int = int(self.voice.config.sample_rate)
+        self.settings = settings or VoiceSettings()
+
+    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+        from piper import SynthesisConfig
+
+        if not text.strip():
+            return
+        s = self.settings
+        config = SynthesisConfig(
+            speaker_id=s.speaker_id if s.speaker_id >= 0 else None,
+            length_scale=s.length_scale,
+            noise_scale=s.noise_scale,
+            noise_w_scale=s.noise_w,
+            volume=s.volume,
+        )
+        for chunk in self.voice.synthesize(text, syn_config=config):
+            yield chunk.audio_int16_array
+
+    def synthesize_all(self, text: str) -> np.ndarray:
+        chunks = list(self.synthesize(text))
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
