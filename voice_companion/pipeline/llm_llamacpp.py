@@ -101,6 +101,10 @@ class LlamaCppLLM:
         async with self._slots:
             await asyncio.to_thread(self._server.handle_chat_completions, request)
 
+    def complete(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> dict:
+        """A blocking, non-streamed completion with llama.cpp's own timings (benchmarks)."""
+        return self._server.handle_chat_completions(self._request(messages, options, stream=False))
+
     def close(self) -> None:
         self._server = None  # freed by xllamacpp's destructor
 
