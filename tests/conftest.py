@@ -78,7 +78,7 @@ def espeak(text: str, voice: str, path: Path) -> Path:
     """Synthesize speech with espeak-ng (Debian package) for languages Piper lacks here."""
     if not shutil.which("espeak-ng"):
         pytest.skip("espeak-ng is not installed (scripts/setup.sh --dev installs it)")
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "120", "-w", str(path), text], check=True)
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "140", "-w", str(path), text], check=True)
     return path
 
 

@@ -69,12 +69,12 @@ def test_chinese_average_character_error_rate(stt):
 
 
 def test_french_speech(stt, tmp_path):
-    """espeak-ng's robotic French is hard for Whisper base: check detection and key words."""
-    path = espeak("Je voudrais apprendre le français avec toi ce soir.", "fr", tmp_path / "fr.wav")
-    audio = load_for_stt(path)
-    assert stt.transcribe(audio).language == "fr"
-    heard = set(re.findall(r"\w+", stt.transcribe(audio, "fr").text.lower()))
-    assert {"français", "soir"} <= heard, heard
+    """French from espeak-ng (robotic, so harder than a person): detected and transcribed."""
+    sentence = "Je suis très content de te voir."
+    result = stt.transcribe(load_for_stt(espeak(sentence, "fr", tmp_path / "fr.wav")))
+    assert result.language == "fr"
+    said, heard = (set(re.findall(r"\w+", t.lower())) for t in (sentence, result.text))
+    assert len(said & heard) >= 0.8 * len(said), result.text
 
 
 def test_cer_helper():

@@ -111,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # per-call chatter
     try:
         settings = load_settings(args.config)
         apply_overrides(settings, _overrides(args), source="command line")

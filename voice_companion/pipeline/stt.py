@@ -57,6 +57,9 @@ class WhisperSTT:
             audio.astype(np.float32, copy=False),
             language=language or None,
             beam_size=self.beam_size,
+            # No sampling fallback: a retry at higher temperature doubles the time of a
+            # turn and makes results random; one greedy pass is fast and repeatable.
+            temperature=0.0,
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=duration > VAD_FILTER_ABOVE_S,
