@@ -1,12 +1,20 @@
 """Speech to text with faster-whisper (CTranslate2, int8 on the CPU).
 
+Short utterances (what a conversation is made of) take a fast path: Whisper's
+encoder normally sees a fixed 30 s window, which costs ~0.5 s here whatever was
+said. CTranslate2 accepts a shorter mel input, so we encode only the speech plus
+a margin of silence, once, and reuse that encoding for language detection and
+greedy decoding: a 4 s question drops from ~0.8 s to ~0.25 s with the same words
+(accuracy checked by scripts/check_stt_window.py, numbers in docs/benchmarks.md).
+Long recordings use faster-whisper's own loop with its Silero VAD.
+
 Chinese output is converted to simplified characters (Whisper base often answers
-in traditional ones) and never carries U+FFFD replacement characters, which
-Whisper emits when a multi-byte character is split across tokens.
+in traditional ones) and never carries U+FFFD replacement characters.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +24,9 @@ import numpy as np
 
 from voice_companion.audio.io import STT_RATE
 
-# Longer inputs go through faster-whisper's Silero VAD so silence costs nothing.
-VAD_FILTER_ABOVE_S = 30.0
+FAST_PATH_MAX_S = 25.0  # longer audio goes through faster-whisper's segment loop
+WINDOW_MARGIN_S = 1.5  # silence kept after the speech in the shortened window
+MIN_WINDOW_S = 5.0  # shorter windows lose the first word now and then
 _ZH_PROMPT = "以下是普通话的句子。"
 
 
@@ -40,7 +49,13 @@ class WhisperSTT:
     """faster-whisper behind the `SpeechToText` interface."""
 
     def __init__(
-        self, model_dir: str | Path, compute_type: str = "int8", threads: int = 2, beam_size: int = 1
+        self,
+        model_dir: str | Path,
+        compute_type: str = "int8",
+        threads: int = 2,
+        beam_size: int = 1,
+        window_margin_s: float | None = WINDOW_MARGIN_S,  # None: faster-whisper's own loop
+        min_window_s: float = MIN_WINDOW_S,
     ) -> None:
         from faster_whisper import WhisperModel
 
@@ -48,28 +63,66 @@ class WhisperSTT:
             str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=threads
         )
         self.beam_size = beam_size
+        self.window_margin_s = window_margin_s
+        self.min_window_s = min_window_s
         self._to_simplified = None
 
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
         start = time.perf_counter()
+        audio = audio.astype(np.float32, copy=False)
         duration = len(audio) / STT_RATE
+        if self.window_margin_s is not None and duration <= FAST_PATH_MAX_S:
+            text, detected, probability = self._short(audio, language or None)
+        else:
+            text, detected, probability = self._long(audio, language or None)
+        text = self._clean(text.strip(), detected)
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        return Transcript(text, detected, probability, duration, elapsed_ms)
+
+    def _short(self, audio: np.ndarray, language: str | None) -> tuple[str, str, float]:
+        """One encoder pass over a window just long enough for the speech."""
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        seconds = max(self.min_window_s, math.ceil(len(audio) / STT_RATE + (self.window_margin_s or 0)))
+        window = np.zeros(int(min(seconds, 30) * STT_RATE), dtype=np.float32)
+        window[: len(audio)] = audio
+        features = self.model.feature_extractor(window)
+        features = features[:, : features.shape[1] // 2 * 2]  # the encoder halves the frames
+        encoded = self.model.model.encode(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])), to_cpu=False
+        )
+        probability = 1.0
+        if language is None:
+            best_token, probability = self.model.model.detect_language(encoded)[0][0]
+            language = best_token[2:-2]  # "<|en|>" -> "en"
+        tokenizer = Tokenizer(self.model.hf_tokenizer, True, task="transcribe", language=language)
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        if language == "zh":
+            prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + _ZH_PROMPT), *prompt]
+        result = self.model.model.generate(
+            encoded, [prompt], beam_size=self.beam_size,
+            max_length=min(440, int(40 + 15 * len(audio) / STT_RATE)),
+            suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        )[0]
+        return tokenizer.decode(result.sequences_ids[0]), language, float(probability)
+
+    def _long(self, audio: np.ndarray, language: str | None) -> tuple[str, str, float]:
         segments, info = self.model.transcribe(
-            audio.astype(np.float32, copy=False),
-            language=language or None,
+            audio,
+            language=language,
             beam_size=self.beam_size,
             # No sampling fallback: a retry at higher temperature doubles the time of a
             # turn and makes results random; one greedy pass is fast and repeatable.
             temperature=0.0,
             condition_on_previous_text=False,
             without_timestamps=True,
-            vad_filter=duration > VAD_FILTER_ABOVE_S,
+            vad_filter=True,
             initial_prompt=_ZH_PROMPT if language == "zh" else None,
         )
-        text = "".join(segment.text for segment in segments).strip()
-        detected = info.language
-        text = self._clean(text, detected)
-        elapsed_ms = (time.perf_counter() - start) * 1000
-        return Transcript(text, detected, float(info.language_probability), duration, elapsed_ms)
+        text = "".join(segment.text for segment in segments)
+        return text, info.language, float(info.language_probability)
 
     def _clean(self, text: str, language: str) -> str:
         text = text.replace("\ufffd", "")
