@@ -29,3 +29,11 @@ class Conversation:
     def record(self, user_text: str, reply: str) -> None:
         self.history.append(ChatMessage("user", user_text))
         self.history.append(ChatMessage("assistant", reply))
+
+    def replace_or_record(self, user_text: str, reply: str) -> None:
+        """Replace the reply to `user_text` if it is the last turn, else record a new turn."""
+        last_two = self.history[-2:]
+        if len(last_two) == 2 and last_two[0] == ChatMessage("user", user_text) and last_two[1].role == "assistant":
+            self.history[-1] = ChatMessage("assistant", reply)
+        else:
+            self.record(user_text, reply)

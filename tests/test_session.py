@@ -1,0 +1,120 @@
+"""The live engine with the real models, driven at real-time pace by a virtual sound card."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from voice_companion.audio.io import resample
+from voice_companion.audio.virtual import EchoPath, VirtualAudioDevice
+from voice_companion.companion.conversation import Conversation
+from voice_companion.engines import voice_path
+from voice_companion.pipeline.events import (
+    ResponseDone, ResponseInterrupted, SpeechStarted, TranscriptFinal, TurnMetrics,
+)
+from voice_companion.pipeline.llm import GenerationOptions
+from voice_companion.pipeline.session import INTERRUPTED_MARK, Session
+from voice_companion.pipeline.tts import PiperTTS, VoiceSettings
+
+SYSTEM = "You are Mia, a friendly companion. Answer in two or three sentences."
+
+
+@pytest.fixture(scope="module")
+def voice16k(settings):
+    """User speech: deterministic Piper at 16 kHz, `voice16k(text) -> float32 array`."""
+    tts = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0, noise_w=0))
+
+    def make(text: str) -> np.ndarray:
+        return resample(tts.synthesize_all(text).astype(np.float32) / 32768, tts.sample_rate, 16000)
+
+    return make
+
+
+def converse(stt, llm, tts, device, max_tokens=40, **session_kwargs) -> Session:
+    session = Session(stt, llm, tts, device, Conversation(SYSTEM),
+                      GenerationOptions(max_tokens=max_tokens, temperature=0.0), **session_kwargs)
+    asyncio.run(session.run())
+    return session
+
+
+def event_time(device, cls, n=0) -> float:
+    return [t for t, e in device.events if isinstance(e, cls)][n]
+
+
+def speaker_silent_from(device, t_s: float) -> float:
+    """Seconds at which the speaker output is silent for 3 blocks, from `t_s` on."""
+    blocks = device.speaker
+    per_block = len(blocks[0]) / device.output_rate
+    for i in range(int(t_s / per_block), len(blocks) - 2):
+        if not any(blocks[j].any() for j in range(i, i + 3)):
+            return i * per_block
+    return float("inf")
+
+
+def test_two_turn_conversation(stt, llm, tts, voice16k):
+    device = VirtualAudioDevice(tts.sample_rate, duration_s=20)
+    device.say(0.5, voice16k("Hello Mia, how are you today?"))
+    device.say(11.0, voice16k("What is your favourite colour?"))
+    session = converse(stt, llm, tts, device)
+    finals = [e.text.lower() for e in device.of_type(TranscriptFinal)]
+    assert len(finals) == 2 and "how are you" in finals[0] and "colour" in finals[1].replace("color", "colour")
+    done = device.of_type(ResponseDone)
+    assert [d.status for d in done] == ["completed", "completed"]
+    metrics = device.of_type(TurnMetrics)
+    assert len(metrics) == 2 and all(m.voice_to_voice_ms and m.voice_to_voice_ms > 0 for m in metrics)
+    roles = [m.role for m in session.conversation.history]
+    assert roles == ["user", "assistant", "user", "assistant"]
+    out = device.speaker_audio()
+    assert np.abs(out).max() > 1000  # the companion spoke
+
+
+def test_barge_in_stops_audio_and_truncates_history(stt, llm, tts, voice16k):
+    device = VirtualAudioDevice(tts.sample_rate, duration_s=16)
+    device.say(0.5, voice16k("Tell me a long story about a dragon who loves tea."))
+    device.say(6.5, voice16k("Wait, stop. Tell me about dogs instead."))
+    session = converse(stt, llm, tts, device, max_tokens=160)
+    interrupted = device.of_type(ResponseInterrupted)
+    assert len(interrupted) == 1
+    barge = [t for t, e in device.events if isinstance(e, SpeechStarted) and t > 6.0][0]
+    assert speaker_silent_from(device, barge) - barge <= 0.15
+    first_reply = session.conversation.history[1].content
+    assert first_reply.endswith(INTERRUPTED_MARK)
+    assert interrupted[0].spoken_text in first_reply
+    assert 0 < interrupted[0].played_ms < 6000
+    finals = [e.text.lower() for e in device.of_type(TranscriptFinal)]
+    assert "dogs" in finals[-1]
+
+
+def test_mid_sentence_pause_does_not_end_the_turn(stt, llm, tts, voice16k):
+    device = VirtualAudioDevice(tts.sample_rate, duration_s=9)
+    first = voice16k("I went to the shop and")
+    device.say(0.5, first)
+    device.say(0.5 + len(first) / 16000 + 0.8, voice16k("bought some apples."))
+    converse(stt, llm, tts, device)
+    finals = device.of_type(TranscriptFinal)
+    assert len(finals) == 1, [f.text for f in finals]
+    assert "apples" in finals[0].text.lower()
+
+
+def test_backchannel_does_not_interrupt(stt, llm, tts, voice16k):
+    device = VirtualAudioDevice(tts.sample_rate, duration_s=14)
+    device.say(0.5, voice16k("Can you tell me about the ocean?"))
+    device.say(5.0, voice16k("Mhm."))
+    converse(stt, llm, tts, device, max_tokens=60)
+    assert not device.of_type(ResponseInterrupted)
+    assert [d.status for d in device.of_type(ResponseDone)] == ["completed"]
+
+
+def test_own_echo_does_not_interrupt_but_the_user_does(stt, llm, tts, voice16k):
+    from voice_companion.audio.echo import EchoCanceller
+
+    device = VirtualAudioDevice(tts.sample_rate, duration_s=15, echo=EchoPath(delay_ms=60, gain=0.4),
+                                echo_canceller=EchoCanceller())
+    device.say(0.5, voice16k("Tell me a long story about a dragon who loves tea."))
+    device.say(9.0, voice16k("Stop please, let's talk about dogs."))
+    converse(stt, llm, tts, device, max_tokens=160)
+    interrupted = device.of_type(ResponseInterrupted)
+    assert len(interrupted) == 1, "the echo must not interrupt; the user must"
+    assert event_time(device, ResponseInterrupted) > 9.0

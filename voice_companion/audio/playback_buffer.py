@@ -1,0 +1,99 @@
+"""What the speaker is about to play, shared between the session and a sound card.
+
+The session enqueues reply audio; the sound card (a PortAudio callback thread, or
+the virtual device's clock) pulls fixed-size blocks. Pausing or flushing takes
+effect on the very next block, so a barge-in silences the companion within one
+block (10–20 ms). Per response it counts the samples actually played, which is
+what the history keeps when the user cuts in.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class _Played:
+    samples: int = 0
+    first_wall: float | None = None  # time.perf_counter() when its first sample went out
+
+
+@dataclass
+class PlaybackBuffer:
+    sample_rate: int
+    _queue: collections.deque = field(default_factory=collections.deque)  # (response_id, samples)
+    _played: dict[str, _Played] = field(default_factory=dict)
+    _paused: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def enqueue(self, response_id: str, samples: np.ndarray) -> None:
+        with self._lock:
+            self._played.setdefault(response_id, _Played())
+            if len(samples):
+                self._queue.append((response_id, samples.astype(np.int16, copy=False)))
+
+    def pull(self, n: int) -> np.ndarray:
+        """The next `n` samples to play (silence when empty or paused)."""
+        out = np.zeros(n, dtype=np.int16)
+        with self._lock:
+            filled = 0
+            while not self._paused and filled < n and self._queue:
+                response_id, samples = self._queue[0]
+                take = min(n - filled, len(samples))
+                out[filled : filled + take] = samples[:take]
+                stats = self._played[response_id]
+                if stats.first_wall is None:
+                    stats.first_wall = time.perf_counter()
+                stats.samples += take
+                filled += take
+                if take == len(samples):
+                    self._queue.popleft()
+                else:
+                    self._queue[0] = (response_id, samples[take:])
+        return out
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+
+    def flush(self) -> None:
+        """Drop everything queued (a confirmed interruption) and un-pause."""
+        with self._lock:
+            self._queue.clear()
+            self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def is_playing(self) -> bool:
+        with self._lock:
+            return bool(self._queue) and not self._paused
+
+    def pending(self) -> bool:
+        """Audio still queued (playing or paused)."""
+        with self._lock:
+            return bool(self._queue)
+
+    def played_ms(self, response_id: str) -> float:
+        with self._lock:
+            stats = self._played.get(response_id)
+            return 1000 * stats.samples / self.sample_rate if stats else 0.0
+
+    def first_sample_wall(self, response_id: str) -> float | None:
+        with self._lock:
+            stats = self._played.get(response_id)
+            return stats.first_wall if stats else None
+
+    def forget(self, response_id: str) -> None:
+        with self._lock:
+            self._played.pop(response_id, None)

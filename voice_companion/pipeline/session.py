@@ -1,0 +1,283 @@
+"""A live conversation: turn-taking, speculation and barge-in over any transport.
+
+The transport (desk sound card, virtual device, WebSocket) supplies microphone
+blocks and a playback buffer; the session never knows which one it talks to.
+
+- Listening: webrtcvad finds speech; a pre-roll keeps its first syllable.
+- Speculation: once the user has paused `speculative_after_ms`, the utterance is
+  transcribed and a reply starts generating with its audio held back. If the
+  user goes on, both are thrown away; if the pause becomes the end of the turn,
+  the held audio plays at once.
+- End of turn: how long a pause must last depends on what was said
+  (`endpointing.required_silence_ms`).
+- Barge-in: user speech while the companion talks pauses playback on the very
+  next audio block. If the interruption turns out to be noise or a backchannel
+  ("mhm", "嗯"), playback resumes; otherwise the reply is cancelled and the
+  history keeps only what was heard, marked as interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Awaitable, Callable, Protocol
+
+import numpy as np
+
+from voice_companion.audio.io import STT_RATE
+from voice_companion.audio.playback_buffer import PlaybackBuffer
+from voice_companion.companion.conversation import Conversation
+from voice_companion.errors import CompanionError
+from voice_companion.pipeline import endpointing
+from voice_companion.pipeline.events import (
+    ErrorEvent, Event, ResponseCreated, ResponseDone, ResponseInterrupted, SpeechStarted,
+    SpeechStopped, TranscriptFinal, TranscriptPartial, TurnMetrics,
+)
+from voice_companion.pipeline.llm import GenerationOptions, LLMBackend
+from voice_companion.pipeline.response import Response, run_response
+from voice_companion.pipeline.stt import SpeechToText, Transcript
+from voice_companion.pipeline.tts import TextToSpeech
+from voice_companion.pipeline.vad import SpeechDetector, VadSettings
+
+log = logging.getLogger(__name__)
+INTERRUPTED_MARK = " [interrupted by the user]"
+
+
+class AudioTransport(Protocol):
+    playback: PlaybackBuffer
+
+    def mic_frames(self) -> AsyncIterator[tuple[np.ndarray, float]]:
+        """16 kHz mono float32 blocks with the wall time (perf_counter) at each block's end."""
+        ...
+
+    async def emit(self, event: Event) -> None: ...
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    vad: VadSettings = field(default_factory=VadSettings)
+    endpoint: endpointing.EndpointSettings = field(default_factory=endpointing.EndpointSettings)
+    preroll_ms: int = 300  # audio kept from before the detected start of speech
+    language: str | None = None  # None: detect per utterance
+    speculative: bool = True  # start STT and the reply during the user's pause
+
+
+@dataclass
+class _Utterance:
+    blocks: list[np.ndarray]
+    interrupting: Response | None  # the reply that was playing when it began
+    spec_samples: int = 0  # audio length the speculation was started on
+    spec_stt: asyncio.Task | None = None
+    spec_response: Response | None = None
+
+    def audio(self) -> np.ndarray:
+        return np.concatenate(self.blocks)
+
+
+class Session:
+    def __init__(
+        self,
+        stt: SpeechToText,
+        llm: LLMBackend,
+        tts: TextToSpeech,
+        transport: AudioTransport,
+        conversation: Conversation,
+        options: GenerationOptions | None = None,
+        settings: SessionSettings | None = None,
+    ) -> None:
+        self.stt, self.llm, self.tts = stt, llm, tts
+        self.transport = transport
+        self.playback = transport.playback
+        self.conversation = conversation
+        self.options = options
+        self.settings = settings or SessionSettings()
+        self.detector = SpeechDetector(self.settings.vad)
+        self.current: Response | None = None
+        self._utterance: _Utterance | None = None
+        self._preroll: collections.deque = collections.deque(maxlen=max(1, self.settings.preroll_ms // 20))
+        self._tasks: set[asyncio.Task] = set()
+        self._stt_lock = asyncio.Lock()  # one transcription at a time on 2 cores
+
+    # -- the audio loop ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Process microphone audio until the transport ends; then finish open work."""
+        self._spawn(self._prefill())
+        try:
+            async for block, wall in self.transport.mic_frames():
+                await self._on_block(block, wall)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _on_block(self, block: np.ndarray, wall: float) -> None:
+        self.detector.push(block)
+        utterance = self._utterance
+        if utterance is None:
+            self._preroll.append(block)
+            if self.detector.in_speech:
+                await self._speech_started()
+            return
+        utterance.blocks.append(block)
+        silence = self.detector.silence_ms()
+        if silence == 0 and utterance.spec_stt is not None:
+            self._drop_speculation(utterance)  # the user went on talking
+        endpoint = self.settings.endpoint
+        if self.settings.speculative and silence >= endpoint.speculative_after_ms and utterance.spec_stt is None:
+            self._speculate(utterance)
+        text, language = self._speculative_text(utterance)
+        if silence >= endpointing.required_silence_ms(text, language, endpoint):
+            self.detector.end_speech()
+            self._utterance = None
+            speech_end = wall - silence / 1000
+            await self.transport.emit(SpeechStopped(self.detector.t_ms - silence))
+            self._spawn(self._finish_turn(utterance, speech_end, silence))
+
+    async def _speech_started(self) -> None:
+        started = self.detector.speech_started_at_ms() or 0.0
+        interrupting = self._audible_response()
+        if interrupting is not None:
+            self.playback.pause()  # silence within one audio block
+        self._utterance = _Utterance(list(self._preroll), interrupting)
+        self._preroll.clear()
+        await self.transport.emit(SpeechStarted(started))
+
+    # -- speculation ---------------------------------------------------------------
+
+    def _speculate(self, utterance: _Utterance) -> None:
+        audio = utterance.audio()
+        utterance.spec_samples = len(audio)
+        utterance.spec_stt = self._spawn(self._transcribe(audio))
+
+    def _speculative_text(self, utterance: _Utterance) -> tuple[str | None, str | None]:
+        task = utterance.spec_stt
+        if task is None or not task.done() or task.cancelled() or task.exception():
+            return None, None
+        transcript: Transcript = task.result()
+        if utterance.spec_response is None and transcript.text and utterance.interrupting is None:
+            utterance.spec_response = self._start_response(transcript.text)
+        return transcript.text, transcript.language
+
+    def _drop_speculation(self, utterance: _Utterance) -> None:
+        if utterance.spec_response is not None and utterance.spec_response.task:
+            utterance.spec_response.task.cancel()
+        utterance.spec_stt = None
+        utterance.spec_response = None
+
+    # -- end of a user turn ------------------------------------------------------------
+
+    async def _finish_turn(self, utterance: _Utterance, speech_end: float, silence_ms: float) -> None:
+        hit = utterance.spec_stt is not None
+        transcript = await (utterance.spec_stt if hit else self._transcribe(utterance.audio()))
+        text = transcript.text.strip()
+        interrupted = utterance.interrupting
+        if interrupted is not None:
+            if not text or endpointing.is_backchannel(text, transcript.language) or _is_echo(text, interrupted):
+                self.playback.resume()  # noise, "mhm" or its own voice: keep talking
+                return
+            await self._interrupt(interrupted)
+        if not text:
+            return
+        await self.transport.emit(TranscriptFinal(text, transcript.language))
+        response = utterance.spec_response
+        if response is None or response.user_text != text:
+            if response is not None and response.task:
+                response.task.cancel()
+            response = self._start_response(text)
+        self.current = response
+        await self.transport.emit(ResponseCreated(response.id))
+        response.committed.set()
+        self._spawn(self._watch_response(response, speech_end, silence_ms,
+                                         transcript.stt_ms, hit and response is utterance.spec_response))
+
+    def _start_response(self, text: str) -> Response:
+        response = Response(text, self.conversation.prompt_for(text))
+        response.task = self._spawn(run_response(
+            response, self.llm, self.tts, self.playback, self.transport.emit, self.options
+        ))
+        return response
+
+    async def _watch_response(self, response: Response, speech_end: float, endpoint_ms: float,
+                              stt_ms: float, speculative_hit: bool) -> None:
+        """Record the turn, report metrics when the first sample plays, and done at the end."""
+        assert response.task is not None
+        try:
+            await response.task
+        except asyncio.CancelledError:
+            return
+        except CompanionError as exc:
+            await self.transport.emit(ErrorEvent("llm_failed", str(exc)))
+            await self.transport.emit(ResponseDone(response.id, response.text, "failed"))
+            return
+        self.conversation.record(response.user_text, response.text)
+        first = self.playback.first_sample_wall(response.id)
+        while first is None and self.playback.pending():
+            await asyncio.sleep(0.005)
+            first = self.playback.first_sample_wall(response.id)
+        await self.transport.emit(TurnMetrics(
+            response.id, endpoint_delay_ms=endpoint_ms, stt_ms=stt_ms,
+            llm_first_token_ms=response.llm_first_token_ms, first_clause_ms=response.first_clause_ms,
+            tts_first_audio_ms=response.tts_first_audio_ms,
+            voice_to_voice_ms=(first - speech_end) * 1000 if first else None,
+            speculative_hit=speculative_hit,
+        ))
+        while self.playback.pending() or self.playback.paused:
+            if self.current is not response:
+                return
+            await asyncio.sleep(0.02)
+        if self.current is response:
+            self.current = None
+            await self.transport.emit(ResponseDone(response.id, response.text))
+
+    async def _interrupt(self, response: Response) -> None:
+        """Cancel the reply; the history keeps what was heard, marked as interrupted."""
+        if response.task and not response.task.done():
+            response.task.cancel()
+            await asyncio.gather(response.task, return_exceptions=True)
+        self.playback.flush()
+        played = self.playback.played_ms(response.id)
+        spoken = response.spoken_text(played)
+        self.conversation.replace_or_record(response.user_text, spoken + INTERRUPTED_MARK)
+        if self.current is response:
+            self.current = None
+        await self.transport.emit(ResponseInterrupted(response.id, played, spoken))
+        await self.transport.emit(ResponseDone(response.id, spoken, "interrupted"))
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _audible_response(self) -> Response | None:
+        response = self.current
+        if response is None:
+            return None
+        if self.playback.pending() or not response.generation_done:
+            return response
+        return None
+
+    async def _transcribe(self, audio: np.ndarray) -> Transcript:
+        async with self._stt_lock:
+            transcript = await asyncio.to_thread(self.stt.transcribe, audio, self.settings.language)
+        await self.transport.emit(TranscriptPartial(transcript.text, transcript.language))
+        return transcript
+
+    async def _prefill(self) -> None:
+        try:
+            await self.llm.prefill(self.conversation.prefix())
+        except CompanionError as exc:
+            log.warning("could not prefill the persona prompt: %s", exc)
+
+    def _spawn(self, coro: Awaitable) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def _is_echo(text: str, response: Response) -> bool:
+    """Did the microphone just hear the companion's own words (a speaker echo)?"""
+    heard = [w.strip(".,!?;:'\"").lower() for w in text.split()]
+    own = {w.strip(".,!?;:'\"").lower() for w in " ".join(response.text_parts).split()}
+    heard = [w for w in heard if w]
+    return bool(heard) and sum(w in own for w in heard) >= 0.6 * len(heard)
