@@ -1,0 +1,123 @@
+"""Downloads against a local HTTP server that behaves like the Hub (never the network)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import socket
+import threading
+
+import pytest
+
+from voice_companion.download import download_file, hf_file_url
+from voice_companion.errors import DownloadError
+
+PAYLOAD = os.urandom(3 * 1024 * 1024 + 123)
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class Hub(http.server.BaseHTTPRequestHandler):
+    """Serves PAYLOAD at /org/model/resolve/main/model.bin; behaviour set per test."""
+
+    mode: dict = {}
+    seen_ranges: list = []
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_GET(self):  # noqa: N802
+        mode = Hub.mode
+        if mode.get("status"):
+            self.send_error(mode["status"])
+            return
+        body = mode.get("body", PAYLOAD)
+        start = 0
+        wanted = self.headers.get("Range")
+        Hub.seen_ranges.append(wanted)
+        if wanted and not mode.get("ignore_range"):
+            start = int(wanted.split("=")[1].rstrip("-"))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        if mode.get("etag"):
+            self.send_header("X-Linked-Etag", f'"{SHA}"')
+        self.end_headers()
+        cut = mode.pop("cut_after", None)
+        self.wfile.write(body[start : start + cut] if cut else body[start:])
+        if cut:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture()
+def hub():
+    Hub.mode, Hub.seen_ranges = {}, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield hf_file_url(f"http://127.0.0.1:{server.server_address[1]}", "org/model", "model.bin")
+    server.shutdown()
+
+
+def test_download_with_pinned_checksum(hub, tmp_path):
+    dest = download_file(hub, tmp_path / "m" / "model.bin", sha256=SHA, size=len(PAYLOAD), progress=False)
+    assert dest.read_bytes() == PAYLOAD
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_checksum_from_hub_etag(hub, tmp_path):
+    Hub.mode = {"etag": True, "body": PAYLOAD[:-1] + b"\0"}
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        download_file(hub, tmp_path / "model.bin", progress=False)
+    assert not list(tmp_path.iterdir())
+    Hub.mode = {"etag": True}
+    assert download_file(hub, tmp_path / "model.bin", progress=False).read_bytes() == PAYLOAD
+
+
+def test_cut_connection_keeps_part_and_resumes(hub, tmp_path):
+    dest = tmp_path / "model.bin"
+    Hub.mode = {"cut_after": 1_000_000}
+    with pytest.raises(DownloadError, match="run the same command again to resume") as err:
+        download_file(hub, dest, sha256=SHA, progress=False)
+    assert "\n" not in str(err.value)
+    assert not dest.exists()
+    assert (tmp_path / "model.bin.part").stat().st_size == 1_000_000
+    download_file(hub, dest, sha256=SHA, progress=False)
+    assert Hub.seen_ranges[-1] == "bytes=1000000-"
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_server_without_range_support_restarts(hub, tmp_path):
+    (tmp_path / "model.bin.part").write_bytes(PAYLOAD[:5000])
+    Hub.mode = {"ignore_range": True}
+    assert download_file(hub, tmp_path / "model.bin", sha256=SHA, progress=False).read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize("status, fragment", [(404, "not found"), (500, "HTTP 500"), (403, "HF_TOKEN")])
+def test_http_errors_are_one_line(hub, tmp_path, status, fragment):
+    Hub.mode = {"status": status}
+    with pytest.raises(DownloadError, match=fragment) as err:
+        download_file(hub, tmp_path / "model.bin", progress=False)
+    assert "\n" not in str(err.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_unreachable_host(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends
+    with pytest.raises(DownloadError, match="cannot reach 127.0.0.1"):
+        download_file(f"http://127.0.0.1:{port}/x/resolve/main/y", tmp_path / "y", progress=False)
+
+
+def test_present_file_needs_no_network(tmp_path):
+    dest = tmp_path / "model.bin"
+    dest.write_bytes(PAYLOAD)
+    assert download_file("http://127.0.0.1:9/never", dest, sha256=SHA, progress=False) == dest
+
+
+def test_progress_bar_on_stderr(hub, tmp_path, capfd):
+    download_file(hub, tmp_path / "model.bin", sha256=SHA, progress=True, description="model.bin")
+    assert "model.bin" in capfd.readouterr().err
