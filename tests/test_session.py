@@ -57,7 +57,7 @@ def test_two_turn_conversation(stt, llm, tts, voice16k):
     device = VirtualAudioDevice(tts.sample_rate, duration_s=20)
     device.say(0.5, voice16k("Hello Mia, how are you today?"))
     device.say(11.0, voice16k("What is your favourite colour?"))
-    session = converse(stt, llm, tts, device)
+    session = converse(stt, llm, tts, device, max_tokens=24)
     finals = [e.text.lower() for e in device.of_type(TranscriptFinal)]
     assert len(finals) == 2 and "how are you" in finals[0] and "colour" in finals[1].replace("color", "colour")
     done = device.of_type(ResponseDone)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import logging
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable, Protocol
@@ -276,8 +277,20 @@ class Session:
 
 
 def _is_echo(text: str, response: Response) -> bool:
-    """Did the microphone just hear the companion's own words (a speaker echo)?"""
-    heard = [w.strip(".,!?;:'\"").lower() for w in text.split()]
-    own = {w.strip(".,!?;:'\"").lower() for w in " ".join(response.text_parts).split()}
-    heard = [w for w in heard if w]
-    return bool(heard) and sum(w in own for w in heard) >= 0.6 * len(heard)
+    """Did the microphone just hear the companion's own words (a speaker echo)?
+
+    Most of what was heard must appear as consecutive words (characters for
+    Chinese) of the reply: sharing a few common words is not enough.
+    """
+    heard, own = _units(text), _units("".join(response.text_parts))
+    if len(heard) < 2:
+        return False
+    own_pairs = set(zip(own, own[1:]))
+    pairs = list(zip(heard, heard[1:]))
+    return sum(p in own_pairs for p in pairs) >= 0.6 * len(pairs)
+
+
+def _units(text: str) -> list[str]:
+    """Lower-case words; each CJK character counts as a word."""
+    spaced = re.sub(r"([\u4e00-\u9fff])", r" \1 ", text.lower())
+    return [w for w in re.split(r"[^\w\u4e00-\u9fff']+", spaced) if w]
