@@ -40,6 +40,9 @@ ENGLISH = [
     "Yes.",
     "I think I will go for a walk in the park after lunch, and then maybe read a book.",
     "Good morning, how did you sleep?",
+    "My sister called me yesterday and",  # unfinished turns: short windows made Whisper loop
+    "I was thinking that maybe we could",
+    "I went to the market because",
 ]
 CHINESE = {
     "zh_welcome.wav": "欢迎大家来体验达摩院推出的语音识别模型",
@@ -47,7 +50,8 @@ CHINESE = {
     "zh_news_long.wav": "富士康在印度工厂出现大规模感染目前工厂产量已下降超50%",
 }
 FRENCH = ["Je suis très content de te voir.", "Merci beaucoup, à demain."]
-SETTINGS = {"full_30s": (30.0, 30.0), "margin_1.5s_min_5s": (1.5, 5.0),
+SETTINGS = {"full_30s": (30.0, 30.0), "margin_1.5s_min_10s": (1.5, 10.0),
+            "margin_1.5s_min_8s": (1.5, 8.0), "margin_1.5s_min_5s": (1.5, 5.0),
             "margin_1s_min_3s": (1.0, 3.0), "margin_0.5s_min_2s": (0.5, 2.0)}
 
 

@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voice-companion",
         description="Talk out loud with your AI companion — offline, on your own machine.",
-        epilog="Run without a command to start: a spoken demo exchange. "
+        epilog="Run without a command to start: a live call when a microphone exists, "
+        "otherwise a spoken demo exchange. "
         "`voice-companion COMMAND --help` explains each command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -39,6 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "speak a sample question, answer it, write both WAVs and print timings")
     p.add_argument("--output-dir", default="voice-companion-demo", help="where question.wav and answer.wav go")
     _add_engine_flags(p)
+
+    p = add("talk", "a live voice conversation with the microphone and speakers")
+    p.add_argument("--input-device", help="microphone: index or name from `voice-companion devices`")
+    p.add_argument("--output-device", help="speaker: index or name from `voice-companion devices`")
+    echo = p.add_mutually_exclusive_group()
+    echo.add_argument("--headset", action="store_true", help="no echo cancellation (headphones)")
+    echo.add_argument("--half-duplex", action="store_true",
+                      help="mute the microphone while the companion talks (no barge-in)")
+    p.add_argument("--duration", type=float, help="hang up after this many seconds")
+    p.add_argument("--language", help="the language you speak (default: detect)")
+    _add_engine_flags(p)
+
+    add("devices", "list audio input and output devices")
 
     p = add("transcribe", "print what is said in an audio file (WAV, FLAC, MP3, AIFF, OGG)")
     p.add_argument("file")
@@ -104,8 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    if args.command is None:
+    if args.command is None:  # start: a live call when there is a microphone, else the demo
         args = parser.parse_args([*argv, "demo"])
+        args.start = True
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(message)s",

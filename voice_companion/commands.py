@@ -21,7 +21,7 @@ from voice_companion.pipeline.reply import collect_reply
 def run(command: str, args: argparse.Namespace, settings: Settings) -> Any:
     handler = {
         "demo": demo, "transcribe": transcribe, "say": say, "reply": reply, "chat": chat,
-        "models": models_command, "config": config_command,
+        "models": models_command, "config": config_command, "talk": talk, "devices": devices,
     }[command]
     return handler(args, settings)
 
@@ -33,13 +33,61 @@ def _out(args: argparse.Namespace, text: str) -> None:
 
 
 def demo(args: argparse.Namespace, settings: Settings) -> dict:
+    from voice_companion.audio.desk import has_microphone
+
+    if getattr(args, "start", False) and has_microphone():
+        args.headset = args.half_duplex = False
+        args.input_device = args.output_device = args.duration = None
+        return talk(args, settings)
     eng = Engines(settings)
     out_dir = Path(args.output_dir)
     question = write_demo_question(eng, out_dir / "question.wav")
-    _out(args, f"No live microphone session yet: answering a sample question ({question}).")
+    _out(args, f"No microphone found: answering a sample question instead ({question}).")
     exchange = reply_to_file(eng, _conversation(settings), question, out_dir / "answer.wav")
     _print_exchange(args, exchange.as_dict())
     return {**exchange.as_dict(), "question": str(question), "load_s": eng.load_times.seconds}
+
+
+def talk(args: argparse.Namespace, settings: Settings) -> dict:
+    """A live call at the desk until Ctrl+C (or --duration)."""
+    from voice_companion.audio.desk import DeskAudio
+    from voice_companion.live_view import LiveView
+    from voice_companion.pipeline.session import Session, SessionSettings
+
+    eng = Engines(settings)
+    eng.stt, eng.llm  # load everything before the microphone opens
+    mode = "headset" if args.headset else "half_duplex" if args.half_duplex else "aec"
+    view = LiveView(settings.companion.name, as_json=args.json)
+    desk = DeskAudio(eng.tts.sample_rate, _device(args.input_device), _device(args.output_device), mode, view)
+    session = Session(eng.stt, eng.llm, eng.tts, desk, _conversation(settings),
+                      engines.generation_options(settings),
+                      SessionSettings(language=settings.stt.language or None))
+    if not args.json:
+        print(f"Talking with {settings.companion.name} ({mode}). Speak any time; Ctrl+C hangs up.", flush=True)
+
+    async def call() -> None:
+        try:
+            await asyncio.wait_for(session.run(), timeout=args.duration)
+        except asyncio.TimeoutError:
+            pass
+
+    asyncio.run(call())
+    return {"turns": len(session.conversation.history) // 2}
+
+
+def _device(value: str | None):
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def devices(args: argparse.Namespace, settings: Settings) -> dict:
+    from voice_companion.audio.desk import list_devices
+
+    rows = list_devices()
+    for r in rows:
+        _out(args, f"{r['index']:>3}  {r['name']:<40} in {r['inputs']:<3} out {r['outputs']:<3} {r['default_rate']:.0f} Hz")
+    if not rows:
+        _out(args, "no audio devices found")
+    return {"devices": rows}
 
 
 def transcribe(args: argparse.Namespace, settings: Settings) -> dict:

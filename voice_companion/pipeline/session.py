@@ -130,7 +130,11 @@ class Session:
         if self.settings.speculative and silence >= endpoint.speculative_after_ms and utterance.spec_stt is None:
             self._speculate(utterance)
         text, language = self._speculative_text(utterance)
-        if silence >= endpointing.required_silence_ms(text, language, endpoint):
+        if utterance.spec_stt is not None and not utterance.spec_stt.done():
+            required = endpoint.max_silence_ms  # the words are coming: judge them, not the clock
+        else:
+            required = endpointing.required_silence_ms(text, language, endpoint)
+        if silence >= required:
             self.detector.end_speech()
             self._utterance = None
             speech_end = wall - silence / 1000

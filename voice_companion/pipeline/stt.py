@@ -15,6 +15,7 @@ in traditional ones) and never carries U+FFFD replacement characters.
 from __future__ import annotations
 
 import math
+import zlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ from voice_companion.audio.io import STT_RATE
 
 FAST_PATH_MAX_S = 25.0  # longer audio goes through faster-whisper's segment loop
 WINDOW_MARGIN_S = 1.5  # silence kept after the speech in the shortened window
-MIN_WINDOW_S = 5.0  # shorter windows lose the first word now and then
+MIN_WINDOW_S = 8.0  # shorter windows drop words and loop on unfinished phrases (measured)
+MAX_COMPRESSION = 2.4  # Whisper's own test for a looping transcript
 _ZH_PROMPT = "以下是普通话的句子。"
 
 
@@ -73,19 +75,25 @@ class WhisperSTT:
         duration = len(audio) / STT_RATE
         if self.window_margin_s is not None and duration <= FAST_PATH_MAX_S:
             text, detected, probability = self._short(audio, language or None)
+            if _compression_ratio(text) > MAX_COMPRESSION:  # looping: retry on the full window
+                text, detected, probability = self._short(audio, language or None, window_s=30.0)
         else:
             text, detected, probability = self._long(audio, language or None)
         text = self._clean(text.strip(), detected)
         elapsed_ms = (time.perf_counter() - start) * 1000
         return Transcript(text, detected, probability, duration, elapsed_ms)
 
-    def _short(self, audio: np.ndarray, language: str | None) -> tuple[str, str, float]:
+    def _short(
+        self, audio: np.ndarray, language: str | None, window_s: float | None = None
+    ) -> tuple[str, str, float]:
         """One encoder pass over a window just long enough for the speech."""
         import ctranslate2
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
-        seconds = max(self.min_window_s, math.ceil(len(audio) / STT_RATE + (self.window_margin_s or 0)))
+        seconds = window_s or max(
+            self.min_window_s, math.ceil(len(audio) / STT_RATE + (self.window_margin_s or 0))
+        )
         window = np.zeros(int(min(seconds, 30) * STT_RATE), dtype=np.float32)
         window[: len(audio)] = audio
         features = self.model.feature_extractor(window)
@@ -133,3 +141,8 @@ class WhisperSTT:
                 self._to_simplified = opencc.OpenCC("t2s")
             text = self._to_simplified.convert(text)
         return text
+
+
+def _compression_ratio(text: str) -> float:
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0

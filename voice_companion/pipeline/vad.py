@@ -1,99 +1,167 @@
-"""Streaming speech detection on 16 kHz audio with webrtcvad plus an energy gate.
+"""Streaming speech detection on 16 kHz mono audio: webrtcvad plus an energy gate.
 
-webrtcvad decides per 30 ms frame; one voiced frame is not speech (clicks, a
-cough), so speech starts once `start_frames` of the last `window_frames` frames
-are voiced, back-dated to the first of them. Quiet frames are never speech:
-webrtcvad flags low steady noise surprisingly often. The detector does not decide
-when a turn ends — that depends on what was said (see endpointing.py); it only
-reports how long the silence has lasted.
+webrtcvad decides per 30 ms frame, but one voiced frame is not speech (a click,
+a cough, a door), so speech starts only once `start_ms` of the last `window_ms`
+were voiced, and the start is back-dated to the first of those frames so that
+the caller's pre-roll can keep the first syllable. webrtcvad is nearly level
+independent and happily flags faint steady noise, so frames quieter than
+`min_energy_dbfs` are never speech.
+
+The detector does not decide when a turn ends: that depends on what was said
+(see endpointing.py). It only reports how long the silence has lasted, and the
+caller closes the turn with `end_speech()`.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import webrtcvad
 
-FRAME_MS = 30
+FRAME_MS = 30  # webrtcvad accepts 10, 20 or 30 ms; 30 ms is the most reliable and the cheapest
+_SAMPLE_RATES = (8000, 16000, 32000, 48000)  # what webrtcvad supports
+_FLOOR_DBFS = -120.0  # reported energy of digital silence (instead of -inf)
 
 
 @dataclass(frozen=True)
 class VadSettings:
-    aggressiveness: int = 2  # webrtcvad mode 0..3; 3 rejects more noise and more soft speech
-    start_frames: int = 3  # voiced frames (of the window) that start speech: 90 ms
-    window_frames: int = 10  # 300 ms
-    min_energy_dbfs: float = -45.0  # quieter frames are never speech
+    """Speech-start tuning. Defaults chosen for a laptop or headset microphone.
+
+    aggressiveness: webrtcvad mode 0..3. 2 is the middle ground: 0-1 call fans,
+        keyboards and music speech; 3 misses soft onsets and quiet talkers.
+    start_ms: voiced audio within the window that starts speech (90 ms = 3
+        frames). Clicks and taps last one or two frames; a real syllable lasts
+        100-250 ms, so this rejects the former yet still reacts within ~100 ms,
+        which a barge-in needs to feel instant.
+    window_ms: the sliding window those voiced frames must fall in (300 ms,
+        about one syllable plus a gap). The frames need not be consecutive,
+        because unvoiced consonants in a choppy onset can drop single frames.
+    min_energy_dbfs: frames quieter than this are never speech. Conversational
+        speech near a microphone sits around -35..-15 dBFS and a quiet room
+        around -70..-60 dBFS; -50 leaves margin on both sides.
+    """
+
+    aggressiveness: int = 2
+    start_ms: int = 90
+    window_ms: int = 300
+    min_energy_dbfs: float = -50.0
 
 
 @dataclass(frozen=True)
 class VadFrame:
-    t_ms: float  # stream time at the end of this frame
-    is_speech: bool
-    energy_dbfs: float
+    """One 30 ms frame's verdict."""
+
+    t_ms: float  # stream time at the END of this frame (ms since start or reset)
+    is_speech: bool  # raw per-frame decision, after the energy gate
+    energy_dbfs: float  # RMS level relative to int16 full scale
+
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    """Mono int16 from int16 or float in [-1, 1]; float = int16 / 32768 round-trips exactly."""
+    samples = np.asarray(samples)
+    if samples.ndim == 2 and samples.shape[1] == 1:
+        samples = samples[:, 0]  # sounddevice blocks are (n, channels)
+    if samples.ndim != 1:
+        raise ValueError(f"expected mono audio, got shape {samples.shape}")
+    if samples.dtype == np.int16:
+        return samples
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise TypeError(f"expected int16 or float samples, got {samples.dtype}")
+    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def frame_dbfs(frame: np.ndarray) -> float:
+    """RMS level of int16 samples in dBFS (full-scale square wave = 0 dBFS)."""
+    mean_square = float(np.mean(np.square(frame, dtype=np.float64)))
+    if mean_square <= 0.0:
+        return _FLOOR_DBFS
+    return max(_FLOOR_DBFS, 10.0 * math.log10(mean_square) - 20.0 * math.log10(32768.0))
 
 
 class SpeechDetector:
+    """Feed audio of any block size with `push`; read the speech state between pushes.
+
+    Frame boundaries depend only on the total number of samples pushed, so the
+    result does not depend on how the stream was cut into blocks.
+    """
+
     def __init__(self, settings: VadSettings | None = None, sample_rate: int = 16000) -> None:
+        if sample_rate not in _SAMPLE_RATES:
+            raise ValueError(f"webrtcvad needs one of {_SAMPLE_RATES} Hz, got {sample_rate}")
         self.settings = settings or VadSettings()
         self.sample_rate = sample_rate
         self.frame_len = sample_rate * FRAME_MS // 1000
+        self._start_frames = max(1, math.ceil(self.settings.start_ms / FRAME_MS))
+        window_frames = max(self._start_frames, math.ceil(self.settings.window_ms / FRAME_MS))
         self._vad = webrtcvad.Vad(self.settings.aggressiveness)
+        self._recent: collections.deque[VadFrame] = collections.deque(maxlen=window_frames)
         self.reset()
 
     def reset(self) -> None:
+        """Forget everything, including the clock: the next frame ends at 30 ms."""
         self._pending = np.zeros(0, dtype=np.int16)
-        self._recent: collections.deque[VadFrame] = collections.deque(maxlen=self.settings.window_frames)
-        self.t_ms = 0.0
+        self._recent.clear()
+        self._t_ms = 0.0
         self._in_speech = False
         self._started_at: float | None = None
         self._last_voiced_ms: float | None = None
 
     def push(self, samples: np.ndarray) -> list[VadFrame]:
-        """Feed any amount of audio (float in [-1, 1] or int16); get one VadFrame per 30 ms."""
-        if samples.dtype != np.int16:
-            samples = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
-        self._pending = np.concatenate([self._pending, samples])
-        frames = []
-        while len(self._pending) >= self.frame_len:
-            chunk, self._pending = self._pending[: self.frame_len], self._pending[self.frame_len :]
-            frames.append(self._classify(chunk))
+        """Feed float32 [-1, 1] or int16 audio; get one VadFrame per completed 30 ms frame.
+
+        Leftover samples wait for the next push.
+        """
+        audio = to_int16(samples)
+        if len(self._pending):
+            audio = np.concatenate([self._pending, audio])
+        whole = len(audio) // self.frame_len * self.frame_len
+        frames = [self._classify(audio[i : i + self.frame_len]) for i in range(0, whole, self.frame_len)]
+        self._pending = audio[whole:].copy()  # copy: don't pin the caller's (maybe large) buffer
         return frames
 
     def _classify(self, chunk: np.ndarray) -> VadFrame:
-        self.t_ms += FRAME_MS
-        rms = float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2))) / 32768
-        energy = 20 * np.log10(max(rms, 1e-9))
-        voiced = energy >= self.settings.min_energy_dbfs and self._vad.is_speech(
-            chunk.tobytes(), self.sample_rate
-        )
-        frame = VadFrame(self.t_ms, voiced, energy)
+        self._t_ms += FRAME_MS
+        energy = frame_dbfs(chunk)
+        voiced = energy >= self.settings.min_energy_dbfs and self._vad.is_speech(chunk.tobytes(), self.sample_rate)
+        frame = VadFrame(self._t_ms, voiced, energy)
         self._recent.append(frame)
         if voiced:
-            self._last_voiced_ms = self.t_ms
-        if not self._in_speech:
-            voiced_recent = [f for f in self._recent if f.is_speech]
-            if len(voiced_recent) >= self.settings.start_frames:
-                self._in_speech = True
-                self._started_at = voiced_recent[0].t_ms - FRAME_MS
+            self._last_voiced_ms = self._t_ms
+            if not self._in_speech:
+                run = [f for f in self._recent if f.is_speech]
+                if len(run) >= self._start_frames:
+                    self._in_speech = True
+                    self._started_at = run[0].t_ms - FRAME_MS  # the start of the first voiced frame
         return frame
 
     @property
+    def t_ms(self) -> float:
+        """Stream time at the end of the last completed frame."""
+        return self._t_ms
+
+    @property
     def in_speech(self) -> bool:
+        """True from speech start until the caller's `end_speech()`; silence alone never clears it."""
         return self._in_speech
 
+    def silence_ms(self) -> float:
+        """Time since the last voiced frame ended: 0 while voiced, stream time if none yet."""
+        if self._last_voiced_ms is None:
+            return self._t_ms
+        return self._t_ms - self._last_voiced_ms
+
     def speech_started_at_ms(self) -> float | None:
+        """Stream time where the current speech began (back-dated), or None outside speech."""
         return self._started_at if self._in_speech else None
 
-    def silence_ms(self) -> float:
-        """Time since the last voiced frame (0 while voiced)."""
-        if self._last_voiced_ms is None:
-            return self.t_ms
-        return self.t_ms - self._last_voiced_ms
-
     def end_speech(self) -> None:
-        """The endpointer decided the turn is over: wait for new speech."""
+        """The endpointer decided the turn is over: wait for fresh speech to start again.
+
+        The window is cleared so the tail of this turn cannot restart speech on its own.
+        """
         self._in_speech = False
         self._started_at = None
         self._recent.clear()

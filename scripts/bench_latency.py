@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Voice-to-voice latency of the live engine vs a naive sequential pipeline, same inputs.
+
+    python scripts/bench_latency.py [--questions N] [--json]
+
+Ours: spoken questions go through the real session at real-time pace on a virtual
+sound card (VAD, adaptive endpointing, speculative STT + reply, clause streaming);
+voice-to-voice is the time from the end of the user's speech to the first reply
+sample leaving the speaker. Naive: fixed 700 ms of silence, then the whole
+transcript (faster-whisper defaults: 30 s window, beam 5), the whole reply, the
+whole synthesis — the sum of those stages. `--json` prints one object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_engines import machine, summary  # noqa: E402
+from voice_companion.audio.io import resample  # noqa: E402
+from voice_companion.audio.virtual import VirtualAudioDevice  # noqa: E402
+from voice_companion.companion.conversation import Conversation  # noqa: E402
+from voice_companion.config import Settings  # noqa: E402
+from voice_companion.engines import generation_options, load_llm, load_stt, load_tts, voice_path  # noqa: E402
+from voice_companion.pipeline.events import TurnMetrics  # noqa: E402
+from voice_companion.pipeline.llm import GenerationOptions  # noqa: E402
+from voice_companion.pipeline.reply import collect_reply  # noqa: E402
+from voice_companion.pipeline.session import Session  # noqa: E402
+from voice_companion.pipeline.tts import PiperTTS, VoiceSettings  # noqa: E402
+
+QUESTIONS = [
+    "Hi Mia, how was your day?",
+    "I had a rough day at work, my boss yelled at me.",
+    "What is a good way to relax before going to sleep?",
+    "Can you help me practise a little French tonight?",
+    "My exam is on Friday and I am nervous about it.",
+    "Do you remember the name of my cat?",
+    "Tell me something that will make me smile.",
+    "What should I cook for dinner tonight?",
+    "I think I will go for a walk in the park.",
+    "Thank you for listening to me today.",
+    "What is your favourite season of the year?",
+    "Should I call my sister this weekend?",
+]
+GAP_S = 9.0  # from one question's start to the next: room for a short spoken reply
+NAIVE_SILENCE_MS = 700.0
+
+
+def spoken(settings: Settings) -> list[np.ndarray]:
+    voice = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0, noise_w=0))
+    return [resample(voice.synthesize_all(q).astype(np.float32) / 32768, voice.sample_rate, 16000)
+            for q in QUESTIONS]
+
+
+def run_ours(stt, llm, tts, clips, system: str, options: GenerationOptions) -> list[TurnMetrics]:
+    device = VirtualAudioDevice(tts.sample_rate, duration_s=1.0 + GAP_S * len(clips) + 2)
+    for i, clip in enumerate(clips):
+        device.say(1.0 + i * GAP_S, clip)
+    session = Session(stt, llm, tts, device, Conversation(system), options)
+    asyncio.run(session.run())
+    return [m for m in device.of_type(TurnMetrics) if m.voice_to_voice_ms is not None]
+
+
+def run_naive(stt, llm, tts, clips, system: str, options: GenerationOptions) -> list[dict]:
+    rows = []
+    margin, beam = stt.window_margin_s, stt.beam_size
+    stt.window_margin_s, stt.beam_size = None, 5  # faster-whisper's own loop and defaults
+    try:
+        for clip in clips:
+            transcript = stt.transcribe(clip)
+            start = time.perf_counter()
+            conversation = Conversation(system)
+            reply = asyncio.run(collect_reply(llm, conversation.prompt_for(transcript.text), options))
+            llm_ms = (time.perf_counter() - start) * 1000
+            start = time.perf_counter()
+            tts.synthesize_all(reply)
+            tts_ms = (time.perf_counter() - start) * 1000
+            rows.append({"stt_ms": transcript.stt_ms, "llm_ms": llm_ms, "tts_ms": tts_ms,
+                         "v2v_ms": NAIVE_SILENCE_MS + transcript.stt_ms + llm_ms + tts_ms})
+    finally:
+        stt.window_margin_s, stt.beam_size = margin, beam
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--questions", type=int, default=len(QUESTIONS))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    settings = Settings()
+    stt, llm, tts = load_stt(settings), load_llm(settings), load_tts(settings)
+    clips = spoken(settings)[: args.questions]
+    system = settings.companion.system_prompt()
+    options = GenerationOptions(**{**generation_options(settings).__dict__, "max_tokens": 28})
+    ours = run_ours(stt, llm, tts, clips, system, options)
+    naive = run_naive(stt, llm, tts, clips, system, options)
+    stage = lambda name: summary([getattr(m, name) for m in ours if getattr(m, name) is not None])  # noqa: E731
+    v2v = [m.voice_to_voice_ms for m in ours]
+    naive_v2v = [r["v2v_ms"] for r in naive]
+    result = {
+        "machine": machine(),
+        "turns": len(ours), "questions": len(clips),
+        "v2v_p50_ms": round(float(np.percentile(v2v, 50)), 1) if v2v else None,
+        "v2v_p95_ms": round(float(np.percentile(v2v, 95)), 1) if v2v else None,
+        "naive_v2v_p50_ms": round(float(np.percentile(naive_v2v, 50)), 1),
+        "naive_v2v_p95_ms": round(float(np.percentile(naive_v2v, 95)), 1),
+        "speedup": round(float(np.percentile(naive_v2v, 50) / np.percentile(v2v, 50)), 2) if v2v else None,
+        "speculative_hits": sum(m.speculative_hit for m in ours),
+        "stages_ms": {name: stage(name) for name in (
+            "endpoint_delay_ms", "stt_ms", "llm_first_token_ms", "first_clause_ms", "tts_first_audio_ms")},
+        "naive_stages_ms": {k: summary([r[k] for r in naive]) for k in ("stt_ms", "llm_ms", "tts_ms")},
+    }
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
