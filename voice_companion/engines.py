@@ -73,7 +73,8 @@ def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
     path = llm_model_path(settings)
     return _timed(
         "llm", times,
-        lambda: LlamaCppLLM(path, s.context_tokens, s.threads, defaults=generation_options(settings)),
+        lambda: LlamaCppLLM(path, s.context_tokens, s.threads, defaults=generation_options(settings),
+                            generation_threads=s.generation_threads),
     )
 
 
@@ -90,4 +91,4 @@ def voice_settings(settings: Settings) -> VoiceSettings:
 
 def load_tts(settings: Settings, times: LoadTimes | None = None) -> TextToSpeech:
     path = voice_path(settings)
-    return _timed("tts", times, lambda: PiperTTS(path, voice_settings(settings)))
+    return _timed("tts", times, lambda: PiperTTS(path, voice_settings(settings), settings.tts.threads))

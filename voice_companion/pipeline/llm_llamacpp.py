@@ -32,6 +32,7 @@ class LlamaCppLLM:
         context_tokens: int = 4096,
         threads: int = 2,
         parallel: int = 1,
+        generation_threads: int | None = None,
         defaults: GenerationOptions | None = None,
     ) -> None:
         import xllamacpp
@@ -43,7 +44,7 @@ class LlamaCppLLM:
         params.model.path = str(path)
         params.n_ctx = context_tokens * parallel
         params.n_parallel = parallel
-        params.cpuparams.n_threads = threads
+        params.cpuparams.n_threads = generation_threads or threads
         params.cpuparams_batch.n_threads = threads
         params.cache_prompt = True
         params.verbosity = -1
@@ -59,7 +60,8 @@ class LlamaCppLLM:
             ) from exc
         self.name = f"embedded:{path.name}"
         self.defaults = defaults or GenerationOptions()
-        self._slots = asyncio.Semaphore(parallel)
+        self._parallel = parallel
+        self._slot_guards: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
     async def stream(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
@@ -84,7 +86,7 @@ class LlamaCppLLM:
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-        async with self._slots:
+        async with self._slots():
             worker = loop.run_in_executor(None, run)
             try:
                 while (item := await queue.get()) is not _DONE:
@@ -98,8 +100,16 @@ class LlamaCppLLM:
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
         """Process the prompt once so the next turn reuses its KV cache."""
         request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
-        async with self._slots:
+        async with self._slots():
             await asyncio.to_thread(self._server.handle_chat_completions, request)
+
+    def _slots(self) -> asyncio.Semaphore:
+        """One guard per event loop: the model is shared by callers on different loops."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._slot_guards:
+            self._slot_guards = {k: v for k, v in self._slot_guards.items() if not k.is_closed()}
+            self._slot_guards[loop] = asyncio.Semaphore(self._parallel)
+        return self._slot_guards[loop]
 
     def complete(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> dict:
         """A blocking, non-streamed completion with llama.cpp's own timings (benchmarks)."""

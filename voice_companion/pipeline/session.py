@@ -59,6 +59,11 @@ class AudioTransport(Protocol):
 @dataclass(frozen=True)
 class SessionSettings:
     vad: VadSettings = field(default_factory=VadSettings)
+    # Stricter while the companion talks, so residual echo never starts a barge-in
+    # (scripts/eval_echo.py: with Speex cancellation no echo start at 150 ms / -40 dBFS).
+    barge_in_vad: VadSettings = field(
+        default_factory=lambda: VadSettings(start_ms=150, min_energy_dbfs=-40.0)
+    )
     endpoint: endpointing.EndpointSettings = field(default_factory=endpointing.EndpointSettings)
     preroll_ms: int = 300  # audio kept from before the detected start of speech
     language: str | None = None  # None: detect per utterance
@@ -95,6 +100,7 @@ class Session:
         self.options = options
         self.settings = settings or SessionSettings()
         self.detector = SpeechDetector(self.settings.vad)
+        self.barge_in_detector = SpeechDetector(self.settings.barge_in_vad)
         self.current: Response | None = None
         self._utterance: _Utterance | None = None
         self._preroll: collections.deque = collections.deque(maxlen=max(1, self.settings.preroll_ms // 20))
@@ -116,10 +122,12 @@ class Session:
 
     async def _on_block(self, block: np.ndarray, wall: float) -> None:
         self.detector.push(block)
+        self.barge_in_detector.push(block)
         utterance = self._utterance
         if utterance is None:
             self._preroll.append(block)
-            if self.detector.in_speech:
+            audible = self._audible_response() is not None
+            if (self.barge_in_detector if audible else self.detector).in_speech:
                 await self._speech_started()
             return
         utterance.blocks.append(block)
@@ -136,13 +144,15 @@ class Session:
             required = endpointing.required_silence_ms(text, language, endpoint)
         if silence >= required:
             self.detector.end_speech()
+            self.barge_in_detector.end_speech()
             self._utterance = None
             speech_end = wall - silence / 1000
             await self.transport.emit(SpeechStopped(self.detector.t_ms - silence))
             self._spawn(self._finish_turn(utterance, speech_end, silence))
 
     async def _speech_started(self) -> None:
-        started = self.detector.speech_started_at_ms() or 0.0
+        started = (self.detector.speech_started_at_ms() or self.barge_in_detector.speech_started_at_ms()
+                   or self.detector.t_ms)
         interrupting = self._audible_response()
         if interrupting is not None:
             self.playback.pause()  # silence within one audio block
@@ -213,9 +223,14 @@ class Session:
             await response.task
         except asyncio.CancelledError:
             return
-        except CompanionError as exc:
-            await self.transport.emit(ErrorEvent("llm_failed", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one failed reply must not end the call
+            if not isinstance(exc, CompanionError):
+                log.exception("reply %s failed", response.id)
+            code = "llm_failed" if isinstance(exc, CompanionError) else "internal_error"
+            await self.transport.emit(ErrorEvent(code, str(exc) or type(exc).__name__))
             await self.transport.emit(ResponseDone(response.id, response.text, "failed"))
+            if self.current is response:
+                self.current = None
             return
         self.conversation.record(response.user_text, response.text)
         first = self.playback.first_sample_wall(response.id)

@@ -33,10 +33,8 @@ class TextToSpeech(Protocol):
 class PiperTTS:
     """A Piper voice (.onnx + .onnx.json) behind the `TextToSpeech` interface."""
 
-    def __init__(self, model_path: str | Path, settings: VoiceSettings | None = None) -> None:
-        from piper import PiperVoice
-
-        self.voice = PiperVoice.load(str(model_path))
+    def __init__(self, model_path: str | Path, settings: VoiceSettings | None = None, threads: int = 2) -> None:
+        self.voice = _load_voice(Path(model_path), threads)
         self.sample_rate: int = int(self.voice.config.sample_rate)
         self.settings = settings or VoiceSettings()
 
@@ -59,3 +57,21 @@ class PiperTTS:
     def synthesize_all(self, text: str) -> np.ndarray:
         chunks = list(self.synthesize(text))
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+
+def _load_voice(model_path: Path, threads: int):
+    """Like PiperVoice.load, with onnxruntime's threads not spinning: spinning threads
+    fight the LLM and Whisper for the same two cores during a live reply."""
+    import json
+
+    import onnxruntime
+    from piper.voice import ESPEAK_DATA_DIR, PiperConfig, PiperVoice
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    config = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
+    session = onnxruntime.InferenceSession(str(model_path), sess_options=options,
+                                           providers=["CPUExecutionProvider"])
+    return PiperVoice(config=PiperConfig.from_dict(config), session=session,
+                      espeak_data_dir=Path(ESPEAK_DATA_DIR))
