@@ -111,7 +111,7 @@ def test_own_echo_does_not_interrupt_but_the_user_does(stt, llm, tts, voice16k):
     from voice_companion.audio.echo import EchoCanceller
 
     device = VirtualAudioDevice(tts.sample_rate, duration_s=15, echo=EchoPath(delay_ms=60, gain=0.4),
-                                echo_canceller=EchoCanceller("speex"))  # what a default install has
+                                echo_canceller=EchoCanceller())
     device.say(0.5, voice16k("Tell me a long story about a dragon who loves tea."))
     device.say(9.0, voice16k("Stop please, let's talk about dogs."))
     converse(stt, llm, tts, device, max_tokens=160)

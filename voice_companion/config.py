@@ -69,10 +69,9 @@ class LLMSettings:
     model_path: str = ""  # embedded: a GGUF file; overrides `model`
     context_tokens: int = 4096
     threads: int = 2  # prompt processing
-    # Generating on one core leaves the other to Piper and Whisper: SmolLM2 still makes
-    # ~70 tok/s (speech needs ~3), while 2 threads spinning beside TTS slowed the first
-    # clause's audio several-fold on a 2-core machine.
-    generation_threads: int = 1
+    # Measured in live sessions on 2 cores: 1 generation thread made the first token
+    # 2-3 s late (Piper and Whisper starve it), 2 gave 75-90 ms. See docs/benchmarks.md.
+    generation_threads: int = 2
     max_tokens: int = 160
     temperature: float = 0.7
     top_p: float = 0.9
@@ -96,7 +95,7 @@ class TTSSettings:
     noise_w: float = 0.8  # phoneme duration variation
     speaker_id: int = -1  # multi-speaker voices; -1 = the voice's default
     volume: float = 1.0
-    threads: int = 2  # onnxruntime threads, spinning off (measured: 90 ms vs 117 ms default)
+    threads: int = 2  # onnxruntime threads, not spinning: spinning beside llama.cpp stalled replies
 
 
 @dataclass
