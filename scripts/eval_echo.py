@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Which echo canceller keeps the companion from hearing itself? Measured, not guessed.
 
-    pip install aec-audio-processing pyaec   # the candidates (only the winner is a dependency)
+    pip install aec-audio-processing pyaec   # the other candidates (pywebrtc-audio is a dependency)
     python scripts/eval_echo.py [--json]
 
 The companion's voice (Piper) plays through a simulated room (delay, attenuation,
@@ -40,6 +40,18 @@ FRAME = 160  # 10 ms at 16 kHz
 class NoCanceller:
     def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
         return mic
+
+
+class PyWebRtc:
+    """pywebrtc-audio: WebRTC AEC3 as a prebuilt wheel (Apache-2.0) — what we ship."""
+
+    def __init__(self) -> None:
+        from voice_companion.audio.echo import EchoCanceller
+
+        self.canceller = EchoCanceller()
+
+    def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        return to_int16(self.canceller.process(mic, ref))
 
 
 class WebRtcApm:
@@ -120,7 +132,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     reply, user = signals()
-    candidates = {"none": NoCanceller, "webrtc-apm": WebRtcApm, "speex": SpeexAec}
+    candidates = {"none": NoCanceller, "pywebrtc-audio (AEC3)": PyWebRtc,
+                  "aec-audio-processing (AEC3)": WebRtcApm, "pyaec (Speex)": SpeexAec}
     rows = []
     for name, make in candidates.items():
         try:
