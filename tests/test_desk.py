@@ -62,3 +62,9 @@ def test_no_portaudio_devices_is_a_clear_error(tmp_path, monkeypatch):
     proc = run_cli("talk", "--duration", "2", "--input-device", "99")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "cannot open the audio devices" in proc.stderr
+
+
+def test_chat_speaks_through_the_sound_card(alsa_home):
+    proc = run_cli("chat", "--speak", stdin="Say hello to me.\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()

@@ -237,13 +237,16 @@ class Session:
         while first is None and self.playback.pending():
             await asyncio.sleep(0.005)
             first = self.playback.first_sample_wall(response.id)
-        await self.transport.emit(TurnMetrics(
+        metrics = TurnMetrics(
             response.id, endpoint_delay_ms=endpoint_ms, stt_ms=stt_ms,
             llm_first_token_ms=response.llm_first_token_ms, first_clause_ms=response.first_clause_ms,
             tts_first_audio_ms=response.tts_first_audio_ms,
             voice_to_voice_ms=(first - speech_end) * 1000 if first else None,
             speculative_hit=speculative_hit,
-        ))
+        )
+        log.info("turn %s: %s", response.id, ", ".join(
+            f"{k} {v:.0f} ms" for k, v in metrics.as_dict().items() if k.endswith("_ms") and v is not None))
+        await self.transport.emit(metrics)
         while self.playback.pending() or self.playback.paused:
             if self.current is not response:
                 return
