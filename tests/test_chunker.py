@@ -264,3 +264,25 @@ simple_words = st.lists(
 def test_chunks_respect_max_chars(words: list[str], max_chars: int) -> None:
     slack = max((len(w) for w in words), default=0) + 3  # one unsplittable token
     assert all(len(c) <= max_chars + slack for c in split_clauses(" ".join(words), max_chars=max_chars))
+
+
+@given(st.data())
+@settings(max_examples=100, deadline=None)
+def test_first_clause_word_limit_streams_the_same(data):
+    """With the fast-first-clause option, any delta split still gives the same chunks."""
+    text = data.draw(st.sampled_from([
+        "I'm so glad you're enjoying your day with me! I hope everything is going well.",
+        "Dr. Smith lives at 3.14 Main Street near www.example.com and loves it, really.",
+        "Well then, let us talk about the ocean and the whales that sing in it.",
+        "我们今天去公园散步吧，天气很好。",
+    ]))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=8)))
+    chunker, got, last = ClauseChunker(first_max_words=6), [], 0
+    for cut in cuts + [len(text)]:
+        got += chunker.push(text[last:cut])
+        last = cut
+    got += chunker.flush()
+    assert got == split_clauses(text, first_max_words=6)
+    assert "".join(got).replace(" ", "") == text.replace(" ", "")
+    first_words = got[0].split()
+    assert len(first_words) <= 6 or any(c in got[0] for c in ",.!?，。")

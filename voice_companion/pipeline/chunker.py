@@ -147,9 +147,13 @@ class ClauseChunker:
     Sentence ends always close a clause; commas, colons and semicolons only once
     it has `first_min_chars` (first clause: fast first audio) or `min_chars`.
     Longer than `max_chars`: cut at the last space, or anywhere in CJK text.
+    The first clause also ends after `first_max_words` words when no punctuation
+    came (0: never): the reply starts speaking ~100-200 ms sooner.
     """
 
-    def __init__(self, first_min_chars: int = 12, min_chars: int = 30, max_chars: int = 220) -> None:
+    def __init__(self, first_min_chars: int = 12, min_chars: int = 30, max_chars: int = 220,
+                 first_max_words: int = 0) -> None:
+        self.first_max_words = first_max_words
         self.first_min_chars = first_min_chars
         self.min_chars = min_chars
         self.max_chars = max_chars
@@ -205,6 +209,8 @@ class ClauseChunker:
             if s[i] == "\n" and _has_content(s[lead:i]):
                 return i
             if s[i] not in _PUNCT:
+                if self._first and s[i] == " " and self._enough_words(s[lead:i]) and _breakable(s, i):
+                    return i
                 i += 1
                 continue
             j = k = _RUN.match(s, i).end()
@@ -216,6 +222,12 @@ class ClauseChunker:
             if self._ends_clause(s, lead, i, j, k):
                 return j
             i = j
+
+    def _enough_words(self, body: str) -> bool:
+        """Latin text long enough to speak without waiting for punctuation."""
+        if not self.first_max_words or _CJK_RE.search(body):
+            return False
+        return len(body.split()) >= self.first_max_words
 
     def _ends_clause(self, s: str, lead: int, i: int, j: int, k: int) -> bool:
         """Does punctuation s[i:j] (next non-space at k) end a clause?"""
@@ -233,6 +245,9 @@ class ClauseChunker:
             return True
         limit = self.first_min_chars if self._first else self.min_chars
         return len(s[lead:j].strip()) >= limit
+
+
+_CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
 def _is_abbreviation(body: str, nxt: str) -> bool:

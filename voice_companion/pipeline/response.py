@@ -73,9 +73,10 @@ async def run_response(
     playback: PlaybackBuffer,
     emit: Callable[[Event], Awaitable[None]],
     options: GenerationOptions | None = None,
+    first_clause_max_words: int = 0,
 ) -> None:
     """Generate, synthesise clause by clause, and (once committed) enqueue for playback."""
-    chunker = ClauseChunker()
+    chunker = ClauseChunker(first_max_words=first_clause_max_words)
     position_ms = 0.0
     seq = 0
 
