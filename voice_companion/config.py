@@ -72,7 +72,7 @@ class LLMSettings:
     # Measured in live sessions on 2 cores: 1 generation thread made the first token
     # 2-3 s late (Piper and Whisper starve it), 2 gave 75-90 ms. See docs/benchmarks.md.
     generation_threads: int = 2
-    max_tokens: int = 160
+    max_tokens: int = 80  # about three spoken sentences; longer replies ramble
     temperature: float = 0.7
     top_p: float = 0.9
     repeat_penalty: float = 1.15

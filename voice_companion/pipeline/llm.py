@@ -23,7 +23,7 @@ class ChatMessage:
 class GenerationOptions:
     """Sampling settings for one reply; defaults suit short spoken answers."""
 
-    max_tokens: int = 160
+    max_tokens: int = 80
     temperature: float = 0.7
     top_p: float = 0.9
     repeat_penalty: float = 1.15
