@@ -118,3 +118,4 @@ def test_own_echo_does_not_interrupt_but_the_user_does(stt, llm, tts, voice16k):
     interrupted = device.of_type(ResponseInterrupted)
     assert len(interrupted) == 1, "the echo must not interrupt; the user must"
     assert event_time(device, ResponseInterrupted) > 9.0
+

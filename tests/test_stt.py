@@ -81,3 +81,13 @@ def test_cer_helper():
     assert cer("abc", "abc") == 0
     assert cer("abd", "abc") == pytest.approx(1 / 3)
     assert cer("", "ab") == 1
+
+
+def test_noise_is_not_turned_into_words(stt):
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    noise = (rng.standard_normal(16000 * 4 // 10) * 0.2).astype(np.float32)
+    hum = (0.2 * np.sin(np.arange(8000) / 16000 * 2 * np.pi * 150)).astype(np.float32)
+    assert stt.transcribe(noise, "en").text == ""
+    assert stt.transcribe(hum, "en").text == ""

@@ -29,6 +29,10 @@ FAST_PATH_MAX_S = 25.0  # longer audio goes through faster-whisper's segment loo
 WINDOW_MARGIN_S = 1.5  # silence kept after the speech in the shortened window
 MIN_WINDOW_S = 8.0  # shorter windows drop words and loop on unfinished phrases (measured)
 MAX_COMPRESSION = 2.4  # Whisper's own test for a looping transcript
+# Whisper's own rule for "no speech here": a likely no-speech token and an unsure
+# transcript. Without it a cough or a hum during a reply came out as "Oh" or "you".
+NO_SPEECH_PROB = 0.6
+NO_SPEECH_LOGPROB = -1.0
 _ZH_PROMPT = "以下是普通话的句子。"
 
 
@@ -113,7 +117,10 @@ class WhisperSTT:
             encoded, [prompt], beam_size=self.beam_size,
             max_length=min(440, int(40 + 15 * len(audio) / STT_RATE)),
             suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            return_scores=True, return_no_speech_prob=True,
         )[0]
+        if result.no_speech_prob > NO_SPEECH_PROB and result.scores[0] < NO_SPEECH_LOGPROB:
+            return "", language, float(probability)  # noise: Whisper would invent words
         return tokenizer.decode(result.sequences_ids[0]), language, float(probability)
 
     def _long(self, audio: np.ndarray, language: str | None) -> tuple[str, str, float]:
