@@ -12,7 +12,7 @@ from voice_companion.audio.virtual import EchoPath, VirtualAudioDevice
 from voice_companion.companion.conversation import Conversation
 from voice_companion.engines import voice_path
 from voice_companion.pipeline.events import (
-    ResponseDone, ResponseInterrupted, SpeechStarted, TranscriptFinal, TurnMetrics,
+    ResponseDone, ResponseInterrupted, SpeechStarted, TranscriptFinal, TranscriptPartial, TurnMetrics,
 )
 from voice_companion.pipeline.llm import GenerationOptions
 from voice_companion.pipeline.session import INTERRUPTED_MARK, Session
@@ -119,3 +119,15 @@ def test_own_echo_does_not_interrupt_but_the_user_does(stt, llm, tts, voice16k):
     assert len(interrupted) == 1, "the echo must not interrupt; the user must"
     assert event_time(device, ResponseInterrupted) > 9.0
 
+
+
+def test_noise_burst_pauses_then_resumes(stt, llm, tts, voice16k):
+    """A false interruption (noise, no words) lets the companion carry on."""
+    device = VirtualAudioDevice(tts.sample_rate, duration_s=16)
+    device.say(0.5, voice16k("Can you tell me about the ocean?"))
+    noise = np.random.default_rng(3).standard_normal(16000 * 4 // 10).astype(np.float32) * 0.2
+    device.say(5.0, noise)
+    converse(stt, llm, tts, device, max_tokens=30)
+    partials = [e.text for e in device.of_type(TranscriptPartial)]
+    assert not device.of_type(ResponseInterrupted), partials
+    assert [d.status for d in device.of_type(ResponseDone)] == ["completed"]

@@ -44,6 +44,9 @@ from voice_companion.pipeline.vad import SpeechDetector, VadSettings
 
 log = logging.getLogger(__name__)
 INTERRUPTED_MARK = " [interrupted by the user]"
+# Cutting the companion off needs words Whisper is fairly sure of: a cough came out
+# as "I" with a high no-speech probability, where "Stop." scores near 0.
+INTERRUPT_MAX_NO_SPEECH = 0.3
 
 
 class AudioTransport(Protocol):
@@ -194,7 +197,8 @@ class Session:
         text = transcript.text.strip()
         interrupted = utterance.interrupting
         if interrupted is not None:
-            if not text or endpointing.is_backchannel(text, transcript.language) or _is_echo(text, interrupted):
+            unsure = transcript.no_speech_prob > INTERRUPT_MAX_NO_SPEECH
+            if not text or unsure or endpointing.is_backchannel(text, transcript.language) or _is_echo(text, interrupted):
                 self.playback.resume()  # noise, "mhm" or its own voice: keep talking
                 return
             await self._interrupt(interrupted)

@@ -43,6 +43,7 @@ class Transcript:
     language_probability: float
     duration_s: float
     stt_ms: float
+    no_speech_prob: float = 0.0  # Whisper's belief that there was no speech at all
 
 
 class SpeechToText(Protocol):
@@ -78,18 +79,19 @@ class WhisperSTT:
         audio = audio.astype(np.float32, copy=False)
         duration = len(audio) / STT_RATE
         if self.window_margin_s is not None and duration <= FAST_PATH_MAX_S:
-            text, detected, probability = self._short(audio, language or None)
+            text, detected, probability, no_speech = self._short(audio, language or None)
             if _compression_ratio(text) > MAX_COMPRESSION:  # looping: retry on the full window
-                text, detected, probability = self._short(audio, language or None, window_s=30.0)
+                text, detected, probability, no_speech = self._short(audio, language or None, window_s=30.0)
         else:
             text, detected, probability = self._long(audio, language or None)
+            no_speech = 0.0
         text = self._clean(text.strip(), detected)
         elapsed_ms = (time.perf_counter() - start) * 1000
-        return Transcript(text, detected, probability, duration, elapsed_ms)
+        return Transcript(text, detected, probability, duration, elapsed_ms, no_speech)
 
     def _short(
         self, audio: np.ndarray, language: str | None, window_s: float | None = None
-    ) -> tuple[str, str, float]:
+    ) -> tuple[str, str, float, float]:
         """One encoder pass over a window just long enough for the speech."""
         import ctranslate2
         from faster_whisper.tokenizer import Tokenizer
@@ -119,9 +121,10 @@ class WhisperSTT:
             suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
             return_scores=True, return_no_speech_prob=True,
         )[0]
-        if result.no_speech_prob > NO_SPEECH_PROB and result.scores[0] < NO_SPEECH_LOGPROB:
-            return "", language, float(probability)  # noise: Whisper would invent words
-        return tokenizer.decode(result.sequences_ids[0]), language, float(probability)
+        no_speech = float(result.no_speech_prob)
+        if no_speech > NO_SPEECH_PROB and result.scores[0] < NO_SPEECH_LOGPROB:
+            return "", language, float(probability), no_speech  # noise: Whisper would invent words
+        return tokenizer.decode(result.sequences_ids[0]), language, float(probability), no_speech
 
     def _long(self, audio: np.ndarray, language: str | None) -> tuple[str, str, float]:
         segments, info = self.model.transcribe(
