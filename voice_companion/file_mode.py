@@ -79,18 +79,14 @@ def reply_to_file(
     write_start = time.perf_counter()
     out = write_wav(output_path, spoken.audio, spoken.sample_rate)
     conversation.record(transcript.text, spoken.text)
-    t = spoken.timings
-    timings = {
+    timings: dict[str, float | None] = {
         "stt": transcript.stt_ms,
-        "llm_first_token": t.llm_first_token_ms,
-        "first_clause": t.first_clause_ms,
-        "tts_first_audio": t.tts_first_audio_ms,
-        "llm_done": t.llm_done_ms,
-        "reply_total": t.total_ms,
+        **spoken.timings_ms,
         "write": (time.perf_counter() - write_start) * 1000,
-        # time from the end of the question to the first reply sample, file-mode
-        "voice_to_voice": transcript.stt_ms + (t.tts_first_audio_ms or t.total_ms or 0.0),
     }
+    # time from the end of the question to the first reply sample, file-mode
+    first_audio = spoken.timings_ms["tts_first_audio"] or spoken.timings_ms["reply_total"] or 0.0
+    timings["voice_to_voice"] = transcript.stt_ms + first_audio
     return Exchange(
         transcript.text, transcript.language, spoken.text, out, spoken.sample_rate,
         len(spoken.audio) / spoken.sample_rate, timings,

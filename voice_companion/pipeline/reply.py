@@ -1,36 +1,23 @@
-"""One spoken exchange: transcript in, streamed reply text and audio out.
+"""A whole reply without a live session: file mode (`reply`, the demo) and typed chat.
 
-LLM deltas go through the clause chunker; each confirmed clause is synthesised
-while the LLM keeps generating, so the first audio exists long before the reply
-is complete. Timings are measured from the moment the question is known.
+File mode runs the same `run_response` as a live call — LLM deltas through the
+clause chunker into TTS, clause by clause — only committed from the start and
+with its audio collected instead of played.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from contextlib import aclosing
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
-from voice_companion.pipeline.chunker import ClauseChunker
+from voice_companion.audio.playback_buffer import PlaybackBuffer
+from voice_companion.pipeline.events import AudioChunk, Event
 from voice_companion.pipeline.llm import ChatMessage, GenerationOptions, LLMBackend
+from voice_companion.pipeline.response import Response, run_response
 from voice_companion.pipeline.tts import TextToSpeech
-
-_END = object()
-
-
-@dataclass
-class ReplyTimings:
-    """Milliseconds from the start of the reply (the transcript being ready)."""
-
-    llm_first_token_ms: float | None = None
-    first_clause_ms: float | None = None
-    tts_first_audio_ms: float | None = None
-    llm_done_ms: float | None = None
-    total_ms: float | None = None
 
 
 @dataclass
@@ -39,7 +26,7 @@ class SpokenReply:
     clauses: list[str]
     audio: np.ndarray  # int16 mono at `sample_rate`
     sample_rate: int
-    timings: ReplyTimings = field(default_factory=ReplyTimings)
+    timings_ms: dict[str, float | None]  # from the start of the reply
 
 
 async def speak_reply(
@@ -47,52 +34,26 @@ async def speak_reply(
     tts: TextToSpeech,
     messages: Sequence[ChatMessage],
     options: GenerationOptions | None = None,
-    on_clause: Callable[[str], None] | None = None,
 ) -> SpokenReply:
-    """Stream the LLM's reply through the chunker into TTS, clause by clause."""
-    start = time.perf_counter()
-    timings = ReplyTimings()
-    ms = lambda: (time.perf_counter() - start) * 1000  # noqa: E731
-    clauses: asyncio.Queue[object] = asyncio.Queue()
-    parts: list[str] = []
+    """Stream the LLM's reply through the chunker into TTS and collect the audio."""
+    chunks: list[np.ndarray] = []
 
-    async def generate() -> None:
-        chunker = ClauseChunker()
-        try:
-            async with aclosing(llm.stream(messages, options)) as deltas:
-                async for delta in deltas:
-                    if timings.llm_first_token_ms is None:
-                        timings.llm_first_token_ms = ms()
-                    parts.append(delta)
-                    for clause in chunker.push(delta):
-                        await clauses.put(clause)
-            for clause in chunker.flush():
-                await clauses.put(clause)
-            timings.llm_done_ms = ms()
-        finally:
-            await clauses.put(_END)
+    async def collect(event: Event) -> None:
+        if isinstance(event, AudioChunk):
+            chunks.append(event.samples)
 
-    producer = asyncio.create_task(generate())
-    spoken: list[str] = []
-    audio: list[np.ndarray] = []
-    try:
-        while (clause := await clauses.get()) is not _END:
-            assert isinstance(clause, str)
-            if timings.first_clause_ms is None:
-                timings.first_clause_ms = ms()
-            if on_clause:
-                on_clause(clause)
-            spoken.append(clause)
-            chunks = await asyncio.to_thread(lambda c=clause: list(tts.synthesize(c)))
-            if chunks and timings.tts_first_audio_ms is None:
-                timings.tts_first_audio_ms = ms()
-            audio.extend(chunks)
-        await producer  # re-raises an LLM error
-    finally:
-        producer.cancel()
-    timings.total_ms = ms()
-    samples = np.concatenate(audio) if audio else np.zeros(0, dtype=np.int16)
-    return SpokenReply("".join(parts).strip(), spoken, samples, tts.sample_rate, timings)
+    response = Response("", messages)
+    response.committed.set()
+    await run_response(response, llm, tts, PlaybackBuffer(tts.sample_rate), collect, options)
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    timings = {
+        "llm_first_token": response.llm_first_token_ms,
+        "first_clause": response.first_clause_ms,
+        "tts_first_audio": response.tts_first_audio_ms,
+        "reply_total": response.elapsed_ms(),
+    }
+    text = "".join(response.text_parts).strip()
+    return SpokenReply(text, [s.text for s in response.spans], audio, tts.sample_rate, timings)
 
 
 async def collect_reply(

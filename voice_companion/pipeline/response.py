@@ -62,7 +62,7 @@ class Response:
                 heard.append(" ".join(words[: int(len(words) * fraction)]))
         return " ".join(h for h in heard if h).strip()
 
-    def _ms(self) -> float:
+    def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 
 
@@ -83,10 +83,10 @@ async def run_response(
     async def speak(clause: str) -> None:
         nonlocal position_ms, seq
         if response.first_clause_ms is None:
-            response.first_clause_ms = response._ms()
+            response.first_clause_ms = response.elapsed_ms()
         audio = await asyncio.to_thread(tts.synthesize_all, clause)
         if response.tts_first_audio_ms is None:
-            response.tts_first_audio_ms = response._ms()
+            response.tts_first_audio_ms = response.elapsed_ms()
         await response.committed.wait()  # speculative responses hold their audio here
         duration = 1000 * len(audio) / tts.sample_rate
         response.spans.append(ClauseSpan(clause, position_ms, duration))
@@ -99,7 +99,7 @@ async def run_response(
     async with aclosing(llm.stream(response.messages, options)) as deltas:
         async for delta in deltas:
             if response.llm_first_token_ms is None:
-                response.llm_first_token_ms = response._ms()
+                response.llm_first_token_ms = response.elapsed_ms()
             response.text_parts.append(delta)
             for clause in chunker.push(delta):
                 await speak(clause)
