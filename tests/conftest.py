@@ -15,6 +15,10 @@ import pytest
 _HOME = tempfile.mkdtemp(prefix="vc-test-home-")
 os.environ["VOICE_COMPANION_HOME"] = _HOME  # before any settings are built
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # a closed port: no test may reach the Hub
+# The suite runs on the tiny LLM even where the 1.5B brain is installed (`--llm small`
+# would be picked by "auto"): the CLI subprocesses read this config file.
+(Path(_HOME) / "config").mkdir()
+(Path(_HOME) / "config" / "config.toml").write_text('[llm]\ntier = "tiny"\n')
 
 DATA = Path(__file__).parent / "data"
 
@@ -27,7 +31,9 @@ def pytest_sessionfinish(session, exitstatus):
 def settings():
     from voice_companion.config import Settings
 
-    return Settings()
+    settings = Settings()
+    settings.llm.tier = "tiny"  # fast and deterministic enough; never the 1.5B model
+    return settings
 
 
 @pytest.fixture(scope="session")

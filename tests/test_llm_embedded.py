@@ -9,7 +9,7 @@ from contextlib import aclosing
 import pytest
 
 from voice_companion.errors import ModelNotAvailable
-from voice_companion.pipeline.llm import ChatMessage, GenerationOptions
+from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions
 from voice_companion.pipeline.llm_llamacpp import LlamaCppLLM
 
 PROMPT = [
@@ -44,6 +44,40 @@ def test_cancel_mid_stream_stops_generation_and_backend_stays_usable(llm):
     assert elapsed < 3.0
     again = asyncio.run(first_three())[0]
     assert len(again) == 3
+
+
+def test_generation_waits_while_the_gate_is_held(llm):
+    """While the first clause is synthesised, llama.cpp must not take the CPU."""
+
+    async def go():
+        gate = CpuGate()
+        gate.hold()
+        loop = asyncio.get_running_loop()
+        released = {}
+        loop.call_later(0.5, lambda: (released.setdefault("at", time.perf_counter()), gate.release()))
+        arrivals = []
+        async for _ in llm.stream(PROMPT, GenerationOptions(max_tokens=12), gate):
+            arrivals.append(time.perf_counter())
+        return arrivals, released["at"]
+
+    arrivals, released_at = asyncio.run(go())
+    assert len(arrivals) > 3
+    # at most the token in flight when the gate closed arrives before the release
+    assert sum(t < released_at for t in arrivals) <= 1
+
+
+def test_cancel_while_the_gate_is_held_does_not_hang(llm):
+    async def go():
+        gate = CpuGate()
+        async with aclosing(llm.stream(PROMPT, GenerationOptions(max_tokens=400), gate)) as deltas:
+            async for _ in deltas:
+                gate.hold()  # generation now stops at its next token, then waits
+                await asyncio.sleep(0.2)
+                break
+            start = time.perf_counter()
+        return time.perf_counter() - start
+
+    assert asyncio.run(go()) < 3.0
 
 
 def test_prefill_then_stream(llm):

@@ -13,9 +13,10 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from voice_companion import __version__, commands
+from voice_companion import __version__, commands, companion_commands, server_commands
 from voice_companion.config import apply_overrides, load_settings
 from voice_companion.errors import CompanionError
+from voice_companion.tiers import TIERS, select as select_llm
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,15 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("config", "show the effective configuration")
     p.add_argument("action", nargs="?", default="show", choices=["show"])
+
+    server_commands.add_parsers(add, _add_engine_flags)
+    companion_commands.add_parsers(add)
     return parser
 
 
 def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voice", help="TTS voice name")
-    p.add_argument("--llm-model", help="embedded GGUF model name or path")
+    p.add_argument("--llm", choices=list(TIERS), help="which brain (default: the best installed; "
+                   "see `voice-companion models`)")
+    p.add_argument("--llm-model", help="embedded GGUF model name or path (overrides --llm)")
     p.add_argument("--llm-backend", choices=["embedded", "openai"], help="where replies come from")
     p.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1")
     p.add_argument("--remote-model", help="model name on that server")
+    p.add_argument("--companion", help="which companion to talk with (default: the one in use; "
+                   "see `voice-companion persona list`)")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -99,6 +107,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "voice": ("tts", "voice"), "stt_model": ("stt", "model"), "speed": ("tts", "length_scale"),
         "llm_backend": ("llm", "backend"), "base_url": ("llm", "base_url"),
         "remote_model": ("llm", "remote_model"), "language": ("stt", "language"),
+        "llm": ("llm", "tier"),
     }
     out: dict[str, dict[str, Any]] = {}
     for flag, (section, key) in table.items():
@@ -130,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         apply_overrides(settings, _overrides(args), source="command line")
+        if hasattr(args, "llm"):
+            select_llm(settings)  # a missing brain fails now, before anything loads
+            companion_commands.prepare(settings, args)  # the companion's name and voice
         result = commands.run(args.command, args, settings)
     except CompanionError as exc:
         print(f"error: {exc}", file=sys.stderr)

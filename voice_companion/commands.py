@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from voice_companion import engines, models
+from voice_companion import companion_commands, engines, models, server_commands, tiers
 from voice_companion.audio.io import load_for_stt, write_wav
+from voice_companion.companion.companion import open_companion
 from voice_companion.companion.conversation import Conversation
 from voice_companion.config import Settings, to_toml
 from voice_companion.errors import CompanionError
@@ -22,6 +24,7 @@ def run(command: str, args: argparse.Namespace, settings: Settings) -> Any:
     handler = {
         "demo": demo, "transcribe": transcribe, "say": say, "reply": reply, "chat": chat,
         "models": models_command, "config": config_command, "talk": talk, "devices": devices,
+        "serve": server_commands.serve, "call": server_commands.call, **companion_commands.HANDLERS,
     }[command]
     return handler(args, settings)
 
@@ -43,7 +46,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> dict:
     out_dir = Path(args.output_dir)
     question = write_demo_question(eng, out_dir / "question.wav")
     _out(args, f"No microphone found: answering a sample question instead ({question}).")
-    exchange = reply_to_file(eng, _conversation(settings), question, out_dir / "answer.wav")
+    exchange = reply_to_file(eng, _conversation(settings, eng, args), question, out_dir / "answer.wav")
     _print_exchange(args, exchange.as_dict())
     return {**exchange.as_dict(), "question": str(question), "load_s": eng.load_times.seconds}
 
@@ -59,7 +62,7 @@ def talk(args: argparse.Namespace, settings: Settings) -> dict:
     mode = "headset" if args.headset else "half_duplex" if args.half_duplex else "aec"
     view = LiveView(settings.companion.name, as_json=args.json)
     desk = DeskAudio(eng.tts.sample_rate, _device(args.input_device), _device(args.output_device), mode, view)
-    session = Session(eng.stt, eng.llm, eng.tts, desk, _conversation(settings),
+    session = Session(eng.stt, eng.llm, eng.tts, desk, _conversation(settings, eng, args),
                       engines.generation_options(settings),
                       SessionSettings(language=settings.stt.language or None))
     if not args.json:
@@ -112,7 +115,8 @@ def say(args: argparse.Namespace, settings: Settings) -> dict:
 
 
 def reply(args: argparse.Namespace, settings: Settings) -> dict:
-    exchange = reply_to_file(Engines(settings), _conversation(settings), args.input, args.output)
+    eng = Engines(settings)
+    exchange = reply_to_file(eng, _conversation(settings, eng, args), args.input, args.output)
     _print_exchange(args, exchange.as_dict())
     return exchange.as_dict()
 
@@ -120,8 +124,10 @@ def reply(args: argparse.Namespace, settings: Settings) -> dict:
 def chat(args: argparse.Namespace, settings: Settings) -> dict | None:
     """Typed conversation; one reply line per input line when stdin is piped."""
     eng = Engines(settings)
-    conversation = _conversation(settings)
+    conversation = _conversation(settings, eng, args)
     interactive = sys.stdin.isatty()
+    if interactive and getattr(conversation, "greeting", ""):
+        print(f"{settings.companion.name}> {conversation.greeting}", flush=True)
     options = engines.generation_options(settings)
     player = _player(eng) if args.speak else None
     while True:
@@ -163,21 +169,34 @@ def models_command(args: argparse.Namespace, settings: Settings) -> dict:
         path = models.download(spec, models_dir, settings.download.endpoint(), not args.no_progress)
         _out(args, f"{spec.name} is ready at {path}")
         return {"name": spec.name, "path": str(path)}
+    tier_rows, choice = tiers.describe(settings)
+    _out(args, "LLM tiers (--llm NAME, or llm.tier in config.toml; * = used by default):")
+    for t in tier_rows:
+        where = t["source"] or "not installed"
+        size = f"{t['size_mb']:>7.0f} MB" if t["size_mb"] else " " * 10
+        extra = f"  install: {t['install']}" if t["install"] else ""
+        _out(args, f"{'*' if t['default'] else ' '} {t['name']:<7} {t['model']:<28} {where:<13} {size}  "
+                   f"{t['speed']}{extra}")
+    if choice:
+        _out(args, f"  ({choice.notice})")
     rows = []
     for spec in models.REGISTRY.values():
-        path = models.find_local(spec, models_dir)
+        source = models.availability(spec, models_dir)  # lists without assembling anything
+        path = models.current_path(spec, models_dir)
         rows.append({
-            "name": spec.name, "kind": spec.kind, "installed": path is not None,
+            "name": spec.name, "kind": spec.kind, "installed": source is not None,
             "source": models.source_of(spec), "path": str(path) if path else None,
             "size_mb": round(spec.total_size / 1e6, 1) if spec.total_size else None,
             "description": spec.description,
         })
+    _out(args, "\nModels:")
     for r in rows:
         state = "installed" if r["installed"] else "not installed"
         size = f"{r['size_mb']:>7} MB" if r["size_mb"] else "        ? "
-        _out(args, f"{r['name']:<24} {r['kind']:<4} {state:<14} {r['source']:<9} {size}  {r['description']}")
+        _out(args, f"{r['name']:<28} {r['kind']:<4} {state:<14} {r['source']:<9} {size}  {r['description']}")
     _out(args, f"\ncache: {models_dir}\ndownload one with: voice-companion models download NAME")
-    return {"models": rows, "cache_dir": str(models_dir)}
+    return {"tiers": tier_rows, "default_tier": choice.tier.name if choice and choice.tier else None,
+            "models": rows, "cache_dir": str(models_dir)}
 
 
 def config_command(args: argparse.Namespace, settings: Settings) -> dict:
@@ -186,8 +205,12 @@ def config_command(args: argparse.Namespace, settings: Settings) -> dict:
     return sections
 
 
-def _conversation(settings: Settings) -> Conversation:
-    return Conversation(settings.companion.system_prompt())
+def _conversation(settings: Settings, eng: Engines, args: argparse.Namespace) -> Conversation:
+    """A new session of the companion `prepare` chose (cli.py), with its memory; closed at exit."""
+    companion = open_companion(settings, getattr(args, "companion", None))
+    conversation = companion.conversation(settings, eng.llm)
+    atexit.register(conversation.close)
+    return conversation
 
 
 def _print_exchange(args: argparse.Namespace, d: dict) -> None:

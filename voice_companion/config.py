@@ -19,6 +19,7 @@ from typing import Any
 
 import platformdirs
 
+from voice_companion.companion.prompts import PERSONA
 from voice_companion.errors import ConfigError
 
 APP_NAME = "voice-companion"
@@ -64,14 +65,18 @@ class STTSettings:
 
 @dataclass
 class LLMSettings:
+    # "auto" = the best installed of small/tiny; or "tiny", "small", "medium", "remote"
+    # (voice_companion/tiers.py: models, speed, sampling). The three below override it.
+    tier: str = "auto"
     backend: str = "embedded"  # "embedded" (llama.cpp in-process) or "openai"
-    model: str = "smollm2-135m"  # embedded: a name from `voice-companion models list`
+    model: str = ""  # embedded: a name from `voice-companion models list`
     model_path: str = ""  # embedded: a GGUF file; overrides `model`
     context_tokens: int = 4096
     threads: int = 2  # prompt processing
     # Measured in live sessions on 2 cores: 1 generation thread made the first token
     # 2-3 s late (Piper and Whisper starve it), 2 gave 75-90 ms. See docs/benchmarks.md.
     generation_threads: int = 2
+    # Sampling: a value left at its default here takes the tier's own (tiers.py).
     max_tokens: int = 80  # about three spoken sentences; longer replies ramble
     temperature: float = 0.7
     top_p: float = 0.9
@@ -101,14 +106,19 @@ class TTSSettings:
 @dataclass
 class CompanionSettings:
     name: str = "Mia"
-    persona: str = (
-        "You are {name}, the user's warm, witty companion. You talk with them out loud, "
-        "like on a video call. Answer in one to three short spoken sentences, in the "
-        "language the user speaks. No lists, no markdown, no emoji."
-    )
+    persona: str = PERSONA  # companion/prompts.py: tuned by scripts/eval_conversation.py
 
     def system_prompt(self) -> str:
         return self.persona.replace("{name}", self.name)
+
+
+@dataclass
+class MemorySettings:
+    # LLM fact extraction (patterns always run): "auto" = after each turn on a server
+    # backend, at the end of the session for an embedded model (so the call keeps its
+    # prompt cache), never on the tiny tier (it invents); or "after_turn", "session_end", "off".
+    llm_extraction: str = "auto"
+    recall_k: int = 6  # memories recalled into the prompt per turn
 
 
 @dataclass
@@ -125,6 +135,7 @@ class Settings:
     llm: LLMSettings = field(default_factory=LLMSettings)
     tts: TTSSettings = field(default_factory=TTSSettings)
     companion: CompanionSettings = field(default_factory=CompanionSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
     download: DownloadSettings = field(default_factory=DownloadSettings)
     paths: Paths = field(default_factory=Paths.from_environment)
 

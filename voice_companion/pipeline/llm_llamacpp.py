@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from voice_companion.errors import LLMError, ModelNotAvailable
-from voice_companion.pipeline.llm import ChatMessage, GenerationOptions
+from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions
 
 _DONE = object()
 
@@ -64,7 +64,8 @@ class LlamaCppLLM:
         self._slot_guards: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
     async def stream(
-        self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
+        self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None,
+        gate: CpuGate | None = None,
     ) -> AsyncIterator[str]:
         request = self._request(messages, options or self.defaults, stream=True)
         loop = asyncio.get_running_loop()
@@ -76,6 +77,8 @@ class LlamaCppLLM:
                 text = (choice.get("delta") or {}).get("content")
                 if text:
                     loop.call_soon_threadsafe(queue.put_nowait, text)
+            if gate is not None:
+                gate.wait(stop)
             return stop.is_set()
 
         def run() -> None:

@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Sequence
 import httpx
 
 from voice_companion.errors import ConfigError, LLMError
-from voice_companion.pipeline.llm import ChatMessage, GenerationOptions
+from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ class OpenAICompatibleLLM:
         self._ssl = httpx.create_ssl_context()
 
     async def stream(
-        self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
+        self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None,
+        gate: CpuGate | None = None,  # the server has its own CPU: nothing to wait for
     ) -> AsyncIterator[str]:
         opts = options or GenerationOptions()
         payload: dict[str, Any] = {

@@ -18,7 +18,7 @@ from typing import Awaitable, Callable, Sequence
 from voice_companion.audio.playback_buffer import PlaybackBuffer
 from voice_companion.pipeline.chunker import ClauseChunker
 from voice_companion.pipeline.events import AudioChunk, Event, TextDelta
-from voice_companion.pipeline.llm import ChatMessage, GenerationOptions, LLMBackend
+from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions, LLMBackend
 from voice_companion.pipeline.tts import TextToSpeech
 
 
@@ -77,15 +77,21 @@ async def run_response(
 ) -> None:
     """Generate, synthesise clause by clause, and (once committed) enqueue for playback."""
     chunker = ClauseChunker(first_max_words=first_clause_max_words)
+    gate = CpuGate()
     position_ms = 0.0
     seq = 0
 
     async def speak(clause: str) -> None:
         nonlocal position_ms, seq
-        if response.first_clause_ms is None:
+        first = response.first_clause_ms is None
+        if first:
             response.first_clause_ms = response.elapsed_ms()
-        audio = await asyncio.to_thread(tts.synthesize_all, clause)
-        if response.tts_first_audio_ms is None:
+            gate.hold()  # the first clause is what the user waits for
+        try:
+            audio = await asyncio.to_thread(tts.synthesize_all, clause)
+        finally:
+            gate.release()
+        if first:
             response.tts_first_audio_ms = response.elapsed_ms()
         await response.committed.wait()  # speculative responses hold their audio here
         duration = 1000 * len(audio) / tts.sample_rate
@@ -96,7 +102,7 @@ async def run_response(
         await emit(AudioChunk(response.id, seq, audio, tts.sample_rate))
         seq += 1
 
-    async with aclosing(llm.stream(response.messages, options)) as deltas:
+    async with aclosing(llm.stream(response.messages, options, gate)) as deltas:
         async for delta in deltas:
             if response.llm_first_token_ms is None:
                 response.llm_first_token_ms = response.elapsed_ms()

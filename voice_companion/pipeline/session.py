@@ -22,6 +22,7 @@ import asyncio
 import collections
 import re
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable, Protocol
 
@@ -277,6 +278,21 @@ class Session:
             self.current = None
         await self.transport.emit(ResponseInterrupted(response.id, played, spoken))
         await self.transport.emit(ResponseDone(response.id, spoken, "interrupted"))
+
+    # -- typed input -------------------------------------------------------------------
+
+    async def respond_to_text(self, text: str) -> str:
+        """A typed user turn (e.g. the web client's text box): cut off any reply still
+        audible, then answer like a spoken turn. Returns the new response id."""
+        audible = self._audible_response()
+        if audible is not None:
+            await self._interrupt(audible)
+        response = self._start_response(text)
+        self.current = response
+        await self.transport.emit(ResponseCreated(response.id))
+        response.committed.set()
+        self._spawn(self._watch_response(response, time.perf_counter(), 0.0, 0.0, False))
+        return response.id
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -1,0 +1,62 @@
+"""The small tier (a 1.5B model) answers from memory given in its prompt, in English and Chinese.
+
+Slow: it loads a 1.1 GB model (once for the module). Skipped, with the install command,
+where the small tier is not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from voice_companion import tiers
+from voice_companion.companion.eval_checks import detect_language
+from voice_companion.companion.prompts import PERSONA, with_memory
+from voice_companion.config import Settings
+from voice_companion.errors import ModelNotAvailable
+from voice_companion.pipeline.llm import ChatMessage
+
+pytestmark = pytest.mark.slow
+
+SYSTEM = with_memory(PERSONA.replace("{name}", "Mia"), [
+    "Their sister Nora lives in Tromsø, in the north of Norway.",
+    "Their cat is named Miso.",
+])
+
+
+@pytest.fixture(scope="module")
+def small():
+    settings = Settings()
+    settings.llm.tier = "small"
+    try:
+        tiers.select(settings)
+    except ModelNotAvailable as exc:
+        pytest.skip(str(exc))  # says: install it with pip install 'voice-companion[offline-brain]'
+    from voice_companion.engines import generation_options, load_llm
+
+    llm = load_llm(settings)
+    # greedy, so the test gives the same answer every run (the eval covers the tier's sampling)
+    yield llm, dataclasses.replace(generation_options(settings), temperature=0.0)
+    llm.close()
+
+
+def ask(small, question: str) -> str:
+    llm, options = small
+
+    async def run() -> str:
+        messages = [ChatMessage("system", SYSTEM), ChatMessage("user", question)]
+        return "".join([delta async for delta in llm.stream(messages, options)])
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("question, lang", [
+    ("Where does my sister live?", "en"),
+    ("我姐姐住在哪里？", "zh"),
+])
+def test_small_tier_recalls_a_fact_from_the_prompt(small, question, lang):
+    reply = ask(small, question)
+    assert any(name in reply for name in ("Tromsø", "Tromso", "特罗姆瑟")), reply
+    assert detect_language(reply) == lang, reply

@@ -1,0 +1,93 @@
+"""Server bookkeeping without models or sockets: reply history and slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import numpy as np
+
+from voice_companion.companion.conversation import Conversation
+from voice_companion.pipeline.events import AudioChunk, ResponseDone, TextDelta
+from voice_companion.pipeline.session import INTERRUPTED_MARK, SessionSettings
+from voice_companion.server import connection as conn_module
+from voice_companion.server.connection import CLOSE_TOO_SLOW, Connection
+from voice_companion.server.shared import Shared
+from voice_companion.server.replies import Replies
+
+RATE = 1000  # 1 sample = 1 ms keeps the arithmetic readable
+
+
+def spoken_reply(replies: Replies, response_id: str, clauses: list[tuple[str, int]]) -> None:
+    for seq, (text, ms) in enumerate(clauses):
+        replies.observe(TextDelta(response_id, text))
+        replies.observe(AudioChunk(response_id, seq, np.ones(ms, dtype=np.int16), RATE))
+
+
+def test_truncate_keeps_what_the_client_played():
+    conversation = Conversation("system")
+    replies = Replies(conversation, RATE)
+    spoken_reply(replies, "r1", [("Once upon a time,", 1000), ("a dragon drank tea.", 1000)])
+    reply = replies.get("r1")
+    reply.sent_samples = 2000
+    conversation.record("Tell me a story", "Once upon a time, a dragon drank tea.")
+    replies.observe(ResponseDone("r1", "Once upon a time, a dragon drank tea."))
+    kept = replies.truncate("r1", 1500)
+    assert kept == "Once upon a time, a dragon" + INTERRUPTED_MARK
+    assert conversation.history[-1].content == kept
+    assert replies.truncate("r1", 5000) == "Once upon a time, a dragon drank tea."  # played it all after all
+
+
+def test_truncate_before_the_reply_is_recorded_applies_later():
+    conversation = Conversation("system")
+    replies = Replies(conversation, RATE)
+    spoken_reply(replies, "r1", [("Hello there.", 1000), ("How are you?", 1000)])
+    replies.get("r1").sent_samples = 2000
+    assert replies.truncate("r1", 1000) is None
+    conversation.record("hi", "Hello there. How are you?")
+    replies.observe(ResponseDone("r1", "Hello there. How are you?"))
+    assert conversation.history[-1].content == "Hello there." + INTERRUPTED_MARK
+
+
+def test_hang_up_mid_reply_keeps_what_was_heard():
+    conversation = Conversation("system")
+    replies = Replies(conversation, RATE)
+    spoken_reply(replies, "r1", [("First part.", 1000), ("Second part.", 1000)])
+    reply = replies.get("r1")
+    reply.sent_samples, reply.client_played_ms = 2000, 1000
+    conversation.record("go on", "First part. Second part.")
+    replies.hang_up()
+    assert conversation.history[-1].content == "First part." + INTERRUPTED_MARK
+
+
+class StuckSocket:
+    """A client that stopped reading: sends never complete."""
+
+    def __init__(self) -> None:
+        self.closed_with: tuple[int, str] | None = None
+
+    async def send(self, message) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed_with = (code, reason)
+
+
+def test_a_client_that_stops_reading_is_closed_not_buffered(monkeypatch):
+    monkeypatch.setattr(conn_module, "OUTBOX_SIZE", 8)
+    tts = SimpleNamespace(sample_rate=RATE)
+    shared = Shared(None, None, tts, None, SessionSettings(), "system", "Mia", "voice")
+
+    async def flood():
+        ws = StuckSocket()
+        connection = Connection(ws, shared, Conversation("system"), "conv_1")
+        sender = asyncio.create_task(connection._sender())
+        for i in range(20):
+            connection._send({"type": "pong", "n": i})
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        sender.cancel()
+        return ws.closed_with
+
+    code, reason = asyncio.run(flood())
+    assert code == CLOSE_TOO_SLOW and "too slow" in reason

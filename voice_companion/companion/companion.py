@@ -1,0 +1,128 @@
+"""Opening a companion: its persona, its memory, and a conversation that resumes it.
+
+Every front end (desk `talk`, `chat`, `reply`, the phone server) opens the same
+companion the same way, so whichever one the user picks up, it is the same friend
+with the same memories. Which companion: `--companion NAME`, else a non-default
+`companion.name` in config.toml, else the one `persona use` chose, else Mia.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from voice_companion import models, tiers
+from voice_companion.companion.context import Budget
+from voice_companion.companion.library import DEFAULT_ID, MEMORY_FILE, Library
+from voice_companion.companion.memory_conversation import MemoryConversation
+from voice_companion.companion.memory_worker import MODES
+from voice_companion.companion.persona import Persona
+from voice_companion.companion.sqlite_store import SQLiteMemoryStore
+from voice_companion.companion.text_utils import has_cjk, keywords, shorten
+from voice_companion.config import CompanionSettings, Settings
+from voice_companion.errors import ConfigError
+from voice_companion.pipeline.llm import LLMBackend
+
+log = logging.getLogger(__name__)
+DEFAULT_NAME = CompanionSettings().name
+
+
+@dataclass
+class Companion:
+    id: str
+    persona: Persona
+    directory: Path
+    store: SQLiteMemoryStore
+
+    def system_prompt(self, settings: Settings) -> str:
+        return self.persona.system_prompt(settings.companion.persona)
+
+    def conversation(self, settings: Settings, llm: LLMBackend | None = None) -> MemoryConversation:
+        """A new session of this companion, resuming where the last one stopped."""
+        choice = tiers.select(settings)
+        budget = Budget.for_context(settings.llm.context_tokens, tiers.sampling(settings, choice).max_tokens)
+        greeting = self.greeting()  # before the new session exists: "last time" is the previous one
+        conversation = MemoryConversation(self.store, self.system_prompt(settings), budget, llm,
+                                          extraction_mode(settings, choice), settings.memory.recall_k,
+                                          backend=choice.backend)
+        conversation.greeting = greeting
+        return conversation
+
+    def greeting(self) -> str:
+        """The persona's greeting; after an earlier session, it picks up from last time."""
+        hello = self.persona.greeting or ("你好！" if self.persona.language == "zh" else "Hi!")
+        last = next((s for s in self.store.sessions(5) if s.turns), None)
+        if last is None:
+            return hello
+        said = [t.text for t in self.store.turns(last.id, limit=200) if t.role == "user"]
+        topic = max(said, key=lambda text: len(keywords(text)), default="")
+        if not keywords(topic):
+            return hello
+        if has_cjk(topic) or self.persona.language == "zh":
+            return f"{hello} 上次你说到：“{shorten(topic, 16)}”。"
+        return f"{hello} Last time you told me: “{shorten(topic, 16)}”."
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def choose(settings: Settings, wanted: str | None = None) -> str:
+    """Which companion to open (see the module docstring); a new name makes a new companion."""
+    library = Library(settings.paths.data_dir)
+    if wanted:
+        return library.require(wanted)
+    configured = settings.companion.name if settings.companion.name != DEFAULT_NAME else None
+    if configured:
+        return library.find(configured) or library.install(Persona(configured))
+    return library.active() or DEFAULT_ID
+
+
+def open_companion(settings: Settings, wanted: str | None = None) -> Companion:
+    library = Library(settings.paths.data_dir)
+    cid = choose(settings, wanted)
+    directory = library.directory(cid)
+    persona = library.persona(cid)
+    store = SQLiteMemoryStore(directory / MEMORY_FILE)
+    _sync_lore(store, persona)
+    return Companion(cid, persona, directory, store)
+
+
+def _sync_lore(store: SQLiteMemoryStore, persona: Persona) -> None:
+    """The persona's lore entries live in the store, so search finds them like any memory."""
+    have = {m.text for m in store.memories(("lore",))}
+    for entry in persona.lore:
+        if entry.content not in have:
+            store.add_memory("lore", entry.content, 0.6, 1.0, key="lore:" + "|".join(entry.keys))
+
+
+def extraction_mode(settings: Settings, choice: tiers.Choice) -> str:
+    mode = settings.memory.llm_extraction
+    if mode == "auto":
+        if choice.backend == "openai":
+            return "after_turn"
+        return "off" if choice.tier is not None and choice.tier.name == "tiny" else "session_end"
+    if mode not in MODES:
+        raise ConfigError(f"memory.llm_extraction must be auto, {', '.join(MODES)}; got {mode!r}")
+    return mode
+
+
+def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False, keep_speed: bool = False) -> None:
+    """The persona's name and voice into the settings, unless a flag chose otherwise."""
+    settings.companion.name = persona.name
+    voice = persona.voice
+    usable = not voice.name or voice.name == settings.tts.voice
+    if not usable and not keep_voice and not settings.tts.voice_path:
+        spec = models.REGISTRY.get(voice.name)
+        usable = spec is not None and models.availability(spec, settings.paths.models_dir) is not None
+        if usable:
+            settings.tts.voice = voice.name
+        else:
+            log.warning("%s's voice %s is not installed here; speaking with %s", persona.name, voice.name,
+                        settings.tts.voice)
+    if not usable:
+        return  # its speed and style settings belong to the voice it does not have
+    for attr in ("length_scale", "noise_scale", "noise_w", "speaker_id"):
+        value = getattr(voice, attr)
+        if value is not None and not (attr == "length_scale" and keep_speed):
+            setattr(settings.tts, attr, value)

@@ -1,0 +1,116 @@
+"""The prompt under a token budget, laid out so its prefix stays the same turn after turn.
+
+What changes least comes first, so the LLM's KV cache is reused (DESIGN.md):
+
+    system   persona · who the user is (profile facts) · earlier sessions · earlier today
+    …        the recent turns, verbatim and append-only
+    user     memories recalled for this message, then the message itself
+
+The system message changes only when the window fills and the oldest turns roll into a
+summary (the profile is refreshed then too); recalled memories change every turn, so
+they ride with the new message, after everything that can be cached. Profile facts are
+chosen by importance first, so who the user is never leaves the prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from voice_companion.companion.memory_types import Memory
+from voice_companion.companion.prompts import with_memory
+from voice_companion.companion.text_utils import estimate_tokens, message_tokens, shorten
+
+EPISODES_HEADER = "What you remember from earlier conversations with the user:"
+ROLLED_HEADER = "Earlier in this conversation:"
+RECALL_HEADER = "(Things you remember that may help: {items})"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Token shares of the prompt; the recent turns get what the system message leaves."""
+
+    total: int  # the whole prompt: the context window minus the reply and a margin
+    profile: float = 0.25
+    episodes: float = 0.08
+    rolled: float = 0.10
+    recall: float = 0.12
+    user: float = 0.10  # the new message itself
+
+    def part(self, share: float) -> int:
+        return max(16, int(self.total * share))
+
+    def for_turns(self, system_tokens: int) -> int:
+        return max(64, self.total - system_tokens - self.part(self.recall) - self.part(self.user))
+
+    @classmethod
+    def for_context(cls, context_tokens: int, reply_tokens: int) -> "Budget":
+        return cls(max(256, context_tokens - reply_tokens - 64))
+
+
+def pick_profile(memories: Sequence[Memory], limit: int) -> list[Memory]:
+    """The most important (then newest) facts that fit, in the order they were learned."""
+    chosen: list[Memory] = []
+    used = 0
+    for memory in sorted(memories, key=lambda m: (-m.importance * m.confidence, -m.time)):
+        cost = estimate_tokens(memory.text) + 2
+        if used + cost > limit and memory.importance < 0.9:
+            continue  # identity facts (name, home, family) stay even past the share
+        chosen.append(memory)
+        used += cost
+    return sorted(chosen, key=lambda m: m.id)
+
+
+def fit_latest(texts: Sequence[str], limit: int) -> list[str]:
+    """The newest texts that fit together, oldest first."""
+    kept: list[str] = []
+    used = 0
+    for text in reversed(texts):
+        cost = estimate_tokens(text) + 2
+        if used + cost > limit:
+            break
+        kept.append(text)
+        used += cost
+    return kept[::-1]
+
+
+def system_text(persona_prompt: str, profile: Sequence[str], episodes: Sequence[str],
+                rolled: Sequence[str]) -> str:
+    text = with_memory(persona_prompt, profile)
+    if episodes:
+        text += "\n\n" + EPISODES_HEADER + "".join(f"\n- {e}" for e in episodes)
+    if rolled:
+        text += "\n\n" + ROLLED_HEADER + "".join(f"\n- {r}" for r in rolled)
+    return text
+
+
+def user_message(text: str, recalled: Sequence[str], limit: int) -> str:
+    """The new message, preceded by what was recalled for it (as much as fits)."""
+    items = []
+    for item in recalled:
+        if estimate_tokens("; ".join([*items, item])) > limit:
+            break
+        items.append(item)
+    if not items:
+        return text
+    return RECALL_HEADER.format(items="; ".join(items)) + "\n" + text
+
+
+def roll_count(messages: Sequence[str], limit: int) -> int:
+    """How many of the oldest messages (whole user+assistant pairs) to roll into a summary.
+
+    None while the turns fit; once they overflow, enough to bring them to half the
+    limit, so the prefix then stays stable for many turns before the next roll."""
+    costs = [message_tokens(m) for m in messages]
+    total = sum(costs)
+    if total <= limit:
+        return 0
+    count = 0
+    while count < len(costs) and total > limit // 2:
+        total -= costs[count] + (costs[count + 1] if count + 1 < len(costs) else 0)
+        count += 2
+    return min(count, len(costs))
+
+
+def shorten_all(texts: Sequence[str], each: int) -> list[str]:
+    return [shorten(t, each) for t in texts]

@@ -1,0 +1,106 @@
+"""Learning from the conversation off the live path, in one background thread.
+
+After each turn: pattern facts at once (instant, never invented). LLM extraction
+costs the model's time and, for an embedded model, its prompt cache, so it runs
+after the turn only on a server backend, and only while the call leaves the LLM idle;
+otherwise the turns wait for the end of the session, when nobody is waiting on a
+reply. At the end, the session gets its episodic summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from typing import Callable
+
+from voice_companion.companion import facts
+from voice_companion.companion.fact_llm import extract_with_llm
+from voice_companion.companion.memory_types import MemoryStore
+from voice_companion.companion.summaries import summarize_session
+from voice_companion.errors import CompanionError
+from voice_companion.pipeline.llm import LLMBackend
+
+log = logging.getLogger(__name__)
+MODES = ("after_turn", "session_end", "off")
+END_BUDGET_S = 8.0  # LLM extraction at session end never holds an exit longer
+END_MAX_TURNS = 12
+
+
+class MemoryWorker:
+    def __init__(self, store: MemoryStore, llm: LLMBackend | None = None, mode: str = "off",
+                 busy: Callable[[], bool] = lambda: False) -> None:
+        self.store, self.llm, self.busy = store, llm, busy
+        self.mode = mode if llm is not None else "off"
+        self._known = {m.text.lower() for m in store.memories(("fact", "note"))}
+        self._pending: list[tuple[int, str]] = []  # user turns awaiting LLM extraction
+        self._jobs: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="memory-worker", daemon=True)
+        self._thread.start()
+
+    def after_turn(self, turn_id: int, user_text: str) -> None:
+        self._jobs.put(("turn", turn_id, user_text))
+
+    def finish(self, session_id: int, timeout: float = END_BUDGET_S + 5) -> None:
+        """End of session: pending extraction, the episodic summary, then the thread stops."""
+        self._jobs.put(("end", session_id, ""))
+        self._thread.join(timeout)
+
+    def wait_idle(self) -> None:
+        """Block until every queued turn is learned from (tests, benchmarks)."""
+        self._jobs.join()
+
+    def _run(self) -> None:
+        while True:
+            kind, ident, text = self._jobs.get()
+            try:
+                if kind == "turn":
+                    self._learn(ident, text)
+                else:
+                    self._end(ident)
+            except Exception:  # noqa: BLE001 - learning must never end a call
+                log.exception("memory worker failed on a %s job", kind)
+            finally:
+                self._jobs.task_done()
+            if kind == "end":
+                return
+
+    def _learn(self, turn_id: int, text: str) -> None:
+        for fact in facts.extract(text):
+            self._remember(fact, turn_id)
+        if self.mode == "after_turn" and self._llm_learn(turn_id, text, self.busy):
+            return
+        if self.mode != "off":
+            self._pending.append((turn_id, text))
+
+    def _llm_learn(self, turn_id: int, text: str, busy: Callable[[], bool]) -> bool:
+        """True when done; False when skipped because the conversation needed the LLM."""
+        if busy():
+            return False
+        try:
+            found = asyncio.run(extract_with_llm(self.llm, text, busy))
+        except CompanionError as exc:
+            log.warning("LLM fact extraction failed: %s", exc)
+            return True
+        if found is None:
+            return False
+        for fact in found:
+            self._remember(fact, turn_id)
+        return True
+
+    def _remember(self, fact: facts.Fact, turn_id: int) -> None:
+        if not fact.key and fact.text.lower() in self._known:
+            return
+        self.store.add_memory("fact", fact.text, fact.importance, fact.confidence, turn_id, fact.key)
+        self._known.add(fact.text.lower())
+
+    def _end(self, session_id: int) -> None:
+        deadline = time.monotonic() + END_BUDGET_S
+        for turn_id, text in self._pending[-END_MAX_TURNS:]:
+            if time.monotonic() > deadline:
+                break
+            self._llm_learn(turn_id, text, lambda: time.monotonic() > deadline)
+        turns = self.store.turns(session_id, limit=2000)
+        self.store.end_session(session_id, summarize_session(turns) if turns else "")

@@ -1,0 +1,101 @@
+"""The server: the web client at `/` and the realtime WebSocket at `/v1/realtime`,
+on one port, over engines loaded once.
+
+Every request is judged in `process_request`, before the WebSocket handshake: a
+missing or wrong token is answered 401 and no session, model call or conversation
+is ever created for it.
+"""
+
+from __future__ import annotations
+
+import collections
+import http
+import logging
+import ssl
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from voice_companion.companion.conversation import Conversation
+from voice_companion.server import auth
+from voice_companion.server import protocol as p
+from voice_companion.server.connection import Connection
+from voice_companion.server.shared import Shared
+from voice_companion.server.static import WEB_DIR, static_response, text_response
+
+log = logging.getLogger(__name__)
+KEEP_CONVERSATIONS = 64  # resumable after a reconnect, least recently used dropped first
+
+
+class Conversations:
+    """Conversations by id, so a client that reconnects resumes where it left off."""
+
+    def __init__(self, limit: int = KEEP_CONVERSATIONS) -> None:
+        self.limit = limit
+        self._by_id: collections.OrderedDict[str, Conversation] = collections.OrderedDict()
+
+    def open(self, wanted: str | None, system_prompt: str) -> tuple[str, Conversation]:
+        if wanted in self._by_id:
+            self._by_id.move_to_end(wanted)
+            return wanted, self._by_id[wanted]
+        conversation_id = f"conv_{uuid.uuid4().hex}"
+        self._by_id[conversation_id] = Conversation(system_prompt)
+        while len(self._by_id) > self.limit:
+            self._by_id.popitem(last=False)
+        return conversation_id, self._by_id[conversation_id]
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        return self._by_id.get(conversation_id)
+
+
+class App:
+    def __init__(self, shared: Shared, token: str | None, max_sessions: int = 16,
+                 web_dir: Path = WEB_DIR) -> None:
+        self.shared, self.token = shared, token
+        self.max_sessions, self.web_dir = max_sessions, web_dir
+        self.conversations = Conversations()
+        self.connections: set[Connection] = set()
+        self.sessions_started = 0  # tests check that rejected clients never get one
+
+    async def listen(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> Server:
+        """Start listening (port 0 picks a free one); the caller closes the returned server."""
+        return await serve(
+            self.handler, host, port, process_request=self.process_request, ssl=tls,
+            max_size=p.MAX_MESSAGE_BYTES, max_queue=32, compression=None,
+            close_timeout=3, ping_interval=20, ping_timeout=20,
+        )
+
+    def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path != p.PATH:
+            return static_response(self.web_dir, request.path)
+        presented = auth.presented_token(request.path, request.headers.get("Authorization"))
+        if not auth.is_authorized(self.token, presented):
+            log.warning("rejected a client without a valid token from %s", _peer(ws))
+            return text_response(http.HTTPStatus.UNAUTHORIZED, "missing or wrong token\n")
+        if len(self.connections) >= self.max_sessions:
+            return text_response(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                                 f"the companion already has {self.max_sessions} calls; try again later\n")
+        return None  # go on with the WebSocket handshake
+
+    async def handler(self, ws: ServerConnection) -> None:
+        query = parse_qs(urlsplit(ws.request.path).query)
+        wanted = query.get("conversation", [None])[0]
+        conversation_id, conversation = self.conversations.open(wanted, self.shared.system_prompt)
+        connection = Connection(ws, self.shared, conversation, conversation_id)
+        self.connections.add(connection)
+        self.sessions_started += 1
+        log.info("%s connected from %s (%d live)", connection.id, _peer(ws), len(self.connections))
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+            log.info("%s left (%d live)", connection.id, len(self.connections))
+
+
+def _peer(ws: ServerConnection) -> str:
+    address = ws.remote_address
+    return f"{address[0]}:{address[1]}" if address else "?"

@@ -1,0 +1,205 @@
+"""One WebSocket client wired to its own live `Session` over the shared engines.
+
+Everything the client receives goes through one bounded outbox drained by its own
+task: the session never waits on the network, and a client that stops reading is
+closed (4008) instead of holding memory or slowing anyone else down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from voice_companion.companion.conversation import Conversation
+from voice_companion.pipeline.events import AudioChunk, Event, ResponseCreated, ResponseDone
+from voice_companion.pipeline.session import Session
+from voice_companion.server import protocol as p
+from voice_companion.server.audio_frames import encode_audio, parse_audio
+from voice_companion.server.replies import Replies
+from voice_companion.server.shared import Shared
+from voice_companion.server.transport import RateLimited, RemoteAudio
+
+log = logging.getLogger(__name__)
+OUTBOX_SIZE = 1024  # messages (~20 s of audio frames plus events) before a client counts as too slow
+CLOSE_TOO_SLOW = 4008
+CLOSE_TOO_MANY_ERRORS = 4009
+ERROR_BUDGET = 50  # protocol errors per 10 s before the connection is closed
+
+
+class Connection:
+    def __init__(self, ws: ServerConnection, shared: Shared, conversation: Conversation,
+                 conversation_id: str) -> None:
+        self.ws, self.shared = ws, shared
+        self.id = f"sess_{uuid.uuid4().hex[:12]}"
+        self.conversation, self.conversation_id = conversation, conversation_id
+        self.rate = shared.tts.sample_rate
+        self.replies = Replies(conversation, self.rate)
+        self.audio = RemoteAudio(self.rate, self._on_event, self._send_audio)
+        self.session = Session(shared.stt, shared.llm, shared.tts, self.audio, conversation,
+                               shared.options, shared.session_settings)
+        self._outbox: asyncio.Queue[str | bytes] = asyncio.Queue(OUTBOX_SIZE)
+        self._typed: list[str] = []
+        self._closing = False
+        self._errors: list[float] = []
+        self._last_rate_error = 0.0
+        self._tasks: set[asyncio.Task] = set()
+        self._closer: asyncio.Task | None = None
+
+    async def run(self) -> None:
+        """Serve the client until it leaves; then stop its session and keep what it heard."""
+        self._send({"type": "session.created", "session": self.describe()})
+        sender = asyncio.create_task(self._sender())
+        pacer = asyncio.create_task(self.audio.pace())
+        session = asyncio.create_task(self.session.run())
+        session.add_done_callback(self._session_ended)
+        try:
+            async for message in self.ws:
+                self._receive(message)
+                if self._closing:
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            self.audio.end()
+            await asyncio.wait({session}, timeout=5)
+            for task in (sender, pacer, session, *self._tasks):
+                task.cancel()
+            await asyncio.gather(sender, pacer, session, *self._tasks, return_exceptions=True)
+            if self._closer is not None:
+                await asyncio.gather(self._closer, return_exceptions=True)
+            self.replies.hang_up()
+
+    def describe(self) -> dict[str, Any]:
+        voice = self.shared.voice
+        return {
+            "id": self.id, "protocol": p.PROTOCOL_VERSION, "conversation_id": self.conversation_id,
+            "companion": {"name": self.shared.companion_name},
+            "audio": {
+                "input": {"format": {"type": "audio/pcm", "rate": self.audio.input_rate}},
+                "output": {"format": {"type": "audio/pcm", "rate": self.rate}, "voice": voice, "voices": [voice]},
+            },
+        }
+
+    # -- client → server ---------------------------------------------------------------
+
+    def _receive(self, message: str | bytes) -> None:
+        try:
+            if isinstance(message, bytes):
+                self.audio.push_mic(parse_audio(message))
+            else:
+                self._handle(p.parse_text(message))
+        except p.ProtocolError as exc:
+            self._error(exc.code, exc.message, exc.event_id)
+            self._count_error()
+        except RateLimited as exc:
+            now = time.perf_counter()
+            if now - self._last_rate_error > 1.0:  # one report a second, not one per frame
+                self._last_rate_error = now
+                self._error("rate_limited", str(exc))
+
+    def _handle(self, event: p.ClientEvent) -> None:
+        if isinstance(event, p.SessionUpdate):
+            if event.voice is not None and event.voice != self.shared.voice:
+                raise p.ProtocolError("unknown_voice", f"voice {event.voice!r} is not available; "
+                                      f"this server has {self.shared.voice!r}", event.event_id)
+            if event.input_rate is not None:
+                self.audio.set_input_rate(event.input_rate)
+            if event.instructions is not None:
+                self.conversation.system_prompt = event.instructions
+            self._send({"type": "session.updated", "event_id": event.event_id, "session": self.describe()})
+        elif isinstance(event, p.ItemCreate):
+            self._typed.append(event.text)
+            item = {"id": f"item_{uuid.uuid4().hex[:12]}", "type": "message", "role": "user",
+                    "content": [{"type": "input_text", "text": event.text}]}
+            self._send({"type": "conversation.item.created", "event_id": event.event_id, "item": item})
+        elif isinstance(event, p.ResponseCreate):
+            if not self._typed:
+                raise p.ProtocolError("no_input", "send conversation.item.create with the user's text first")
+            text, self._typed = " ".join(self._typed), []
+            self._spawn(self.session.respond_to_text(text))
+        elif isinstance(event, p.Truncate):
+            if self.replies.find(event.item_id) is None:
+                raise p.ProtocolError("unknown_item", f"no reply {event.item_id!r} in this session")
+            kept = self.replies.truncate(event.item_id, event.audio_end_ms)
+            self._send({"type": "conversation.item.truncated", "event_id": event.event_id,
+                        "item_id": event.item_id, "audio_end_ms": event.audio_end_ms, "text": kept})
+        elif isinstance(event, p.PlaybackMark):
+            reply = self.replies.find(event.response_id)
+            if reply is None:
+                raise p.ProtocolError("unknown_item", f"no reply {event.response_id!r} in this session")
+            reply.client_played_ms = max(reply.client_played_ms or 0.0, event.played_ms)
+        elif isinstance(event, p.Ping):
+            self._send({"type": "pong", "event_id": event.event_id, "server_time_ms": round(time.time() * 1000)})
+
+    def _count_error(self) -> None:
+        now = time.perf_counter()
+        self._errors = [t for t in self._errors if now - t < 10] + [now]
+        if len(self._errors) > ERROR_BUDGET:
+            self._close(CLOSE_TOO_MANY_ERRORS, "too many invalid messages")
+
+    # -- server → client ---------------------------------------------------------------
+
+    async def _on_event(self, event: Event) -> None:
+        self.replies.observe(event)
+        if isinstance(event, AudioChunk):
+            return  # the audio itself goes out as binary frames, paced
+        message = event.as_dict()
+        if isinstance(event, ResponseCreated):
+            message["audio_id"] = self.replies.get(event.response_id).audio_id
+        elif isinstance(event, ResponseDone):
+            reply = self.replies.get(event.response_id)
+            if reply.frames:
+                self._send({"type": "response.output_audio.done", "response_id": reply.response_id,
+                            "audio_id": reply.audio_id, "frames": reply.frames, "audio_ms": round(reply.sent_ms, 1)})
+        self._send(message)
+
+    def _send_audio(self, response_id: str, samples: np.ndarray) -> None:
+        reply = self.replies.get(response_id)
+        if reply.frames == 0:
+            self._send({"type": "response.output_audio.started", "response_id": response_id,
+                        "audio_id": reply.audio_id, "format": {"type": "audio/pcm", "rate": self.rate}})
+        self._send(encode_audio(reply.audio_id, reply.frames, samples))
+        reply.frames += 1
+        reply.sent_samples += len(samples)
+
+    def _error(self, code: str, message: str, event_id: str | None = None) -> None:
+        self._send(p.error_event(code, message, event_id))
+
+    def _send(self, message: dict[str, Any] | bytes) -> None:
+        if self._closing:
+            return
+        try:
+            self._outbox.put_nowait(message if isinstance(message, bytes) else p.encode(message))
+        except asyncio.QueueFull:
+            log.warning("%s: client too slow, closing", self.id)
+            self._close(CLOSE_TOO_SLOW, "client too slow: messages are not being read")
+
+    async def _sender(self) -> None:
+        try:
+            while True:
+                await self.ws.send(await self._outbox.get())
+        except ConnectionClosed:
+            pass
+
+    def _close(self, code: int, reason: str) -> None:
+        if self._closer is None:
+            self._closing = True
+            self._closer = asyncio.ensure_future(self.ws.close(code, reason))
+
+    def _session_ended(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: session failed", self.id, exc_info=task.exception())
+            self._error("internal_error", "the session failed; please reconnect")
+            self._close(1011, "session failed")
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

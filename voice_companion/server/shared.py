@@ -1,0 +1,41 @@
+"""What every call on a server shares: the engines, loaded once, and the companion's defaults.
+
+Per-call state (conversation, playback, turn-taking) lives in each `Connection`;
+the embedded LLM serialises its own requests, Whisper and Piper run concurrently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from voice_companion import engines
+from voice_companion.config import Settings
+from voice_companion.pipeline.llm import GenerationOptions, LLMBackend
+from voice_companion.pipeline.session import SessionSettings
+from voice_companion.pipeline.stt import SpeechToText
+from voice_companion.pipeline.tts import TextToSpeech
+
+
+@dataclass(frozen=True)
+class Shared:
+    stt: SpeechToText
+    llm: LLMBackend
+    tts: TextToSpeech
+    options: GenerationOptions | None
+    session_settings: SessionSettings
+    system_prompt: str
+    companion_name: str
+    voice: str
+
+
+def load_shared(settings: Settings) -> Shared:
+    """Load all three engines now, so the first caller does not wait for them."""
+    load_times = engines.LoadTimes()
+    stt = engines.load_stt(settings, load_times)
+    llm = engines.load_llm(settings, load_times)
+    tts = engines.load_tts(settings, load_times)
+    voice = Path(settings.tts.voice_path).stem if settings.tts.voice_path else settings.tts.voice
+    return Shared(stt, llm, tts, engines.generation_options(settings),
+                  SessionSettings(language=settings.stt.language or None),
+                  settings.companion.system_prompt(), settings.companion.name, voice)
