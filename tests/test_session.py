@@ -54,7 +54,7 @@ def speaker_silent_from(device, t_s: float) -> float:
 
 
 def test_two_turn_conversation(stt, llm, tts, voice16k):
-    device = VirtualAudioDevice(tts.sample_rate, duration_s=20)
+    device = VirtualAudioDevice(tts.sample_rate, duration_s=24)  # room for the second ~6 s reply
     device.say(0.5, voice16k("Hello Mia, how are you today?"))
     device.say(11.0, voice16k("What is your favourite colour?"))
     session = converse(stt, llm, tts, device, max_tokens=24)

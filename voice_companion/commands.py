@@ -55,7 +55,7 @@ def talk(args: argparse.Namespace, settings: Settings) -> dict:
     """A live call at the desk until Ctrl+C (or --duration)."""
     from voice_companion.audio.desk import DeskAudio
     from voice_companion.live_view import LiveView
-    from voice_companion.pipeline.session import Session, SessionSettings
+    from voice_companion.pipeline.session import Session
 
     eng = Engines(settings)
     eng.stt, eng.llm  # load everything before the microphone opens
@@ -64,7 +64,7 @@ def talk(args: argparse.Namespace, settings: Settings) -> dict:
     desk = DeskAudio(eng.tts.sample_rate, _device(args.input_device), _device(args.output_device), mode, view)
     session = Session(eng.stt, eng.llm, eng.tts, desk, _conversation(settings, eng, args),
                       engines.generation_options(settings),
-                      SessionSettings(language=settings.stt.language or None))
+                      engines.session_settings(settings))
     if not args.json:
         print(f"Talking with {settings.companion.name} ({mode}). Speak any time; Ctrl+C hangs up.", flush=True)
 

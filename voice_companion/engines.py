@@ -10,12 +10,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voice_companion import models, tiers
 from voice_companion.config import Settings
 from voice_companion.pipeline.llm import GenerationOptions, LLMBackend
 from voice_companion.pipeline.stt import SpeechToText, WhisperSTT
 from voice_companion.pipeline.tts import PiperTTS, TextToSpeech, VoiceSettings
+
+if TYPE_CHECKING:
+    from voice_companion.pipeline.session import SessionSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,17 @@ def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
         lambda: LlamaCppLLM(path, s.context_tokens, s.threads, defaults=generation_options(settings),
                             generation_threads=s.generation_threads),
     )
+
+
+def session_settings(settings: Settings) -> "SessionSettings":
+    """Live-call settings: the user's language plus what suits the chosen brain's speed."""
+    from voice_companion.pipeline.session import SessionSettings
+
+    choice = tiers.select(settings)
+    live = choice.tier.live if choice.tier else tiers.LiveTuning()
+    return SessionSettings(language=settings.stt.language or None,
+                           first_clause_max_words=live.first_clause_max_words,
+                           prefill_while_speaking_ms=live.prefill_while_speaking_ms)
 
 
 def voice_path(settings: Settings) -> Path:

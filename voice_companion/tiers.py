@@ -53,6 +53,14 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class LiveTuning:
+    """How a live call adapts to the brain's speed (pipeline/session.py's settings)."""
+
+    first_clause_max_words: int = 0  # speak after this many words even without a comma
+    prefill_while_speaking_ms: int = 0  # listen ahead: prefill the user's words so far
+
+
+@dataclass(frozen=True)
 class TierModel:
     model: str  # a name in models.REGISTRY
     label: str  # how the notice and the listing call it
@@ -65,6 +73,7 @@ class Tier:
     models: tuple[TierModel, ...]  # preferred first; empty for the remote tier
     speed: Speed
     sampling: Sampling
+    live: LiveTuning = LiveTuning()
 
     @property
     def install_hint(self) -> str:
@@ -88,12 +97,16 @@ TIERS: dict[str, Tier] = {
             Speed(generate_tok_s=12.5, prefill_tok_s=64, first_token_s=0.61, load_s=3.3, rss_gb=1.9),
             # top_p 0.8 as in Qwen2.5's own generation config
             Sampling(max_tokens=80, temperature=0.7, top_p=0.8, repeat_penalty=1.1),
+            # ~80 ms a token: a four-word first clause starts the voice ~0.3 s sooner,
+            # and prefilling the words so far halves the first token (docs/benchmarks.md)
+            LiveTuning(first_clause_max_words=4, prefill_while_speaking_ms=1000),
         ),
         Tier(
             "medium", "a 3B brain: better answers, too slow for live calls on 2 cores",
             (TierModel("qwen2.5-3b-instruct", "Qwen2.5-3B-Instruct"),),
             Speed(generate_tok_s=6, prefill_tok_s=32, rss_gb=3.0, measured=False),  # ~half of small
             Sampling(max_tokens=80, temperature=0.7, top_p=0.8, repeat_penalty=1.1),
+            LiveTuning(first_clause_max_words=4, prefill_while_speaking_ms=1000),
         ),
         Tier(
             "remote", "any OpenAI-compatible server: Ollama, llama.cpp server, vLLM, a hosted API",

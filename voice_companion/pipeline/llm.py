@@ -32,11 +32,12 @@ class GenerationOptions:
 
 
 class CpuGate:
-    """Lets the first clause's synthesis have the CPU while generation waits.
+    """Lets a clause's synthesis have the CPU while generation waits.
 
-    On 2 cores, llama.cpp generating the second clause while Piper synthesises the
-    first slows both; the user hears nothing until that first clause is ready, so
-    generation pauses at its next token while the gate is held.
+    On 2 cores, llama.cpp generating while Piper synthesises slows both (llama.cpp's
+    threads wait on each other when one is descheduled); the user hears nothing until
+    the first clause is ready, and later clauses play for seconds, so generation
+    pauses at its next token while the gate is held.
     """
 
     def __init__(self) -> None:

@@ -48,6 +48,13 @@ class Response:
     def text(self) -> str:
         return " ".join(s.text for s in self.spans)
 
+    @property
+    def generated_text(self) -> str:
+        """The model's own words, as generated: kept in the history so the next turn's
+        prompt repeats them token for token and llama.cpp reuses its cache (the spoken
+        clauses are normalised and would break the cached prefix)."""
+        return "".join(self.text_parts).strip()
+
     def spoken_text(self, played_ms: float) -> str:
         """The clauses the user heard; a clause cut off midway keeps its heard words."""
         heard = []
@@ -86,7 +93,7 @@ async def run_response(
         first = response.first_clause_ms is None
         if first:
             response.first_clause_ms = response.elapsed_ms()
-            gate.hold()  # the first clause is what the user waits for
+        gate.hold()  # llama.cpp and Piper slow each other badly when they share 2 cores
         try:
             audio = await asyncio.to_thread(tts.synthesize_all, clause)
         finally:

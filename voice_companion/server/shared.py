@@ -37,5 +37,5 @@ def load_shared(settings: Settings) -> Shared:
     tts = engines.load_tts(settings, load_times)
     voice = Path(settings.tts.voice_path).stem if settings.tts.voice_path else settings.tts.voice
     return Shared(stt, llm, tts, engines.generation_options(settings),
-                  SessionSettings(language=settings.stt.language or None),
+                  engines.session_settings(settings),
                   settings.companion.system_prompt(), settings.companion.name, voice)
