@@ -12,10 +12,11 @@ from voice_companion.audio.virtual import EchoPath, VirtualAudioDevice
 from voice_companion.companion.conversation import Conversation
 from voice_companion.engines import voice_path
 from voice_companion.pipeline.events import (
-    ResponseDone, ResponseInterrupted, SpeechStarted, TranscriptFinal, TranscriptPartial, TurnMetrics,
+    ResponseDone, ResponseInterrupted, SpeechStarted, SpeechStopped, TranscriptFinal, TranscriptPartial,
+    TurnMetrics,
 )
 from voice_companion.pipeline.llm import GenerationOptions
-from voice_companion.pipeline.session import INTERRUPTED_MARK, Session
+from voice_companion.pipeline.session import INTERRUPTED_MARK, Session, SessionSettings
 from voice_companion.pipeline.tts import PiperTTS, VoiceSettings
 
 SYSTEM = "You are Mia, a friendly companion. Answer in two or three sentences."
@@ -131,3 +132,36 @@ def test_noise_burst_pauses_then_resumes(stt, llm, tts, voice16k):
     partials = [e.text for e in device.of_type(TranscriptPartial)]
     assert not device.of_type(ResponseInterrupted), partials
     assert [d.status for d in device.of_type(ResponseDone)] == ["completed"]
+
+
+class RecordingLLM:
+    """The real LLM, noting every prefill: listen-ahead must put the user's words in."""
+
+    def __init__(self, llm) -> None:
+        self.llm, self.name, self.prefills = llm, llm.name, []
+
+    def stream(self, *args, **kwargs):
+        return self.llm.stream(*args, **kwargs)
+
+    async def prefill(self, messages) -> None:
+        self.prefills.append([m.content for m in messages])
+        await self.llm.prefill(messages)
+
+    def close(self) -> None:
+        pass
+
+
+def test_listen_ahead_prefills_the_words_so_far(stt, llm, tts, voice16k):
+    device = VirtualAudioDevice(tts.sample_rate, duration_s=12)
+    device.say(0.5, voice16k("I was walking by the river this morning and I saw two swans "
+                             "swimming together near the old bridge."))
+    recording = RecordingLLM(llm)
+    converse(stt, recording, tts, device, max_tokens=16,
+             settings=SessionSettings(prefill_while_speaking_ms=1000))
+    stopped_at = event_time(device, SpeechStopped)
+    early = [t for t, e in device.events if isinstance(e, TranscriptPartial) and t < stopped_at]
+    assert early, "no transcript while the user was still speaking"
+    user_prefills = [p[-1] for p in recording.prefills if len(p) > 1]
+    assert any("river" in text.lower() for text in user_prefills), recording.prefills
+    assert "swans" in device.of_type(TranscriptFinal)[0].text.lower()
+    assert device.of_type(ResponseDone)[0].status == "completed"
