@@ -62,15 +62,17 @@ async def reply_to(llm, messages: list[ChatMessage], options) -> str:
     return "".join(parts).strip()
 
 
-def tier_settings(name: str) -> Settings:
+def tier_settings(name: str, threads: int | None) -> Settings:
     """Plain defaults with the tier chosen, so a user's config.toml cannot skew the numbers."""
     settings = Settings()
     settings.llm.tier = name
+    if threads:
+        settings.llm.threads = settings.llm.generation_threads = threads
     return settings
 
 
-def evaluate_tier(name: str, eval_set, repeat: int, show: bool) -> dict:
-    settings = tier_settings(name)
+def evaluate_tier(name: str, eval_set, repeat: int, show: bool, threads: int | None) -> dict:
+    settings = tier_settings(name, threads)
     try:
         choice = tiers.select(settings)
         started = time.perf_counter()
@@ -83,6 +85,8 @@ def evaluate_tier(name: str, eval_set, repeat: int, show: bool) -> dict:
     system = with_memory(PERSONA.replace("{name}", eval_set.companion), eval_set.facts)
     counts = {check: [0, 0] for check in CHECKS}  # passed, applicable
     failures, reply_s = [], []
+    cpu_started = time.process_time()  # llama.cpp's threads included; unlike wall time, not
+    # inflated when other work on the machine pauses or slows this process
     try:
         for _ in range(repeat):
             for case in eval_set.cases:
@@ -103,6 +107,7 @@ def evaluate_tier(name: str, eval_set, repeat: int, show: bool) -> dict:
         llm.close()
     passed = sum(p for p, _ in counts.values())
     total = sum(n for _, n in counts.values())
+    print(f"[{name}] {passed}/{total} checks passed", file=sys.stderr)
     return {
         "model": choice.model or choice.model_path or settings.llm.remote_model,
         "sampling": dataclasses.asdict(options),
@@ -114,6 +119,7 @@ def evaluate_tier(name: str, eval_set, repeat: int, show: bool) -> dict:
         "replies": len(reply_s),
         "load_s": round(load_s, 2),
         "seconds": round(sum(reply_s), 1),
+        "cpu_s": round(time.process_time() - cpu_started, 1),
         "reply_s_mean": round(sum(reply_s) / len(reply_s), 2) if reply_s else None,
         "failures": failures,
     }
@@ -138,8 +144,8 @@ def print_table(results: dict[str, dict]) -> None:
         for n in names))
     for n in names:
         r = results[n]
-        print(f"\n{n} ({r['model']}): {r['replies']} replies in {r['seconds']} s "
-              f"(mean {r['reply_s_mean']} s, load {r['load_s']} s)")
+        print(f"\n{n} ({r['model']}): {r['replies']} replies in {r['seconds']} s, "
+              f"{r['cpu_s']} s CPU (mean {r['reply_s_mean']} s a reply, load {r['load_s']} s)")
         for f in r["failures"]:
             print(f"  {f['case']}: {', '.join(f['failed'])} — {f['reply']!r}")
 
@@ -149,6 +155,10 @@ def main() -> int:
     parser.add_argument("--llm", default="tiny,small", help="comma-separated tiers (default: tiny,small)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of the whole set per tier")
     parser.add_argument("--prompts", default=str(PROMPTS), help="the prompt set (TOML)")
+    # Replies do not depend on the thread count. Beside other work on 2 cores, llama.cpp's
+    # 2 threads spin-wait for each other and the tiny model ran ~20x slower; 1 does not.
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads (default: llm.threads); 1 where other work runs")
     parser.add_argument("--show", action="store_true", help="print every reply to stderr as it comes")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = parser.parse_args()
@@ -161,12 +171,14 @@ def main() -> int:
         print(f"unknown tier(s) {', '.join(unknown)}; known: {', '.join(tiers.TIERS)}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    results = {name: evaluate_tier(name, eval_set, args.repeat, args.show) for name in names}
+    results = {name: evaluate_tier(name, eval_set, args.repeat, args.show, args.threads)
+               for name in names}
     report = {
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "cases": len(eval_set.cases),
         "repeat": args.repeat,
+        "threads": args.threads or Settings().llm.threads,
         "wall_s": round(time.perf_counter() - started, 1),
         "tiers": results,
     }

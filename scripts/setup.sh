@@ -12,7 +12,8 @@ PY="${PYTHON:-python3}"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 need_debs=(libportaudio2)
-(( DEV )) && need_debs+=(espeak-ng)
+# Tests: espeak-ng speaks the languages Piper lacks here; Chromium runs the web call screen.
+(( DEV )) && need_debs+=(espeak-ng chromium)
 missing=()
 for pkg in "${need_debs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

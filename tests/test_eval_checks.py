@@ -39,6 +39,8 @@ def test_good_english_comfort_passes_every_check(reply):
     ("Je suis contente de parler français avec toi.", "fr"),
     ("In French you say « bonne nuit ». Sweet dreams!", "en"),
     ("On dit « je suis fatigué ». C'est facile !", "fr"),
+    ('On dit "Je suis fatigué".', "fr"),
+    ('"Bonjour, merci pour votre café."', "fr"),
     ("", ""),
 ])
 def test_detect_language(reply, lang):

@@ -1,5 +1,6 @@
 """Acceptance: the companion remembers casual facts across sessions and full windows,
-through the real engine (the tiny LLM answers every text turn), and survives kill -9."""
+through the real engine (the tiny LLM answers every text turn; the 1.5B brain, where
+installed, answers the questions), and survives kill -9."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from voice_companion import tiers
 from voice_companion.companion.companion import open_companion
 from voice_companion.config import Settings
+from voice_companion.engines import load_llm
+from voice_companion.errors import ModelNotAvailable
 from voice_companion.pipeline.llm import GenerationOptions
 from voice_companion.pipeline.reply import collect_reply
 
@@ -25,7 +29,7 @@ FACTS = [
     ("Oh by the way, my name is Sam.", "What is my name?", "Sam", True),
     ("I live in Leeds, it rains a lot here.", "Where do I live?", "Leeds", True),
     ("My cat is called Mochi and she sleeps all day.", "What is my cat called?", "Mochi", True),
-    ("My sister Anna is visiting next month.", "What is my sister's name?", "Anna", False),
+    ("My sister Anna is visiting next month.", "What is my sister's name?", "Anna", True),
     ("I'm allergic to peanuts, annoyingly.", "What am I allergic to?", "peanuts", True),
     ("I work as a nurse at St James hospital.", "What is my job?", "nurse", False),
     ("My favourite colour is teal.", "What is my favourite colour?", "teal", True),
@@ -37,7 +41,7 @@ FACTS = [
     ("Work has been crazy because of the Henderson project.", "Which project made work crazy?", "Henderson", False),
     ("My best friend Tom moved to Canada.", "Who is my best friend?", "Tom", False),
     ("I had pancakes with blueberries for breakfast.", "What did I have on my pancakes?", "blueberries", False),
-    ("我养了一只狗叫旺财。", "我的狗叫什么名字？", "旺财", False),
+    ("我养了一只狗叫旺财。", "我的狗叫什么名字？", "旺财", True),
     ("我是成都人，很喜欢吃辣。", "我是哪里人？", "成都", False),
     ("我的妹妹叫小红。", "我妹妹叫什么？", "小红", False),
     ("我最喜欢的水果是榴莲。", "我最喜欢的水果是什么？", "榴莲", False),
@@ -47,21 +51,19 @@ FACTS = [
     ("我刚买了一辆红色的电动车。", "我买的电动车是什么颜色？", "红色", False),
     ("Je suis allergique aux kiwis.", "À quoi suis-je allergique ?", "kiwis", False),
 ]
-DONE = ["cleaned the kitchen", "answered a pile of emails", "walked to the post office", "fixed the leaky tap",
-        "watched a documentary about volcanoes", "cooked a big pot of soup", "tidied the garage",
-        "read two chapters of a mystery novel", "called the bank about a form", "repotted the basil"]
-FELT = ["pretty tired", "oddly calm", "a bit restless", "quite proud", "sleepy"]
-ZH = ["今天下雨了，感觉有点累。", "今天加班到很晚，好困。", "今天去超市买了菜，挺开心的。", "晚上看了一部电影，很放松。",
-      "今天打扫了房间，一般般吧。"]
+DONE = ["Cleaned the kitchen", "Answered emails", "Walked to the shop", "Fixed the tap", "Watched a film",
+        "Cooked soup", "Tidied the garage", "Read a novel", "Called the bank", "Repotted the basil"]
+FELT = ["tired now", "calm", "restless", "proud", "sleepy"]
+ZH = ["今天下雨了。", "加班到很晚。", "去超市买了菜。", "看了一部电影。", "打扫了房间。"]
 SESSIONS, PER_SESSION = 3, 70
-FILLER = GenerationOptions(max_tokens=6, temperature=0.7, top_p=0.9, repeat_penalty=1.15)
-ANSWER = GenerationOptions(max_tokens=32, temperature=0.0, top_p=1.0, repeat_penalty=1.15)
+FILLER = GenerationOptions(max_tokens=5, temperature=0.0, top_p=1.0, repeat_penalty=1.15)  # short: 210 of them
+ANSWER = GenerationOptions(max_tokens=40, temperature=0.0, top_p=1.0, repeat_penalty=1.15)
 
 
 def filler(i: int) -> str:
     if i % 5 == 4:
         return ZH[i % len(ZH)]
-    return f"This morning I {DONE[i % len(DONE)]} and it took {10 + i % 50} minutes, I feel {FELT[i % len(FELT)]}."
+    return f"{DONE[i % len(DONE)]} today, {FELT[i % len(FELT)]}."
 
 
 def script() -> list[list[str]]:
@@ -81,8 +83,10 @@ def companion_settings(tmp_path: Path) -> Settings:
     return settings
 
 
-def test_facts_survive_sessions_and_full_windows(llm, tmp_path):
-    settings = companion_settings(tmp_path)
+@pytest.fixture(scope="module")
+def planted(llm, tmp_path_factory) -> tuple[Settings, int, int]:
+    """210 text turns in three sessions through the tiny LLM; returns (settings, turns, rolls)."""
+    settings = companion_settings(tmp_path_factory.mktemp("recall"))
     rolls = turns = 0
     for said_in_session in script():
         companion = open_companion(settings)
@@ -94,19 +98,47 @@ def test_facts_survive_sessions_and_full_windows(llm, tmp_path):
         rolls += conversation.rolls
         conversation.close()
         companion.close()
-    assert turns >= 200 and rolls >= 6
+    return settings, turns, rolls
 
-    companion = open_companion(settings)
-    assert "Last time you told me" in companion.conversation(settings).greeting
-    conversation = companion.conversation(settings, llm)
-    prompts = {question: conversation.prompt_for(question) for _, question, _, _ in FACTS}
+
+def questions_and_prompts(settings: Settings) -> dict[str, list]:
+    """Each fact's question as a new session would send it to the LLM."""
+    conversation = open_companion(settings).conversation(settings)
+    return {question: conversation.prompt_for(question) for _, question, _, _ in FACTS}
+
+
+@pytest.mark.slow
+def test_facts_survive_sessions_and_full_windows(planted):
+    settings, turns, rolls = planted
+    assert turns >= 200 and rolls >= 5  # the window overflowed again and again
+    assert "Last time you told me" in open_companion(settings).greeting()
+    prompts = questions_and_prompts(settings)
     missed = [expected for _, question, expected, _ in FACTS
               if expected.lower() not in "\n".join(m.content for m in prompts[question]).lower()]
     assert len(missed) <= len(FACTS) * 0.05, f"not in the prompt: {missed}"
+
+
+@pytest.fixture(scope="module")
+def small():
+    """The companion-grade brain: the 135M test model parrots its history instead of answering."""
+    settings = Settings()
+    settings.llm.tier = "small"
+    try:
+        tiers.select(settings)
+    except ModelNotAvailable as exc:
+        pytest.skip(str(exc))  # names the install command
+    llm = load_llm(settings)
+    yield llm
+    llm.close()
+
+
+@pytest.mark.slow
+def test_the_real_model_answers_the_simple_ones(planted, small):
+    prompts = questions_and_prompts(planted[0])
     wrong = []
     for _, question, expected, simple in FACTS:
         if simple:
-            answer = asyncio.run(collect_reply(llm, prompts[question], ANSWER))
+            answer = asyncio.run(collect_reply(small, prompts[question], ANSWER))
             if expected.lower() not in answer.lower():
                 wrong.append((question, answer))
     assert not wrong, wrong

@@ -24,7 +24,7 @@ from voice_companion.errors import CompanionError
 
 def add_parsers(add) -> None:
     """The commands' flags; `add(name, help)` is cli.py's subparser factory."""
-    p = add("persona", "who your companion is: list, show, import a card, export, use")
+    p = add("persona", "who your companion is: list, show, import a card, export, use", json_flag=False)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     _sub(sub, "list", "companions here and bundled (* = in use)")
     _sub(sub, "show", "a persona in our TOML format").add_argument("name")
@@ -37,7 +37,7 @@ def add_parsers(add) -> None:
     s.add_argument("file")
     _sub(sub, "use", "talk with this companion from now on").add_argument("name")
 
-    p = add("memory", "what your companion remembers: list, search, add, edit, forget")
+    p = add("memory", "what your companion remembers: list, search, add, edit, forget", json_flag=False)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     _sub(sub, "list", "every memory with its id", companion=True)
     _sub(sub, "search", "memories and past words that match", companion=True).add_argument("query")

@@ -19,7 +19,7 @@ from voice_companion.companion.memory_conversation import MemoryConversation
 from voice_companion.companion.memory_worker import MODES
 from voice_companion.companion.persona import Persona
 from voice_companion.companion.sqlite_store import SQLiteMemoryStore
-from voice_companion.companion.text_utils import has_cjk, keywords, shorten
+from voice_companion.companion.text_utils import keywords, shorten
 from voice_companion.config import CompanionSettings, Settings
 from voice_companion.errors import ConfigError
 from voice_companion.pipeline.llm import LLMBackend
@@ -59,7 +59,7 @@ class Companion:
         topic = max(said, key=lambda text: len(keywords(text)), default="")
         if not keywords(topic):
             return hello
-        if has_cjk(topic) or self.persona.language == "zh":
+        if self.persona.language == "zh":
             return f"{hello} 上次你说到：“{shorten(topic, 16)}”。"
         return f"{hello} Last time you told me: “{shorten(topic, 16)}”."
 

@@ -4,7 +4,7 @@ What changes least comes first, so the LLM's KV cache is reused (DESIGN.md):
 
     system   persona · who the user is (profile facts) · earlier sessions · earlier today
     …        the recent turns, verbatim and append-only
-    user     memories recalled for this message, then the message itself
+    user     the message itself, then the memories recalled for it
 
 The system message changes only when the window fills and the oldest turns roll into a
 summary (the profile is refreshed then too); recalled memories change every turn, so
@@ -85,7 +85,10 @@ def system_text(persona_prompt: str, profile: Sequence[str], episodes: Sequence[
 
 
 def user_message(text: str, recalled: Sequence[str], limit: int) -> str:
-    """The new message, preceded by what was recalled for it (as much as fits)."""
+    """The new message, then what was recalled for it (as much as fits).
+
+    The user's words come first so that a prefill of the words heard so far (the
+    session's listen-ahead) is still a prefix of the final prompt."""
     items = []
     for item in recalled:
         if estimate_tokens("; ".join([*items, item])) > limit:
@@ -93,7 +96,7 @@ def user_message(text: str, recalled: Sequence[str], limit: int) -> str:
         items.append(item)
     if not items:
         return text
-    return RECALL_HEADER.format(items="; ".join(items)) + "\n" + text
+    return text + "\n" + RECALL_HEADER.format(items="; ".join(items))
 
 
 def roll_count(messages: Sequence[str], limit: int) -> int:

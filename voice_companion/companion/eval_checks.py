@@ -25,7 +25,7 @@ FRENCH_WORDS = frozenset(
     "je j tu il elle nous vous ils elles le la les un une des du de et est c ce cette ces "
     "qu que qui pas ne mon ma mes ton ta tes sa ses notre votre avec pour dans sur très "
     "bien oui bonjour bonsoir merci au aux suis es sont ai as avez être avoir mais ou "
-    "aussi moi toi lui leur y en peux veux fait ça".split()
+    "aussi moi toi lui leur y en peux veux fait dit dire ça".split()
 )
 ENGLISH_WORDS = frozenset(
     "the and is are was were you your i my me we our it that this to of with for have "
@@ -94,10 +94,16 @@ def detect_language(text: str) -> str:
         return ""
     if cjk_ratio(text) >= 0.5:
         return "zh"
-    toks = tokens(QUOTED.sub(" ", text)) or tokens(text)
-    french = sum(1 for t in toks if t in FRENCH_WORDS or FRENCH_ACCENTS.search(t))
-    english = sum(1 for t in toks if t in ENGLISH_WORDS)
+    french, english = _language_votes(QUOTED.sub(" ", text))
+    if french == english == 0:  # only the quoted phrase says anything: 'On dit « merci ».'
+        french, english = _language_votes(text)
     return "fr" if french > english else "en"
+
+
+def _language_votes(text: str) -> tuple[int, int]:
+    toks = tokens(text)
+    french = sum(1 for t in toks if t in FRENCH_WORDS or FRENCH_ACCENTS.search(t))
+    return french, sum(1 for t in toks if t in ENGLISH_WORDS)
 
 
 def has_loop(text: str) -> bool:

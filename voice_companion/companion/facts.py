@@ -91,7 +91,7 @@ def extract(text: str) -> list[Fact]:
     found: dict[str, tuple[int, Fact]] = {}
     for sentence_match in _SENTENCE.finditer(text):
         sentence = sentence_match.group()
-        if sentence.rstrip().endswith(("?", "？")) or _QUESTION.search(sentence):
+        if _is_question(sentence):
             continue
         for regex, template, key, importance, confidence in _COMPILED:
             for match in regex.finditer(sentence):
@@ -104,6 +104,15 @@ def extract(text: str) -> list[Fact]:
                 fact = Fact(template.format(**groups), key.format(**groups), importance, confidence)
                 found.setdefault(fact.key or fact.text, (sentence_match.start() + match.start(), fact))
     return [fact for _, fact in sorted(found.values(), key=lambda item: item[0])]
+
+
+def states_something(text: str) -> bool:
+    """Whether any sentence is a statement: questions teach nothing about the user."""
+    return any(not _is_question(s) for s in _SENTENCE.findall(text) if s.strip())
+
+
+def _is_question(sentence: str) -> bool:
+    return sentence.rstrip().endswith(("?", "？")) or _QUESTION.search(sentence) is not None
 
 
 def _clean(value: str) -> str:

@@ -109,22 +109,22 @@ class MemoryConversation(Conversation):
             self.worker.finish(self.session_id)
 
     def _recall(self, text: str) -> list[str]:
-        """Facts learned since the profile was fixed (always), then what search finds.
+        """What search finds for this message: memories, and old turns when the user asks.
 
-        A profile fact that matches is repeated here on purpose: next to the question,
-        small models use it; buried in the system prompt, they often do not. Old turns
-        are searched only when the user asks or looks back: every recalled token is
+        A fact learned this session needs no place here: the turn it came from is still
+        in the window, and when that turn rolls out, the refreshed profile takes the fact.
+        A profile fact that matches is repeated on purpose: next to the question, small
+        models use it; buried in the system prompt, they often do not. Old turns are
+        searched only when the user asks or looks back: every recalled token costs
         prefill time on the live path."""
-        new = [m.text for m in self.store.memories(("fact", "note"), limit=20) if m.id > self._profile_upto]
         found = self.retriever.recall(text, self.recall_k, before_turn=self._ids[0] if self._ids else None,
                                       turns=asks_or_recalls(text))
-        return list(dict.fromkeys([*new, *(r.text for r in found)]))
+        return list(dict.fromkeys(r.text for r in found))
 
     def _refresh_profile(self) -> None:
         facts = self.store.memories(("fact", "note"))
         chosen = context.pick_profile(facts, self.budget.part(self.budget.profile))
         self._profile = [m.text for m in chosen]
-        self._profile_upto = max((m.id for m in facts), default=0)
 
     def _carry_over(self) -> None:
         """Resume where the last session stopped: its latest turns, up to half the window."""

@@ -70,6 +70,8 @@ class MemoryWorker:
     def _learn(self, turn_id: int, text: str) -> None:
         for fact in facts.extract(text):
             self._remember(fact, turn_id)
+        if not facts.states_something(text):
+            return
         if self.mode == "after_turn" and self._llm_learn(turn_id, text, self.busy):
             return
         if self.mode != "off":

@@ -58,10 +58,11 @@ class Retriever:
             if text not in scored or scored[text].score < score:
                 scored[text] = Recalled(text, score, source, item_id)
 
-        for hit, relevance in _normalised(self.store.search_memories(query, limit=4 * k)):
-            memory = hit.item
-            if isinstance(memory, Memory):
-                add(memory.text, relevance, memory.time, memory.importance * memory.confidence, "memory", memory.id)
+        for hits in (self.store.search_memories(query, limit=4 * k), self.store.search_memories_cjk(query, 4 * k)):
+            for hit, relevance in _normalised(hits):
+                memory = hit.item
+                if isinstance(memory, Memory):
+                    add(memory.text, relevance, memory.time, memory.importance * memory.confidence, "memory", memory.id)
         for memory in self._woken_lore(query):
             add(memory.text, 1.0, memory.time, memory.importance, "memory", memory.id)
         past = self.store.search_turns(query, before_turn, limit=4 * k) if turns else []

@@ -59,6 +59,14 @@ def keywords(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def cjk_bigrams(text: str) -> list[str]:
+    """Two-character Chinese units (most Chinese words), which trigram search cannot match."""
+    out = []
+    for run in _CJK_RUN.findall(text):
+        out += [run[i : i + 2] for i in range(len(run) - 1) if not set(run[i : i + 2]) <= _ZH_FILLER]
+    return list(dict.fromkeys(out))
+
+
 def fts_query(text: str) -> str:
     """An FTS5 MATCH expression (trigram tokenizer): any keyword, as a quoted phrase."""
     return " OR ".join('"' + k.replace('"', "") + '"' for k in keywords(text))

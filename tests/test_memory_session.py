@@ -1,0 +1,48 @@
+"""The live session with a remembering conversation: a spoken call, a barge-in, and what
+the store keeps (real models, virtual sound card, real SQLite file)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import numpy as np
+
+from voice_companion.audio.io import resample
+from voice_companion.audio.virtual import VirtualAudioDevice
+from voice_companion.companion.companion import open_companion
+from voice_companion.config import Settings
+from voice_companion.engines import voice_path
+from voice_companion.pipeline.events import ResponseInterrupted
+from voice_companion.pipeline.llm import GenerationOptions
+from voice_companion.pipeline.session import Session
+from voice_companion.pipeline.tts import PiperTTS, VoiceSettings
+
+
+def test_a_call_is_remembered_with_its_interruption(stt, llm, tts, settings, tmp_path):
+    voice = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0, noise_w=0))
+
+    def said(text: str) -> np.ndarray:
+        return resample(voice.synthesize_all(text).astype(np.float32) / 32768, voice.sample_rate, 16000)
+
+    mine = Settings()
+    mine.llm.tier = "tiny"
+    mine.paths = dataclasses.replace(mine.paths, data_dir=tmp_path / "data")
+    companion = open_companion(mine)
+    device = VirtualAudioDevice(tts.sample_rate, duration_s=16)
+    device.say(0.5, said("My name is Sam. Tell me a long story about a dragon who loves tea."))
+    device.say(7.5, said("Wait, stop. Tell me about dogs instead."))
+    conversation = companion.conversation(mine, llm)
+    session = Session(stt, llm, tts, device, conversation, GenerationOptions(max_tokens=160, temperature=0.0))
+    asyncio.run(session.run())
+    conversation.close()
+
+    interrupted = device.of_type(ResponseInterrupted)
+    assert len(interrupted) == 1
+    turns = companion.store.turns()
+    assert [t.role for t in turns[:2]] == ["user", "assistant"]
+    assert "dragon" in turns[0].text.lower()
+    assert turns[1].interrupted and turns[1].text == interrupted[0].spoken_text  # only what was heard
+    assert any(m.text == "The user's name is Sam" for m in companion.store.memories())
+    assert companion.store.sessions()[0].summary  # the episode, for next time
+    assert companion.store.integrity() == "ok"
