@@ -7,6 +7,7 @@ iterating (``break`` or ``aclose()``): that is how a barge-in cancels generation
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Protocol, Sequence
 
@@ -50,9 +51,11 @@ class CpuGate:
     def release(self) -> None:
         self._open.set()
 
-    def wait(self, cancelled: threading.Event) -> None:
-        """Block a generation thread while held (returns early once `cancelled`)."""
-        while not self._open.wait(0.02) and not cancelled.is_set():
+    def wait(self, cancelled: threading.Event, max_wait_s: float = 1.0) -> None:
+        """Block a generation thread while held: until released, `cancelled`, or
+        `max_wait_s` (a safety net: a hold must only ever cost a short pause)."""
+        deadline = time.monotonic() + max_wait_s
+        while not self._open.wait(0.02) and not cancelled.is_set() and time.monotonic() < deadline:
             pass
 
 
