@@ -58,5 +58,6 @@ def ask(small, question: str) -> str:
 ])
 def test_small_tier_recalls_a_fact_from_the_prompt(small, question, lang):
     reply = ask(small, question)
-    assert any(name in reply for name in ("Tromsø", "Tromso", "特罗姆瑟")), reply
+    # Tromsø or a Chinese transliteration of it
+    assert any(name in reply for name in ("Tromsø", "Tromso", "特罗姆瑟", "特罗姆斯", "托姆斯")), reply
     assert detect_language(reply) == lang, reply

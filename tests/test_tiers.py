@@ -215,7 +215,11 @@ def test_cli_says_which_brain_once():
     assert notices == ["using the tiny brain (SmolLM2-135M, bundled), as asked"]
 
 
-def test_models_lists_tiers_without_assembling_anything(settings):
+def test_models_lists_tiers_without_assembling_anything(tmp_path, monkeypatch):
+    home = tmp_path / "home"  # its own cache: other tests may assemble the 1.5B model
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.toml").write_text('[llm]\ntier = "tiny"\n')
+    monkeypatch.setenv("VOICE_COMPANION_HOME", str(home))
     proc = run_cli("models", "--json")
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
@@ -224,4 +228,4 @@ def test_models_lists_tiers_without_assembling_anything(settings):
     assert shown["default_tier"] == "tiny" and rows["tiny"]["default"]  # the suite pins tiny
     assert rows["tiny"]["installed"] and "tok/s" in rows["tiny"]["speed"]
     assert not rows["medium"]["installed"] and "models download" in rows["medium"]["install"]
-    assert not (settings.paths.models_dir / "qwen2.5-coder-1.5b-instruct").exists()
+    assert not (home / "cache" / "models" / "qwen2.5-coder-1.5b-instruct").exists()
