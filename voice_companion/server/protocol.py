@@ -93,8 +93,8 @@ def parse_text(data: str) -> ClientEvent:
         raise ProtocolError("message_too_large", f"text frames are limited to {MAX_TEXT_BYTES} bytes")
     try:
         obj = json.loads(data)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ProtocolError("invalid_json", f"not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # ValueError: also integers over 4300 digits
+        raise ProtocolError("invalid_json", f"not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise ProtocolError("invalid_json", "a text frame must be a JSON object with a 'type'")
     event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
