@@ -53,6 +53,9 @@ def add_parsers(add, add_engine_flags) -> None:
 def serve(args: argparse.Namespace, settings: Settings) -> None:
     from voice_companion.server import auth, tls
 
+    from voice_companion.companion.library import private_dir
+
+    private_dir(settings.paths.data_dir)  # before the token or a key is written into it
     loopback = _is_loopback(args.host)
     if args.no_token and not loopback:
         raise ConfigError("a server reachable from the network needs a token; drop --no-token")

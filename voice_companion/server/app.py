@@ -20,7 +20,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from voice_companion.companion.conversation import Conversation
-from voice_companion.server import auth
+from voice_companion.server import auth, origin
 from voice_companion.server import protocol as p
 from voice_companion.server.connection import Connection
 from voice_companion.server.shared import Shared
@@ -53,8 +53,9 @@ class Conversations:
 
 class App:
     def __init__(self, shared: Shared, token: str | None, max_sessions: int = 16,
-                 web_dir: Path = WEB_DIR) -> None:
+                 web_dir: Path = WEB_DIR, allowed_origins: tuple[str, ...] = ()) -> None:
         self.shared, self.token = shared, token
+        self.allowed_origins = allowed_origins  # besides the server's own page (origin.py)
         self.max_sessions, self.web_dir = max_sessions, web_dir
         self.conversations = Conversations()
         self.connections: set[Connection] = set()
@@ -72,6 +73,12 @@ class App:
         path = urlsplit(request.path).path
         if path != p.PATH:
             return static_response(self.web_dir, request.path)
+        refusal = origin.origin_refusal(request.headers.get("Origin"), request.headers.get("Host"),
+                                        ws.transport.get_extra_info("sslcontext") is not None,
+                                        self.allowed_origins, loopback_only=self.token is None)
+        if refusal:
+            log.warning("refused a WebSocket from %s: %s", _peer(ws), refusal)
+            return text_response(http.HTTPStatus.FORBIDDEN, refusal + "\n")
         presented = auth.presented_token(request.path, request.headers.get("Authorization"))
         if not auth.is_authorized(self.token, presented):
             log.warning("rejected a client without a valid token from %s", _peer(ws))

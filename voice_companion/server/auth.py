@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from voice_companion.companion.library import private_dir
 from voice_companion.errors import ConfigError
 
 TOKEN_FILE = "server-token"
@@ -29,7 +30,7 @@ def load_or_create_token(data_dir: Path) -> str:
             if path.stat().st_mode & 0o077:
                 path.chmod(0o600)
             return token
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)  # owner-only, like the memories beside it
     token = secrets.token_urlsafe(24)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -22,6 +22,7 @@ from voice_companion.pipeline.events import AudioChunk, Event, ResponseCreated, 
 from voice_companion.pipeline.session import Session
 from voice_companion.server import protocol as p
 from voice_companion.server.audio_frames import encode_audio, parse_audio
+from voice_companion.server.limits import InputLimits
 from voice_companion.server.replies import Replies
 from voice_companion.server.shared import Shared
 from voice_companion.server.transport import RateLimited, RemoteAudio
@@ -46,6 +47,7 @@ class Connection:
                                shared.options, shared.session_settings)
         self._outbox: asyncio.Queue[str | bytes] = asyncio.Queue(OUTBOX_SIZE)
         self._typed: list[str] = []
+        self.limits = InputLimits()
         self._closing = False
         self._errors: list[float] = []
         self._last_rate_error = 0.0
@@ -91,10 +93,13 @@ class Connection:
 
     def _receive(self, message: str | bytes) -> None:
         try:
+            self.limits.admit_frame(message)
             if isinstance(message, bytes):
                 self.audio.push_mic(parse_audio(message))
             else:
-                self._handle(p.parse_text(message))
+                event = p.parse_text(message)
+                self.limits.admit_event()
+                self._handle(event)
         except p.ProtocolError as exc:
             self._error(exc.code, exc.message, exc.event_id)
             self._count_error()
@@ -103,9 +108,14 @@ class Connection:
             if now - self._last_rate_error > 1.0:  # one report a second, not one per frame
                 self._last_rate_error = now
                 self._error("rate_limited", str(exc))
+        except Exception:  # noqa: BLE001 - a bug in handling one frame must not end the call
+            log.exception("%s: failed to handle a client frame", self.id)
+            self._error("internal_error", "the server failed to handle that message; the call goes on")
+            self._count_error()
 
     def _handle(self, event: p.ClientEvent) -> None:
         if isinstance(event, p.SessionUpdate):
+            self.limits.admit_update()
             if event.voice is not None and event.voice != self.shared.voice:
                 raise p.ProtocolError("unknown_voice", f"voice {event.voice!r} is not available; "
                                       f"this server has {self.shared.voice!r}", event.event_id)
@@ -115,6 +125,7 @@ class Connection:
                 self.conversation.system_prompt = event.instructions
             self._send({"type": "session.updated", "event_id": event.event_id, "session": self.describe()})
         elif isinstance(event, p.ItemCreate):
+            self.limits.check_typed(self._typed, event.text, event.event_id)
             self._typed.append(event.text)
             item = {"id": f"item_{uuid.uuid4().hex[:12]}", "type": "message", "role": "user",
                     "content": [{"type": "input_text", "text": event.text}]}

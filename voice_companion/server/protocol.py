@@ -28,7 +28,9 @@ ERROR_CODES = {
     "message_too_large": f"a text frame over {MAX_TEXT_BYTES} bytes or a binary frame over {MAX_AUDIO_BYTES}",
     "invalid_audio": "a binary frame is not whole PCM16 samples",
     "invalid_sample_rate": f"a declared input rate outside {MIN_RATE}-{MAX_RATE} Hz",
-    "rate_limited": "audio arrives faster than real time; the excess is dropped",
+    "rate_limited": "audio faster than real time, or frames, bytes, events or session.update beyond "
+                    "their per-second budgets (server/limits.py); the excess is dropped",
+    "too_much_input": "typed messages waiting for response.create exceed 4000 characters in all",
     "unknown_voice": "session.update asked for a voice this server does not have",
     "no_input": "response.create without a user message to answer",
     "unknown_item": "conversation.item.truncate names a response this session does not know",

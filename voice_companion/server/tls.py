@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voice_companion.errors import ConfigError
+from voice_companion.companion.library import private_dir
 
 VALID_DAYS = 397  # browsers and iOS refuse longer-lived server certificates
 RENEW_DAYS = 30
@@ -92,7 +93,8 @@ def _make(cert: Path, key: Path, names: list[str]) -> None:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(private, hashes.SHA256())
     )
-    cert.parent.mkdir(parents=True, exist_ok=True)
+    cert.parent.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(cert.parent)  # it holds the private key
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
