@@ -1,0 +1,40 @@
+"""The live server under generated input (short version of scripts/fuzz_server.py).
+
+Real `App`, real models, real sockets on 127.0.0.1: every generated sequence ends in a
+pong or a documented close, a bystander's pings keep being answered, and no session
+is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from fuzz_frames import FRAMES
+from fuzz_live import Bystander, Tally, run_sequence
+from test_server import TOKEN, server, certificate  # noqa: F401 - the module's server fixture
+
+SEQUENCES = st.lists(FRAMES, min_size=10, max_size=30)
+
+
+def test_generated_frames_never_crash_hang_or_disturb_others(server):  # noqa: F811
+    tally = Tally()
+
+    @settings(max_examples=120, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(SEQUENCES)
+    def one(frames):
+        asyncio.run(run_sequence(server.url, TOKEN, frames, tally))
+        assert not tally.failures, tally.failures
+
+    with Bystander(server.url, TOKEN) as bystander:
+        one()
+    assert bystander.failure is None and bystander.latencies_ms
+    assert tally.frames > 1000 and tally.alive > tally.sequences // 2, tally
+    assert tally.errors["invalid_json"] and tally.errors["invalid_event"], tally.errors
+    deadline = time.monotonic() + 15
+    while server.app.connections and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not server.app.connections, "sessions left behind after their clients left"
