@@ -75,8 +75,9 @@ def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
     log.info("%s", choice.notice)
     if choice.backend == "openai":
         from voice_companion.pipeline.llm_openai import OpenAICompatibleLLM
+        from voice_companion.pipeline.llm_resilient import ResilientLLM
 
-        return OpenAICompatibleLLM(s.base_url, s.remote_model, s.api_key(), s.timeout_s)
+        return ResilientLLM(OpenAICompatibleLLM(s.base_url, s.remote_model, s.api_key(), s.timeout_s))
     from voice_companion.pipeline.llm_llamacpp import LlamaCppLLM
 
     path = _model_path(settings, choice)

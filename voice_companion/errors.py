@@ -21,6 +21,10 @@ class LLMError(CompanionError):
     """The language model backend failed (unreachable, HTTP error, malformed stream, timeout)."""
 
 
+class LLMStreamCut(LLMError):
+    """The LLM's stream stopped mid-reply (server died, connection dropped); some text came."""
+
+
 class ConfigError(CompanionError):
     """The configuration file or an option is invalid."""
 

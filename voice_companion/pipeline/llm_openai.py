@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Sequence
 
 import httpx
 
-from voice_companion.errors import ConfigError, LLMError
+from voice_companion.errors import ConfigError, LLMError, LLMStreamCut
 from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,8 @@ class OpenAICompatibleLLM:
             raise LLMError(f"cannot reach the LLM server at {self.base_url}: {_connect_reason(exc)}; "
                            f"is it running? (set llm.base_url)") from exc
         except httpx.RemoteProtocolError as exc:
-            if yielded:  # cut off mid-reply: speak what came rather than nothing
-                log.warning("LLM stream from %s ended early: %s", self.base_url, exc)
-                return
+            if yielded:  # cut off mid-reply: the caller keeps what came (llm_resilient.py)
+                raise LLMStreamCut(f"LLM server at {self.base_url} stopped mid-reply: {_one_line(str(exc))}") from exc
             raise LLMError(f"LLM server at {self.base_url} closed the connection: "
                            f"{_one_line(str(exc))}") from exc
         except httpx.HTTPError as exc:
@@ -163,6 +162,9 @@ class OpenAICompatibleLLM:
         if not seen_data:
             raise LLMError(f"malformed stream from {self.base_url}: no 'data:' lines; "
                            f"is llm.base_url an OpenAI-compatible API?")
+        # Every OpenAI-compatible server ends a stream with [DONE] or a finish_reason; a
+        # connection that just closes before either is a server that died mid-reply.
+        raise LLMStreamCut(f"LLM server at {self.base_url} stopped mid-reply (no [DONE]); is it still running?")
 
     def _choices(self, data: str) -> list[dict[str, Any]]:
         """The `choices` of one JSON chunk; an error chunk or anything else raises LLMError."""
