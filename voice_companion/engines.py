@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voice_companion import models, tiers
+from voice_companion import model_checks, models, tiers
 from voice_companion.config import Settings
 from voice_companion.pipeline.llm import GenerationOptions, LLMBackend
 from voice_companion.pipeline.stt import SpeechToText, WhisperSTT
@@ -48,8 +48,9 @@ def stt_model_dir(settings: Settings) -> Path:
 
 def load_stt(settings: Settings, times: LoadTimes | None = None) -> SpeechToText:
     s = settings.stt
-    directory = stt_model_dir(settings)
-    return _timed("stt", times, lambda: WhisperSTT(directory, s.compute_type, s.threads, s.beam_size))
+    directory = model_checks.whisper_dir(stt_model_dir(settings))
+    return _timed("stt", times, lambda: model_checks.load_checked(
+        "Whisper model", directory, lambda: WhisperSTT(directory, s.compute_type, s.threads, s.beam_size)))
 
 
 def llm_model_path(settings: Settings) -> Path:
@@ -111,5 +112,6 @@ def voice_settings(settings: Settings) -> VoiceSettings:
 
 
 def load_tts(settings: Settings, times: LoadTimes | None = None) -> TextToSpeech:
-    path = voice_path(settings)
-    return _timed("tts", times, lambda: PiperTTS(path, voice_settings(settings), settings.tts.threads))
+    path = model_checks.piper_voice(voice_path(settings))
+    return _timed("tts", times, lambda: model_checks.load_checked(
+        "Piper voice", path, lambda: PiperTTS(path, voice_settings(settings), settings.tts.threads)))
