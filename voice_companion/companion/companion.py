@@ -16,9 +16,11 @@ from voice_companion import models, tiers
 from voice_companion.companion.context import Budget
 from voice_companion.companion.library import DEFAULT_ID, MEMORY_FILE, Library
 from voice_companion.companion.memory_conversation import MemoryConversation
+from voice_companion.companion.memory_types import MemoryStore
 from voice_companion.companion.memory_worker import MODES
 from voice_companion.companion.persona import Persona
 from voice_companion.companion.sqlite_store import SQLiteMemoryStore
+from voice_companion.companion.spooling_store import SpoolingStore
 from voice_companion.companion.text_utils import keywords, shorten
 from voice_companion.config import CompanionSettings, Settings
 from voice_companion.errors import ConfigError
@@ -33,7 +35,7 @@ class Companion:
     id: str
     persona: Persona
     directory: Path
-    store: SQLiteMemoryStore
+    store: MemoryStore
 
     def system_prompt(self, settings: Settings) -> str:
         return self.persona.system_prompt(settings.companion.persona)
@@ -83,12 +85,12 @@ def open_companion(settings: Settings, wanted: str | None = None) -> Companion:
     cid = choose(settings, wanted)
     directory = library.directory(cid)
     persona = library.persona(cid)
-    store = SQLiteMemoryStore(directory / MEMORY_FILE)
+    store = SpoolingStore(SQLiteMemoryStore(directory / MEMORY_FILE))  # a full disk loses no turn
     _sync_lore(store, persona)
     return Companion(cid, persona, directory, store)
 
 
-def _sync_lore(store: SQLiteMemoryStore, persona: Persona) -> None:
+def _sync_lore(store: MemoryStore, persona: Persona) -> None:
     """The persona's lore entries live in the store, so search finds them like any memory."""
     have = {m.text for m in store.memories(("lore",))}
     for entry in persona.lore:

@@ -57,6 +57,7 @@ class Connection:
     async def run(self) -> None:
         """Serve the client until it leaves; then stop its session and keep what it heard."""
         self._send({"type": "session.created", "session": self.describe()})
+        unlisten = self._hear_store_outages()
         sender = asyncio.create_task(self._sender())
         pacer = asyncio.create_task(self.audio.pace())
         session = asyncio.create_task(self.session.run())
@@ -77,6 +78,8 @@ class Connection:
             if self._closer is not None:
                 await asyncio.gather(self._closer, return_exceptions=True)
             self.replies.hang_up()
+            if unlisten is not None:
+                unlisten()
 
     def describe(self) -> dict[str, Any]:
         voice = self.shared.voice
@@ -209,6 +212,15 @@ class Connection:
             log.error("%s: session failed", self.id, exc_info=task.exception())
             self._error("internal_error", "the session failed; please reconnect")
             self._close(1011, "session failed")
+
+    def _hear_store_outages(self):
+        """A memory store that spools (companion/spooling_store.py) tells this client when
+        its turns cannot be saved; its listener may run on the memory worker's thread."""
+        listen = getattr(getattr(self.conversation, "store", None), "listen", None)
+        if not callable(listen):
+            return None
+        loop = asyncio.get_running_loop()
+        return listen(lambda code, message: loop.call_soon_threadsafe(self._error, code, message))
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)

@@ -34,6 +34,7 @@ ERROR_CODES = {
     "unknown_voice": "session.update asked for a voice this server does not have",
     "no_input": "response.create without a user message to answer",
     "unknown_item": "conversation.item.truncate names a response this session does not know",
+    "memory_not_saved": "a turn could not be saved (disk full?); it is kept and saving is retried",
     "llm_failed": "the language model failed; the reply ends with status failed",
     "internal_error": "an unexpected server error; the session goes on",
 }
