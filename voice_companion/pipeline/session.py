@@ -131,6 +131,11 @@ class Session:
             async for block, wall in self.transport.mic_frames():
                 await self._on_block(block, wall)
         finally:
+            current = self.current
+            if current is not None and current.committed.is_set():
+                # hung up (or the phone vanished) mid-reply: keep the question and what was
+                # heard, marked as interrupted, so a reconnect resumes with nothing lost
+                await self._interrupt(current)
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
