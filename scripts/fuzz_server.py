@@ -24,6 +24,7 @@ import secrets
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,8 @@ from test_fuzz_protocol import check_text  # noqa: E402
 from voice_companion.server import protocol as p  # noqa: E402
 from voice_companion.server.audio_frames import parse_audio  # noqa: E402
 
+# websockets draws its frame masks from `random` inside each example; harmless here
+warnings.filterwarnings("ignore", message="Do not use the `random` module inside strategies")
 BATCH = 250  # hypothesis examples per run; runs repeat until enough frames were sent
 QUIET = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
