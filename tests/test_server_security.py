@@ -218,3 +218,17 @@ def test_serve_makes_the_data_directory_owner_only(tmp_path):
             assert mode == 0o700, (path, oct(mode))
         elif path.suffix != ".pem" or path.name.startswith("key"):
             assert mode == 0o600, (path, oct(mode))
+
+
+def test_the_token_is_compared_in_constant_time(monkeypatch):
+    """`hmac.compare_digest` (its time does not depend on where the strings differ) decides."""
+    import hmac
+
+    from voice_companion.server import auth
+
+    calls = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    assert auth.is_authorized(TOKEN, TOKEN) and not auth.is_authorized(TOKEN, TOKEN[:-1] + "x")
+    assert not auth.is_authorized(TOKEN, "é" * 30)  # any text a query string can carry
+    assert len(calls) == 3 and not auth.is_authorized(TOKEN, None)
