@@ -115,3 +115,17 @@ def test_a_reply_waiting_to_be_spoken_does_not_hold_the_model(llm):
 
     first, other, rest = asyncio.run(asyncio.wait_for(go(), 60))
     assert first and other  # (with the slot held by the waiting reply, this timed out)
+
+
+def test_prefill_never_queues_behind_a_reply(llm):
+    """Prefill is best effort: while another call has the model, it is skipped."""
+    async def go():
+        busy = llm._guard()
+        await busy.acquire()  # as a reply generating for another caller does
+        try:
+            await asyncio.wait_for(llm.prefill(PROMPT), 5)  # returns at once, no wait
+        finally:
+            busy.release()
+        await llm.prefill(PROMPT)  # idle: done for real
+
+    asyncio.run(go())

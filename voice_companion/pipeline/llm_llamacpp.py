@@ -106,7 +106,11 @@ class LlamaCppLLM:
             await asyncio.shield(worker)
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        """Process the prompt once so the next turn reuses its KV cache."""
+        """Process the prompt once so the next turn reuses its KV cache. Best effort: when
+        the model is busy (another call on a server), skip rather than queue — a queued
+        prefill would delay that call's reply and evict its cache for nothing."""
+        if self._guard().locked() or self._waiting:
+            return
         request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
         slots = await self._acquire()
         try:
@@ -115,19 +119,22 @@ class LlamaCppLLM:
             slots.release()
 
     async def _acquire(self) -> asyncio.Semaphore:
-        """Wait for a free slot (counted in `_waiting` meanwhile); the caller releases it.
-        One guard per event loop: the model is shared by callers on different loops."""
-        loop = asyncio.get_running_loop()
-        if loop not in self._slot_guards:
-            self._slot_guards = {k: v for k, v in self._slot_guards.items() if not k.is_closed()}
-            self._slot_guards[loop] = asyncio.Semaphore(self._parallel)
-        slots = self._slot_guards[loop]
+        """Wait for a free slot (counted in `_waiting` meanwhile); the caller releases it."""
+        slots = self._guard()
         self._waiting += 1
         try:
             await slots.acquire()
         finally:
             self._waiting -= 1
         return slots
+
+    def _guard(self) -> asyncio.Semaphore:
+        """One guard per event loop: the model is shared by callers on different loops."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._slot_guards:
+            self._slot_guards = {k: v for k, v in self._slot_guards.items() if not k.is_closed()}
+            self._slot_guards[loop] = asyncio.Semaphore(self._parallel)
+        return self._slot_guards[loop]
 
     def complete(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> dict:
         """A blocking, non-streamed completion with llama.cpp's own timings (benchmarks)."""
