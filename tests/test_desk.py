@@ -38,7 +38,7 @@ def alsa_home(tmp_path, monkeypatch, spoken):
 
 
 def test_talk_through_virtual_sound_card(alsa_home):
-    proc = run_cli("talk", "--duration", "9", "--json", timeout=120)
+    proc = run_cli("talk", "--duration", "12", "--json", timeout=120)
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     kinds = [e.get("type") for e in events]
@@ -46,7 +46,7 @@ def test_talk_through_virtual_sound_card(alsa_home):
     assert heard and "hear me" in heard[0].lower(), kinds
     assert "response.output_text.delta" in kinds
     metrics = [e for e in events if e.get("type") == "metrics.turn"]
-    assert metrics and metrics[0]["voice_to_voice_ms"] > 0
+    assert metrics and metrics[0]["voice_to_voice_ms"] > 0, proc.stdout[:6000]
 
 
 def test_devices_lists_the_virtual_card(alsa_home):

@@ -289,7 +289,10 @@ def test_bad_input_gets_errors_and_every_session_keeps_working(server):
         await bystander.close()
 
     asyncio.run(attack())
-    assert not server.app.connections or len(server.app.connections) <= 1
+    deadline = time.monotonic() + 15  # the server finishes each hung-up call on its own time
+    while len(server.app.connections) > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not server.app.connections
 
 
 def test_call_command_end_to_end(server, spoken, tmp_path):

@@ -62,13 +62,15 @@ def talk(args: argparse.Namespace, settings: Settings) -> dict:
     mode = "headset" if args.headset else "half_duplex" if args.half_duplex else "aec"
     view = LiveView(settings.companion.name, as_json=args.json)
     desk = DeskAudio(eng.tts.sample_rate, _device(args.input_device), _device(args.output_device), mode, view)
-    session = Session(eng.stt, eng.llm, eng.tts, desk, _conversation(settings, eng, args),
-                      engines.generation_options(settings),
+    conversation = _conversation(settings, eng, args)
+    session = Session(eng.stt, eng.llm, eng.tts, desk, conversation, engines.generation_options(settings),
                       engines.session_settings(settings))
     if not args.json:
         print(f"Talking with {settings.companion.name} ({mode}). Speak any time; Ctrl+C hangs up.", flush=True)
 
     async def call() -> None:
+        if getattr(conversation, "greeting", ""):
+            await session.say(conversation.greeting)  # it picks up the call
         try:
             await asyncio.wait_for(session.run(), timeout=args.duration)
         except asyncio.TimeoutError:

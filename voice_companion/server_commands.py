@@ -69,15 +69,18 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
     elif args.tls_self_signed:
         certificate = tls.self_signed(settings.paths.data_dir / "tls", tls.names_for(args.host))
         context = tls.server_context(certificate.cert, certificate.key)
-    app = _app(settings, token, args.max_sessions)
-    asyncio.run(_run(app, args, context, certificate, token, loopback))
+    app = _app(settings, token, args.max_sessions, getattr(args, "companion", None))
+    try:
+        asyncio.run(_run(app, args, context, certificate, token, loopback))
+    finally:
+        app.close()  # each call's learning and summary, then the memory database
 
 
-def _app(settings: Settings, token: str | None, max_sessions: int):
+def _app(settings: Settings, token: str | None, max_sessions: int, companion: str | None):
     from voice_companion.server.app import App
     from voice_companion.server.shared import load_shared
 
-    return App(load_shared(settings), token, max_sessions)
+    return App(load_shared(settings, companion), token, max_sessions)
 
 
 async def _run(app, args, context, certificate, token: str | None, loopback: bool) -> None:

@@ -78,3 +78,23 @@ class LLMBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class ScriptedLine:
+    """A "backend" that says one fixed line: the greeting goes through the same
+    clause → speech → playback path as a reply, so barge-in cuts it the same way."""
+
+    name = "scripted"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    async def stream(self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None,
+                     gate: CpuGate | None = None) -> AsyncIterator[str]:
+        yield self.text
+
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

@@ -62,6 +62,7 @@ class LlamaCppLLM:
         self.defaults = defaults or GenerationOptions()
         self._parallel = parallel
         self._slot_guards: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self._waiting = 0  # requests queued for a slot (read by generation threads)
 
     async def stream(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None,
@@ -77,7 +78,7 @@ class LlamaCppLLM:
                 text = (choice.get("delta") or {}).get("content")
                 if text:
                     loop.call_soon_threadsafe(queue.put_nowait, text)
-            if gate is not None:
+            if gate is not None and not self._waiting:  # never pause while other calls queue
                 gate.wait(stop)
             return stop.is_set()
 
@@ -89,24 +90,45 @@ class LlamaCppLLM:
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-        async with self._slots():
-            worker = loop.run_in_executor(None, run)
-            try:
-                while (item := await queue.get()) is not _DONE:
-                    if isinstance(item, Exception):
-                        raise LLMError(f"the embedded model failed: {item}")
-                    yield item
-            finally:
-                stop.set()
-                await asyncio.shield(worker)
+        slots = await self._acquire()
+        worker = loop.run_in_executor(None, run)
+        # The slot is free as soon as llama.cpp stops, not when the consumer has spoken
+        # every clause: a speculative reply holding its audio, or a slow synthesis,
+        # must not keep other calls waiting for the model.
+        worker.add_done_callback(lambda _: slots.release())
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, Exception):
+                    raise LLMError(f"the embedded model failed: {item}")
+                yield item
+        finally:
+            stop.set()
+            await asyncio.shield(worker)
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        """Process the prompt once so the next turn reuses its KV cache."""
+        """Process the prompt once so the next turn reuses its KV cache. Best effort: when
+        the model is busy (another call on a server), skip rather than queue — a queued
+        prefill would delay that call's reply and evict its cache for nothing."""
+        if self._guard().locked() or self._waiting:
+            return
         request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
-        async with self._slots():
+        slots = await self._acquire()
+        try:
             await asyncio.to_thread(self._server.handle_chat_completions, request)
+        finally:
+            slots.release()
 
-    def _slots(self) -> asyncio.Semaphore:
+    async def _acquire(self) -> asyncio.Semaphore:
+        """Wait for a free slot (counted in `_waiting` meanwhile); the caller releases it."""
+        slots = self._guard()
+        self._waiting += 1
+        try:
+            await slots.acquire()
+        finally:
+            self._waiting -= 1
+        return slots
+
+    def _guard(self) -> asyncio.Semaphore:
         """One guard per event loop: the model is shared by callers on different loops."""
         loop = asyncio.get_running_loop()
         if loop not in self._slot_guards:

@@ -43,6 +43,7 @@ class Response:
     tts_first_audio_ms: float | None = None
     generation_done: bool = False
     task: asyncio.Task | None = None
+    scripted: bool = False  # a fixed line (the greeting): spoken like a reply, never a turn
 
     @property
     def text(self) -> str:

@@ -37,7 +37,7 @@ from voice_companion.pipeline.events import (
     ErrorEvent, Event, ResponseCreated, ResponseDone, ResponseInterrupted, SpeechStarted,
     SpeechStopped, TranscriptFinal, TranscriptPartial, TurnMetrics,
 )
-from voice_companion.pipeline.llm import GenerationOptions, LLMBackend
+from voice_companion.pipeline.llm import GenerationOptions, LLMBackend, ScriptedLine
 from voice_companion.pipeline.response import Response, run_response
 from voice_companion.pipeline.stt import SpeechToText, Transcript
 from voice_companion.pipeline.tts import TextToSpeech
@@ -251,11 +251,15 @@ class Session:
         self._spawn(self._watch_response(response, speech_end, silence_ms,
                                          transcript.stt_ms, hit and response is utterance.spec_response))
 
-    def _start_response(self, text: str) -> Response:
-        response = Response(text, self.conversation.prompt_for(text))
+    def _start_response(self, text: str, line: str | None = None) -> Response:
+        """A reply to `text`; with `line`, that fixed line instead (nothing is asked of the LLM)."""
+        if line is None:
+            response = Response(text, self.conversation.prompt_for(text))
+        else:
+            response = Response(text, [], scripted=True)
         response.task = self._spawn(run_response(
-            response, self.llm, self.tts, self.playback, self.transport.emit, self.options,
-            self.settings.first_clause_max_words,
+            response, self.llm if line is None else ScriptedLine(line), self.tts, self.playback,
+            self.transport.emit, self.options, self.settings.first_clause_max_words,
         ))
         return response
 
@@ -276,6 +280,9 @@ class Session:
             if self.current is response:
                 self.current = None
             return
+        if response.scripted:
+            await self._finish_scripted(response)
+            return
         self.conversation.record(response.user_text, response.generated_text or response.text)
         first = self.playback.first_sample_wall(response.id)
         while first is None and self.playback.pending():
@@ -291,6 +298,10 @@ class Session:
         log.info("turn %s: %s", response.id, ", ".join(
             f"{k} {v:.0f} ms" for k, v in metrics.as_dict().items() if k.endswith("_ms") and v is not None))
         await self.transport.emit(metrics)
+        await self._finish_scripted(response)
+
+    async def _finish_scripted(self, response: Response) -> None:
+        """Done once its audio has played (unless a newer reply or a barge-in took over)."""
         while self.playback.pending() or self.playback.paused:
             if self.current is not response:
                 return
@@ -307,7 +318,8 @@ class Session:
         self.playback.flush()
         played = self.playback.played_ms(response.id)
         spoken = response.spoken_text(played)
-        self.conversation.replace_or_record(response.user_text, spoken + INTERRUPTED_MARK)
+        if not response.scripted:
+            self.conversation.replace_or_record(response.user_text, spoken + INTERRUPTED_MARK)
         if self.current is response:
             self.current = None
         await self.transport.emit(ResponseInterrupted(response.id, played, spoken))
@@ -318,10 +330,18 @@ class Session:
     async def respond_to_text(self, text: str) -> str:
         """A typed user turn (e.g. the web client's text box): cut off any reply still
         audible, then answer like a spoken turn. Returns the new response id."""
+        return await self._respond_now(text, None)
+
+    async def say(self, line: str) -> str:
+        """Speak a fixed line now, e.g. the greeting when a call opens. It is not a turn
+        (the history holds user/companion exchanges); talking over it cuts it off."""
+        return await self._respond_now("", line)
+
+    async def _respond_now(self, text: str, line: str | None) -> str:
         audible = self._audible_response()
         if audible is not None:
             await self._interrupt(audible)
-        response = self._start_response(text)
+        response = self._start_response(text, line)
         self.current = response
         await self.transport.emit(ResponseCreated(response.id))
         response.committed.set()

@@ -12,8 +12,10 @@ import collections
 import http
 import logging
 import ssl
+import threading
 import uuid
 from pathlib import Path
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -31,24 +33,40 @@ KEEP_CONVERSATIONS = 64  # resumable after a reconnect, least recently used drop
 
 
 class Conversations:
-    """Conversations by id, so a client that reconnects resumes where it left off."""
+    """Conversations by id, so a client that reconnects resumes where it left off.
 
-    def __init__(self, limit: int = KEEP_CONVERSATIONS) -> None:
-        self.limit = limit
+    Every turn is saved as it happens, so dropping the least recently used one loses
+    nothing: closing it only finishes its background learning and summary (in a
+    thread: that may use the LLM for seconds)."""
+
+    def __init__(self, new: Callable[[], Conversation], limit: int = KEEP_CONVERSATIONS) -> None:
+        self.new, self.limit = new, limit
         self._by_id: collections.OrderedDict[str, Conversation] = collections.OrderedDict()
 
-    def open(self, wanted: str | None, system_prompt: str) -> tuple[str, Conversation]:
+    def open(self, wanted: str | None) -> tuple[str, Conversation, bool]:
+        """(id, conversation, resumed): the wanted one if it is still here, else a new one."""
         if wanted in self._by_id:
             self._by_id.move_to_end(wanted)
-            return wanted, self._by_id[wanted]
+            return wanted, self._by_id[wanted], True
         conversation_id = f"conv_{uuid.uuid4().hex}"
-        self._by_id[conversation_id] = Conversation(system_prompt)
+        self._by_id[conversation_id] = self.new()
         while len(self._by_id) > self.limit:
-            self._by_id.popitem(last=False)
-        return conversation_id, self._by_id[conversation_id]
+            _, dropped = self._by_id.popitem(last=False)
+            threading.Thread(target=_close, args=(dropped,), daemon=True).start()
+        return conversation_id, self._by_id[conversation_id], False
 
     def get(self, conversation_id: str) -> Conversation | None:
         return self._by_id.get(conversation_id)
+
+    def close_all(self) -> None:
+        while self._by_id:
+            _close(self._by_id.popitem()[1])
+
+
+def _close(conversation: Conversation) -> None:
+    close = getattr(conversation, "close", None)
+    if close is not None:
+        close()
 
 
 class App:
@@ -57,7 +75,7 @@ class App:
         self.shared, self.token = shared, token
         self.allowed_origins = allowed_origins  # besides the server's own page (origin.py)
         self.max_sessions, self.web_dir = max_sessions, web_dir
-        self.conversations = Conversations()
+        self.conversations = Conversations(shared.new_conversation)
         self.connections: set[Connection] = set()
         self.sessions_started = 0  # tests check that rejected clients never get one
 
@@ -91,8 +109,8 @@ class App:
     async def handler(self, ws: ServerConnection) -> None:
         query = parse_qs(urlsplit(ws.request.path).query)
         wanted = query.get("conversation", [None])[0]
-        conversation_id, conversation = self.conversations.open(wanted, self.shared.system_prompt)
-        connection = Connection(ws, self.shared, conversation, conversation_id)
+        conversation_id, conversation, resumed = self.conversations.open(wanted)
+        connection = Connection(ws, self.shared, conversation, conversation_id, resumed)
         self.connections.add(connection)
         self.sessions_started += 1
         log.info("%s connected from %s (%d live)", connection.id, _peer(ws), len(self.connections))
@@ -101,6 +119,11 @@ class App:
         finally:
             self.connections.discard(connection)
             log.info("%s left (%d live)", connection.id, len(self.connections))
+
+    def close(self) -> None:
+        """At shutdown: finish every conversation's learning and close the companion."""
+        self.conversations.close_all()
+        self.shared.close()
 
 
 def _peer(ws: ServerConnection) -> str:

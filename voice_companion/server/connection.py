@@ -36,10 +36,14 @@ ERROR_BUDGET = 50  # protocol errors per 10 s before the connection is closed
 
 class Connection:
     def __init__(self, ws: ServerConnection, shared: Shared, conversation: Conversation,
-                 conversation_id: str) -> None:
+                 conversation_id: str, resumed: bool = False) -> None:
         self.ws, self.shared = ws, shared
         self.id = f"sess_{uuid.uuid4().hex[:12]}"
         self.conversation, self.conversation_id = conversation, conversation_id
+        # A new conversation may open with the companion's greeting (`response.create`
+        # before any typed text); a resumed one goes on where it was.
+        self.greeting = "" if resumed else getattr(conversation, "greeting", "")
+        self.resumed = resumed
         self.rate = shared.tts.sample_rate
         self.replies = Replies(conversation, self.rate)
         self.audio = RemoteAudio(self.rate, self._on_event, self._send_audio)
@@ -85,7 +89,8 @@ class Connection:
         voice = self.shared.voice
         return {
             "id": self.id, "protocol": p.PROTOCOL_VERSION, "conversation_id": self.conversation_id,
-            "companion": {"name": self.shared.companion_name},
+            "resumed": self.resumed,
+            "companion": {"name": self.shared.companion_name, "greeting": self.greeting or None},
             "audio": {
                 "input": {"format": {"type": "audio/pcm", "rate": self.audio.input_rate}},
                 "output": {"format": {"type": "audio/pcm", "rate": self.rate}, "voice": voice, "voices": [voice]},
@@ -134,10 +139,14 @@ class Connection:
                     "content": [{"type": "input_text", "text": event.text}]}
             self._send({"type": "conversation.item.created", "event_id": event.event_id, "item": item})
         elif isinstance(event, p.ResponseCreate):
-            if not self._typed:
+            if self._typed:
+                text, self._typed = " ".join(self._typed), []
+                self._spawn(self.session.respond_to_text(text))
+            elif self.greeting:  # the companion speaks first: once, when the call opens
+                line, self.greeting = self.greeting, ""
+                self._spawn(self.session.say(line))
+            else:
                 raise p.ProtocolError("no_input", "send conversation.item.create with the user's text first")
-            text, self._typed = " ".join(self._typed), []
-            self._spawn(self.session.respond_to_text(text))
         elif isinstance(event, p.Truncate):
             if self.replies.find(event.item_id) is None:
                 raise p.ProtocolError("unknown_item", f"no reply {event.item_id!r} in this session")

@@ -2,6 +2,9 @@
 
 Per-call state (conversation, playback, turn-taking) lives in each `Connection`;
 the embedded LLM serialises its own requests, Whisper and Piper run concurrently.
+With a companion (the `serve` command always opens one), every call is a session of
+the same persona and memory as the desk: turns are saved as they happen, and what
+was learned on the phone is known at the desk, and the other way round.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voice_companion import engines
+from voice_companion.companion.companion import Companion, open_companion
+from voice_companion.companion.conversation import Conversation
 from voice_companion.config import Settings
 from voice_companion.pipeline.llm import GenerationOptions, LLMBackend
 from voice_companion.pipeline.session import SessionSettings
@@ -27,10 +32,23 @@ class Shared:
     system_prompt: str
     companion_name: str
     voice: str
+    companion: Companion | None = None  # None: a plain conversation without memory (unit tests)
+    settings: Settings | None = None
+
+    def new_conversation(self) -> Conversation:
+        """A new call's conversation: a session of the companion, resuming where the last stopped."""
+        if self.companion is None or self.settings is None:
+            return Conversation(self.system_prompt)
+        return self.companion.conversation(self.settings, self.llm)
+
+    def close(self) -> None:
+        if self.companion is not None:
+            self.companion.close()
 
 
-def load_shared(settings: Settings) -> Shared:
+def load_shared(settings: Settings, companion_name: str | None = None) -> Shared:
     """Load all three engines now, so the first caller does not wait for them."""
+    companion = open_companion(settings, companion_name)
     load_times = engines.LoadTimes()
     stt = engines.load_stt(settings, load_times)
     llm = engines.load_llm(settings, load_times)
@@ -38,4 +56,4 @@ def load_shared(settings: Settings) -> Shared:
     voice = Path(settings.tts.voice_path).stem if settings.tts.voice_path else settings.tts.voice
     return Shared(stt, llm, tts, engines.generation_options(settings),
                   engines.session_settings(settings),
-                  settings.companion.system_prompt(), settings.companion.name, voice)
+                  companion.system_prompt(settings), companion.persona.name, voice, companion, settings)

@@ -259,6 +259,8 @@ function handleEvent(event) {
       showVoices(session.audio.output);
       call.player?.setRate(session.audio.output.format.rate);
       send({ type: "session.update", session: { audio: { input: { format: { type: "audio/pcm", rate: 16000 } } } } });
+      // A new conversation: the companion answers the call with its greeting.
+      if (!session.resumed && session.companion.greeting) send({ type: "response.create" });
       setConnected(true);
       setState("live", call.mic ? "In call: just talk" : "In call: type below");
       break;
