@@ -5,7 +5,8 @@
 
 1. Parser: `--parser N` generated text and binary frames straight into
    `parse_text`/`parse_audio` (hypothesis): each must give an event or a documented error.
-2. Live server: `voice-companion serve` (tiny LLM) in its own process; generated
+2. Live server: the `serve` command's `App` (tiny LLM, a companion in a temporary data
+   directory) in its own process (scripts/soak_server.py's); generated
    sequences of frames (hypothesis, the strategies of tests/fuzz_frames.py) on fresh
    connections until `--frames N` frames were sent, while a bystander call pings every
    0.2 s. Each sequence must end in a pong or a documented close (tests/fuzz_live.py).
@@ -34,7 +35,7 @@ for extra in (ROOT, ROOT / "scripts", ROOT / "tests"):
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from bench_engines import machine, summary  # noqa: E402
-from bench_server import start_server  # noqa: E402
+from soak_server import Server  # noqa: E402
 from fuzz_frames import FRAMES  # noqa: E402
 from fuzz_live import Bystander, Tally, rss_mb, run_sequence  # noqa: E402
 from test_fuzz_protocol import check_text  # noqa: E402
@@ -116,13 +117,11 @@ def main() -> None:
     report["parser"] = fuzz_parser(args.parser) if args.parser else None
     token = secrets.token_urlsafe(18)
     with tempfile.TemporaryDirectory(prefix="fuzz-server-") as tmp:
-        server, url = start_server(Path(tmp), "tiny", token)
+        server = Server(Path(tmp), "tiny", token, max_tokens=28)
         try:
-            report["live"] = fuzz_live(url.split("#")[0].replace("http", "ws") + "v1/realtime", token,
-                                       server.pid, args.frames) if args.frames else None
+            report["live"] = fuzz_live(server.url, token, server.process.pid, args.frames) if args.frames else None
         finally:
-            server.terminate()
-            report["server_exit"] = server.wait(30)
+            report["server_exit"] = server.stop()
     failed = bool((report["parser"] or {}).get("failures") or (report["live"] or {}).get("failures")
                   or (report["live"] or {}).get("bystander", {}).get("failure"))
     report["ok"] = not failed

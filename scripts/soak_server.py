@@ -38,15 +38,19 @@ SAMPLE_S = 2.0
 IDLE_WAIT_S = 8.0  # after the callers stop: sessions wind down (up to 5 s each)
 
 
-def serve(config: str, token: str) -> None:
-    """The server process: print the URL, then one stats line every SAMPLE_S seconds."""
+def serve(config: str, token: str, data_dir: str) -> None:
+    """The server process: print the URL, then one stats line every SAMPLE_S seconds.
+    Its companion (persona, memory) lives in `data_dir`, never in the user's own."""
+    import dataclasses
     import logging
 
     from voice_companion.config import load_settings
     from voice_companion.server_commands import _app
 
     logging.basicConfig(level=logging.WARNING)
-    app = _app(load_settings(config), token, 16)
+    settings = load_settings(config)
+    settings.paths = dataclasses.replace(settings.paths, data_dir=Path(data_dir))
+    app = _app(settings, token, 16, None)
 
     async def main() -> None:
         server = await app.listen("127.0.0.1", 0)
@@ -69,7 +73,7 @@ class Server:
     def __init__(self, folder: Path, tier: str, token: str, max_tokens: int) -> None:
         config = folder / "config.toml"
         config.write_text(f'[llm]\ntier = "{tier}"\nmax_tokens = {max_tokens}\n')
-        self.process = subprocess.Popen([sys.executable, __file__, "--serve", str(config), token],
+        self.process = subprocess.Popen([sys.executable, __file__, "--serve", str(config), token, str(folder / "data")],
                                         stdout=subprocess.PIPE, text=True, cwd=ROOT)
         line = self.process.stdout.readline()
         if not line:
@@ -140,8 +144,8 @@ def verdict(samples: list[dict], warm_at: float, idle: dict, max_growth_mb: floa
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
-        return serve(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
+        return serve(*sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8, help="callers at once (default 8)")
     parser.add_argument("--duration", type=float, default=1800, help="seconds of talking (default 1800)")

@@ -11,7 +11,6 @@ import dataclasses
 import os
 import sqlite3
 import subprocess
-import uuid
 
 import pytest
 
@@ -118,13 +117,15 @@ def test_a_really_full_disk_is_survived_and_retried_by_the_timer(tiny_disk):
 
 
 def test_the_caller_is_told_over_the_websocket(stt, llm, tts, tmp_path):
-    companion, conversation = companion_for(tmp_path, llm)
+    """The server's calls are sessions of the companion (server/shared.py): same store."""
+    mine = Settings()
+    mine.llm.tier = "tiny"
+    mine.paths = dataclasses.replace(mine.paths, data_dir=tmp_path / "data")
+    companion = open_companion(mine)
     shared = Shared(stt, llm, tts, GenerationOptions(max_tokens=8, temperature=0.0), SessionSettings(),
-                    "You are Mia.", "Mia", "en_US-joe-medium")
-    app = App(shared, TOKEN)
-    app.conversations.open = lambda wanted, prompt: (f"conv_{uuid.uuid4().hex}", conversation)
+                    companion.system_prompt(mine), companion.persona.name, "en_US-joe-medium", companion, mine)
     cert = tls.self_signed(tmp_path / "tls", ["localhost"])
-    running = ServerThread(app, tls.server_context(cert.cert, cert.key))
+    running = ServerThread(App(shared, TOKEN), tls.server_context(cert.cert, cert.key))
     fill_sqlite(companion.store)
 
     async def call():
@@ -135,15 +136,15 @@ def test_the_caller_is_told_over_the_websocket(stt, llm, tts, tmp_path):
             await client.send({"type": "response.create"})
             error = await until(client, "error", log, timeout=60)
             done = await until(client, "response.done", log, timeout=60)
-            return error, done
+            return client.session["conversation_id"], error, done
 
     try:
-        error, done = asyncio.run(call())
+        conversation_id, error, done = asyncio.run(call())
+        conversation = running.app.conversations.get(conversation_id)
     finally:
         running.stop()
     assert error["code"] == "memory_not_saved" and done["status"] == "completed"
-    assert conversation.history[0].content.startswith("Remember this:")
+    assert conversation.history[-2].content.startswith("Remember this:")
     free_sqlite(companion.store)
     assert companion.store.retry() == 0
-    conversation.close()
-    companion.store.close()
+    running.app.close()
