@@ -134,8 +134,9 @@ class Session:
             current = self.current
             if current is not None and current.committed.is_set():
                 # hung up (or the phone vanished) mid-reply: keep the question and what was
-                # heard, marked as interrupted, so a reconnect resumes with nothing lost
-                await self._interrupt(current)
+                # heard, marked as interrupted, so a reconnect resumes with nothing lost.
+                # No events: nobody is listening, and it was not a barge-in.
+                await self._keep_heard(current)
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -312,6 +313,12 @@ class Session:
 
     async def _interrupt(self, response: Response) -> None:
         """Cancel the reply; the history keeps what was heard, marked as interrupted."""
+        played, spoken = await self._keep_heard(response)
+        await self.transport.emit(ResponseInterrupted(response.id, played, spoken))
+        await self.transport.emit(ResponseDone(response.id, spoken, "interrupted"))
+
+    async def _keep_heard(self, response: Response) -> tuple[float, str]:
+        """Stop the reply and keep in the history only what was heard: (ms played, text)."""
         if response.task and not response.task.done():
             response.task.cancel()
             await asyncio.gather(response.task, return_exceptions=True)
@@ -322,8 +329,7 @@ class Session:
             self.conversation.replace_or_record(response.user_text, spoken + INTERRUPTED_MARK)
         if self.current is response:
             self.current = None
-        await self.transport.emit(ResponseInterrupted(response.id, played, spoken))
-        await self.transport.emit(ResponseDone(response.id, spoken, "interrupted"))
+        return played, spoken
 
     # -- typed input -------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 The parser bounds each frame (protocol.py) and the transport bounds audio to real
 time; these token buckets bound the rest, so one client cannot spend the shared
-CPU on parsing or on replies it never waits for: frames per second, text bytes per
-second, `session.update`s per second, and typed text waiting for `response.create`.
+CPU on parsing or on replies it never waits for: audio frames per second, text bytes
+per second, events and `session.update`s per second, and typed text waiting for
+`response.create`. Audio and events have separate budgets, so a flood of audio never
+holds back a control event (a ping, a truncate after a barge-in).
 A frame over a budget is dropped with a `rate_limited` error (docs/protocol.md).
 """
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from voice_companion.server import protocol as p
 from voice_companion.server.transport import RateLimited
 
-MAX_FRAMES_PER_S, FRAME_BURST = 100, 200  # clients send 20-100 ms of audio a frame: ≤ 50/s
+MAX_FRAMES_PER_S, FRAME_BURST = 100, 200  # audio frames: clients send 20-100 ms each, ≤ 50/s
 MAX_TEXT_BYTES_PER_S, TEXT_BYTE_BURST = 128 * 1024, 512 * 1024
 MAX_EVENTS_PER_S, EVENT_BURST = 20, 50  # JSON events (pings, marks, typed messages…)
 MAX_UPDATES_PER_S, UPDATE_BURST = 1, 5  # session.update: swaps the persona prompt
@@ -56,11 +58,11 @@ class InputLimits:
         self.dropped = 0  # frames refused here, for the figures in docs/reliability.md
 
     def admit_frame(self, message: str | bytes) -> None:
-        if not self.frames.take():
-            self._drop(f"over {MAX_FRAMES_PER_S} frames a second; send 20-100 ms of audio per frame")
-        if isinstance(message, str):
-            if not self.text_bytes.take(min(len(message), p.MAX_TEXT_BYTES)):
-                self._drop(f"over {MAX_TEXT_BYTES_PER_S // 1024} KiB of JSON a second")
+        if isinstance(message, bytes):
+            if not self.frames.take():
+                self._drop(f"over {MAX_FRAMES_PER_S} audio frames a second; send 20-100 ms of audio per frame")
+        elif not self.text_bytes.take(min(len(message), p.MAX_TEXT_BYTES)):
+            self._drop(f"over {MAX_TEXT_BYTES_PER_S // 1024} KiB of JSON a second")
 
     def admit_event(self) -> None:
         """A valid event (invalid ones count against the connection's error budget instead)."""
