@@ -108,8 +108,11 @@ def extraction_mode(settings: Settings, choice: tiers.Choice) -> str:
 
 
 def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False, keep_speed: bool = False) -> None:
-    """The persona's name and voice into the settings, unless a flag chose otherwise."""
+    """The persona's name, voices and listening language into the settings, unless a
+    flag or config.toml chose otherwise."""
     settings.companion.name = persona.name
+    settings.tts.languages = {**persona.voices, **settings.tts.languages}
+    settings.stt.language = settings.stt.language or persona.stt_language
     voice = persona.voice
     usable = not voice.name or voice.name == settings.tts.voice
     if not usable and not keep_voice and not settings.tts.voice_path:

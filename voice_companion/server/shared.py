@@ -7,8 +7,6 @@ the embedded LLM serialises its own requests, Whisper and Piper run concurrently
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 from voice_companion import engines
 from voice_companion.config import Settings
 from voice_companion.pipeline.llm import GenerationOptions, LLMBackend
@@ -21,7 +19,7 @@ from voice_companion.pipeline.tts import TextToSpeech
 class Shared:
     stt: SpeechToText
     llm: LLMBackend
-    tts: TextToSpeech
+    tts: TextToSpeech  # the default voice; each call gets its own router over its pool
     options: GenerationOptions | None
     session_settings: SessionSettings
     system_prompt: str
@@ -35,7 +33,7 @@ def load_shared(settings: Settings) -> Shared:
     stt = engines.load_stt(settings, load_times)
     llm = engines.load_llm(settings, load_times)
     tts = engines.load_tts(settings, load_times)
-    voice = Path(settings.tts.voice_path).stem if settings.tts.voice_path else settings.tts.voice
+    voice = engines.voice_name(settings)
     return Shared(stt, llm, tts, engines.generation_options(settings),
                   engines.session_settings(settings),
                   settings.companion.system_prompt(), settings.companion.name, voice)

@@ -44,6 +44,10 @@ class VoiceRouter:
         self.reply_voice = voice  # the voice for the current reply's language
         self._noticed: set[str] = set()
 
+    def fresh(self) -> "VoiceRouter":
+        """Another call's router: same pool, defaults and output rate, its own choices."""
+        return VoiceRouter(self.pool, self.active, self.languages, self.settings, self.sample_rate)
+
     # -- choosing ----------------------------------------------------------------------
 
     def use(self, voice: str, settings: VoiceSettings | None = None) -> float:
