@@ -2,7 +2,7 @@
 
 Like piper's own test voice, the graph takes `input` (phoneme ids), `input_lengths`,
 `scales` (and `sid` when multi-speaker) and returns audio shaped [1, 1, samples]; here
-every phoneme becomes `HOP` samples of a sine at the voice's own pitch (rounded to a
+every phoneme becomes `HOP * length_scale` samples of a sine at the voice's own pitch (rounded to a
 whole number of cycles per phoneme, so the wave is clean; one step higher per speaker
 id), so a test can tell from the audio which voice spoke and how much text it
 read. The config is a real Piper config (espeak phonemes, the bundled voice's phoneme
@@ -27,21 +27,28 @@ def build_voice(folder: Path, name: str, *, pitch_hz: float, sample_rate: int = 
     from onnx import TensorProto, helper
 
     folder.mkdir(parents=True, exist_ok=True)
-    t = np.arange(HOP, dtype=np.float32) / sample_rate
-    phase = (2 * np.pi * t).reshape(1, 1, HOP).astype(np.float32)
+    block = 2 * HOP  # samples per phoneme at length_scale 2; scales[1] cuts it down
+    t = np.arange(block, dtype=np.float32) / sample_rate
+    phase = (2 * np.pi * t).reshape(1, 1, block).astype(np.float32)
     nodes = [
-        helper.make_node("Shape", ["input"], ["shape"]),
-        helper.make_node("Gather", ["shape", "one"], ["n"], axis=0),  # phoneme count
-        helper.make_node("Mul", ["n", "hop"], ["samples"]),
-        helper.make_node("Concat", ["one_one", "samples"], ["out_shape"], axis=0),
         helper.make_node("Cast", ["input"], ["ids_f"], to=TensorProto.FLOAT),
         helper.make_node("Unsqueeze", ["ids_f", "axis2"], ["ids3"]),  # [1, N, 1]
         helper.make_node("Mul", ["ids3", "zero"], ["zeros3"]),
-        helper.make_node("Add", ["zeros3", "phase"], ["grid"]),  # [1, N, HOP]
+        helper.make_node("Add", ["zeros3", "phase"], ["grid"]),  # [1, N, block]
         helper.make_node("Mul", ["grid", "freq"], ["angle"]),
         helper.make_node("Sin", ["angle"], ["wave"]),
         helper.make_node("Mul", ["wave", "amp"], ["loud"]),
-        helper.make_node("Reshape", ["loud", "out_shape"], ["output"]),
+        helper.make_node("Reshape", ["loud", "flat_shape"], ["flat"]),  # [1, 1, N * block]
+        # keep N * block * length_scale / 2 samples: length_scale sets the speed, as in Piper
+        helper.make_node("Shape", ["flat"], ["flat_dims"]),
+        helper.make_node("Slice", ["flat_dims", "two", "three"], ["total"]),
+        helper.make_node("Cast", ["total"], ["total_f"], to=TensorProto.FLOAT),
+        helper.make_node("Slice", ["scales", "one", "two"], ["length_scale"]),
+        helper.make_node("Mul", ["total_f", "length_scale"], ["scaled"]),
+        helper.make_node("Mul", ["scaled", "half"], ["wanted"]),
+        helper.make_node("Floor", ["wanted"], ["wanted_floor"]),
+        helper.make_node("Cast", ["wanted_floor"], ["end"], to=TensorProto.INT64),
+        helper.make_node("Slice", ["flat", "zero_i", "end", "two"], ["output"]),
     ]
     inputs = [helper.make_tensor_value_info("input", TensorProto.INT64, [1, "phonemes"]),
               helper.make_tensor_value_info("input_lengths", TensorProto.INT64, [1]),
@@ -50,15 +57,17 @@ def build_voice(folder: Path, name: str, *, pitch_hz: float, sample_rate: int = 
     freq = np.array([round(pitch_hz / step) * step], dtype=np.float32)
     if speakers > 1:
         inputs.append(helper.make_tensor_value_info("sid", TensorProto.INT64, [1]))
-        nodes[8:9] = [
+        nodes[4:5] = [
             helper.make_node("Cast", ["sid"], ["sid_f"], to=TensorProto.FLOAT),
             helper.make_node("Mul", ["sid_f", "step"], ["shift"]),
             helper.make_node("Add", ["shift", "freq"], ["pitch"]),
             helper.make_node("Mul", ["grid", "pitch"], ["angle"]),
         ]
     consts = {
-        "one": np.array([1], dtype=np.int64), "hop": np.array([HOP], dtype=np.int64),
-        "one_one": np.array([1, 1], dtype=np.int64), "axis2": np.array([2], dtype=np.int64),
+        "one": np.array([1], dtype=np.int64), "two": np.array([2], dtype=np.int64),
+        "three": np.array([3], dtype=np.int64), "zero_i": np.array([0], dtype=np.int64),
+        "flat_shape": np.array([1, 1, -1], dtype=np.int64), "axis2": np.array([2], dtype=np.int64),
+        "half": np.array([0.5], dtype=np.float32),
         "zero": np.array([0.0], dtype=np.float32), "phase": phase, "freq": freq,
         "amp": np.array([0.5], dtype=np.float32),
     }
