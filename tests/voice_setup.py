@@ -29,7 +29,8 @@ def install_all(voices: TestVoices, models_dir: Path, skip: tuple[str, ...] = ()
 class ScriptedLLM:
     """Answers in the language of the user's message, a clause at a time: the brain is
     not under test here (the tiny one cannot speak Chinese); STT, voices and the
-    session are real. `hold` pauses after the first clause until set."""
+    session are real. `hold` pauses once the first clause is complete (the chunker has
+    seen the next word begin) until it is set."""
 
     name = "scripted"
 
@@ -39,11 +40,11 @@ class ScriptedLLM:
     async def stream(self, messages, options=None, gate=None):
         chinese = bool(CJK.search(messages[-1].content))
         parts = (["好的，", "我们说中文吧。", "你今天过得怎么样？"] if chinese
-                 else ["First of all, ", "this is the second clause. ", "And a third one."])
+                 else ["This is the first sentence. ", "Here", " is the second one. ", "And a third one."])
         for i, part in enumerate(parts):
             yield part
             await asyncio.sleep(0.01)
-            if i == 0 and self.hold is not None:
+            if i == 1 and self.hold is not None:
                 await self.hold.wait()
 
     async def prefill(self, messages) -> None:
