@@ -146,3 +146,27 @@ def test_session_update_swaps_one_calls_voice_over_the_websocket(stt, llm, model
             await server.wait_closed()
 
     asyncio.run(main())
+
+
+def test_desk_commands_swap_and_speed_up_the_voice(stt, tts, models_dir):
+    from voice_companion.desk_commands import handle_line
+
+    router = VoiceRouter(VoicePool(models_dir), A, sample_rate=22050)
+    session = Session(stt, ScriptedLLM(), router, VirtualAudioDevice(22050, duration_s=1), Conversation("system"))
+    fixed = Session(stt, ScriptedLLM(), tts.pool.get(tts.active), VirtualAudioDevice(22050, duration_s=1),
+                    Conversation("system"))
+    said: list[str] = []
+
+    async def main() -> None:
+        for line in ("/voice en_US-test_b-x_low", "/speed 1.5", "/speed 9", "/voices", "/voice nobody", "hello"):
+            await handle_line(session, line, said.append)
+        await handle_line(fixed, "/voice en_US-test_b-x_low", said.append)
+
+    asyncio.run(main())
+    assert said[0].startswith("[voice] en_US-test_b-x_low") and router.active == B
+    assert said[1] == "[voice] speed 1.5" and abs(router.settings[B].length_scale - 1 / 1.5) < 1e-6
+    assert said[2].startswith("[?] speed must be")
+    assert said[3].startswith("[voices] en_US-test_b-x_low") and A in said[3] and ZH in said[3]
+    assert "unknown voice 'nobody'" in said[4] and router.active == B
+    assert said[5].startswith("[?] commands:")
+    assert "fixed" in said[6]

@@ -91,7 +91,10 @@ def resolve_voice(name: str, models_dir: Path) -> Path:
         return path
     if name.endswith(".onnx") and Path(name).expanduser().is_file():
         return Path(name).expanduser()
-    return models.resolve(models.get_spec(name), models_dir)
+    spec = models.REGISTRY.get(name)
+    if spec is None or spec.kind != "tts":
+        raise ModelNotAvailable(f"unknown voice {name!r}; `voice-companion voices list` shows every voice")
+    return models.resolve(spec, models_dir)
 
 
 def _check_loads(voice: Voice, stage: Path) -> None:
