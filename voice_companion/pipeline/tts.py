@@ -73,6 +73,12 @@ def _load_voice(model_path: Path, threads: int):
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     config = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
+    if config.get("phoneme_type") == "pinyin":  # piper would fetch its g2pW model mid-call
+        from voice_companion.errors import ModelNotAvailable
+
+        raise ModelNotAvailable(f"{model_path.name} needs piper's pinyin phonemizer (the unicode-rbnf package and "
+                                "a g2pW model piper downloads on first use), so it cannot run offline; use "
+                                "zh_CN-huayan-medium (see voices/README.md)")
     session = onnxruntime.InferenceSession(str(model_path), sess_options=options,
                                            providers=["CPUExecutionProvider"])
     return PiperVoice(config=PiperConfig.from_dict(config), session=session,
