@@ -116,8 +116,7 @@ def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False
     voice = persona.voice
     usable = not voice.name or voice.name == settings.tts.voice
     if not usable and not keep_voice and not settings.tts.voice_path:
-        spec = models.REGISTRY.get(voice.name)
-        usable = spec is not None and models.availability(spec, settings.paths.models_dir) is not None
+        usable = voice_available(voice.name, settings.paths.models_dir)
         if usable:
             settings.tts.voice = voice.name
         else:
@@ -129,3 +128,15 @@ def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False
         value = getattr(voice, attr)
         if value is not None and not (attr == "length_scale" and keep_speed):
             setattr(settings.tts, attr, value)
+
+
+def voice_available(name: str, models_dir: Path) -> bool:
+    """A catalog voice that is installed here, or a registered one that is."""
+    from voice_companion.voices import catalog
+    from voice_companion.voices.install import installed_path
+
+    known = catalog.find(name)
+    if known is not None:
+        return installed_path(known, models_dir) is not None
+    spec = models.REGISTRY.get(name)
+    return spec is not None and spec.kind == "tts" and models.availability(spec, models_dir) is not None
