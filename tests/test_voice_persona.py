@@ -8,7 +8,7 @@ import pytest
 from voice_hub import TestVoices
 from voice_setup import install_all
 from voice_companion.companion.companion import apply_persona
-from voice_companion.companion.persona import from_dict, to_toml
+from voice_companion.companion.persona import from_dict, to_toml as persona_toml
 from voice_companion.config import Settings, load_settings, to_toml
 from voice_companion.engines import load_tts
 from voice_companion.voices import catalog
@@ -38,7 +38,7 @@ def test_the_personas_voice_map_and_listening_language_reach_the_settings(home):
     router = load_tts(settings)
     assert router.active == "zh_CN-test-x_low" and router.settings["zh_CN-test-x_low"].length_scale == 1.3
     assert router.follow_language("en") is None and router.reply_voice == "en_US-test_b-x_low"
-    assert "stt_language = \"zh\"" in to_toml(lin)
+    assert "stt_language = \"zh\"" in persona_toml(lin)
 
 
 def test_flags_and_config_win_over_the_persona_and_a_missing_voice_is_not_used(home):
