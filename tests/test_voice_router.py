@@ -81,3 +81,14 @@ def test_language_routing_of_real_speech_with_whisper_base(stt, voices, router, 
         assert heard.language == language, heard
         assert router.follow_language(heard.language) is None and router.reply_voice == voice
 
+
+
+def test_each_voice_keeps_its_own_speaker(voices, router):
+    """A multi-speaker voice (like fr_FR-upmc) speaks with the speaker its settings name."""
+    from voice_companion.pipeline.tts import VoiceSettings
+
+    install_all(voices, router.pool.models_dir)
+    router.use(FR, VoiceSettings(speaker_id=1))
+    assert abs(pitch(router.synthesize_all("Bonjour à tous."), 22050) - pitch_of(400, 22050, speaker=1)) < 2
+    router.use(A)
+    assert abs(pitch(router.synthesize_all("Hello."), 22050) - pitch_of(300, 22050)) < 2
