@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from voice_companion import __version__, commands, companion_commands, server_commands
+from voice_companion import __version__, commands, companion_commands, server_commands, voice_commands
 from voice_companion.config import apply_overrides, load_settings
 from voice_companion.errors import CompanionError
 from voice_companion.tiers import TIERS, select as select_llm
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     server_commands.add_parsers(add, _add_engine_flags)
     companion_commands.add_parsers(add)
+    voice_commands.add_parsers(add)
     return parser
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from voice_companion import companion_commands, engines, models, server_commands, tiers
+from voice_companion import companion_commands, engines, models, server_commands, tiers, voice_commands
 from voice_companion.audio.io import load_for_stt, write_wav
 from voice_companion.companion.companion import open_companion
 from voice_companion.companion.conversation import Conversation
@@ -25,6 +25,7 @@ def run(command: str, args: argparse.Namespace, settings: Settings) -> Any:
         "demo": demo, "transcribe": transcribe, "say": say, "reply": reply, "chat": chat,
         "models": models_command, "config": config_command, "talk": talk, "devices": devices,
         "serve": server_commands.serve, "call": server_commands.call, **companion_commands.HANDLERS,
+        **voice_commands.HANDLERS,
     }[command]
     return handler(args, settings)
 
@@ -69,6 +70,12 @@ def talk(args: argparse.Namespace, settings: Settings) -> dict:
         print(f"Talking with {settings.companion.name} ({mode}). Speak any time; Ctrl+C hangs up.", flush=True)
 
     async def call() -> None:
+        if sys.stdin.isatty():
+            from voice_companion.desk_commands import HELP, read_commands
+
+            read_commands(session, asyncio.get_running_loop())
+            if not args.json:
+                print(f"Type {HELP.removeprefix('commands: ')}", flush=True)
         if getattr(conversation, "greeting", ""):
             await session.say(conversation.greeting)  # it picks up the call
         try:

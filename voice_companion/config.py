@@ -101,6 +101,10 @@ class TTSSettings:
     speaker_id: int = -1  # multi-speaker voices; -1 = the voice's default
     volume: float = 1.0
     threads: int = 2  # onnxruntime threads, not spinning: spinning beside llama.cpp stalled replies
+    # The voice for each language the user may speak, e.g. zh = "zh_CN-huayan-medium"
+    # (a persona's [voices] table fills in the rest); the reply's voice follows the language.
+    languages: dict[str, str] = field(default_factory=dict)
+    loaded_voices: int = 3  # voices kept loaded for live swaps (~100 MB each)
 
 
 @dataclass
@@ -189,6 +193,8 @@ def _coerce(value: Any, default: Any, name: str, source: str) -> Any:
     expected = type(default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is dict and isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"{source}: {name} must map names to text, got {value!r}")
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise ConfigError(
             f"{source}: {name} must be a {expected.__name__}, got {value!r}"
@@ -208,6 +214,8 @@ def to_toml(sections: dict[str, dict[str, Any]]) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

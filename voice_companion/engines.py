@@ -20,6 +20,8 @@ from voice_companion.pipeline.tts import PiperTTS, TextToSpeech, VoiceSettings
 
 if TYPE_CHECKING:
     from voice_companion.pipeline.session import SessionSettings
+    from voice_companion.voices.pool import VoicePool
+    from voice_companion.voices.router import VoiceRouter
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,28 @@ def voice_settings(settings: Settings) -> VoiceSettings:
     return VoiceSettings(t.length_scale, t.noise_scale, t.noise_w, t.speaker_id, t.volume)
 
 
-def load_tts(settings: Settings, times: LoadTimes | None = None) -> TextToSpeech:
-    path = model_checks.piper_voice(voice_path(settings))
-    return _timed("tts", times, lambda: model_checks.load_checked(
-        "Piper voice", path, lambda: PiperTTS(path, voice_settings(settings), settings.tts.threads)))
+def load_tts(settings: Settings, times: LoadTimes | None = None, pool: "VoicePool | None" = None) -> "VoiceRouter":
+    """The configured voice, behind a router that can swap voices live and follow the
+    conversation's language (`tts.languages`); voices load into `pool` (shared by calls)."""
+    from voice_companion.voices.router import VoiceRouter
+
+    pool = pool or voice_pool(settings)
+    name = voice_name(settings)
+    if settings.tts.voice_path:
+        path = model_checks.piper_voice(voice_path(settings))
+        pool.add(name, _timed("tts", times, lambda: model_checks.load_checked(
+            "Piper voice", path, lambda: PiperTTS(path, voice_settings(settings), settings.tts.threads))))
+    else:
+        _timed("tts", times, lambda: model_checks.load_checked("Piper voice", Path(name), lambda: pool.get(name)))
+    return VoiceRouter(pool, name, settings.tts.languages, {name: voice_settings(settings)})
+
+
+def voice_pool(settings: Settings) -> "VoicePool":
+    from voice_companion.voices.pool import VoicePool
+
+    return VoicePool(settings.paths.models_dir, settings.tts.loaded_voices, settings.tts.threads)
+
+
+def voice_name(settings: Settings) -> str:
+    """What the voice is called in listings and the protocol (a file's stem for `voice_path`)."""
+    return Path(settings.tts.voice_path).name.removesuffix(".onnx") if settings.tts.voice_path else settings.tts.voice

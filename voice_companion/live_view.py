@@ -6,7 +6,7 @@ import json
 import sys
 
 from voice_companion.pipeline.events import (
-    AudioChunk, ErrorEvent, Event, ResponseDone, ResponseInterrupted, SpeechStarted, TextDelta,
+    AudioChunk, ErrorEvent, Event, Notice, ResponseDone, ResponseInterrupted, SpeechStarted, TextDelta,
     TranscriptFinal, TurnMetrics,
 )
 
@@ -43,6 +43,8 @@ class LiveView:
             return "\n"
         if isinstance(event, TurnMetrics) and event.voice_to_voice_ms is not None:
             return f"  [{event.voice_to_voice_ms:.0f} ms]"
+        if isinstance(event, Notice) and event.code != "voice_changed":  # a swap says so itself
+            return f"\n[{event.code.replace('_', ' ')}] {event.message}\n"
         if isinstance(event, ErrorEvent):
             return f"\n[error] {event.message}\n"
         return None

@@ -167,6 +167,18 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
+
+def _add_catalog_voices() -> None:
+    """Every voice of voices/catalog.json resolves like any other model."""
+    from voice_companion.voices.catalog import specs
+
+    for name, spec in specs().items():
+        REGISTRY.setdefault(name, spec)
+
+
+_add_catalog_voices()
+
+
 def get_spec(name: str) -> ModelSpec:
     try:
         return REGISTRY[name]

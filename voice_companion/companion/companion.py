@@ -110,13 +110,15 @@ def extraction_mode(settings: Settings, choice: tiers.Choice) -> str:
 
 
 def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False, keep_speed: bool = False) -> None:
-    """The persona's name and voice into the settings, unless a flag chose otherwise."""
+    """The persona's name, voices and listening language into the settings, unless a
+    flag or config.toml chose otherwise."""
     settings.companion.name = persona.name
+    settings.tts.languages = {**persona.voices, **settings.tts.languages}
+    settings.stt.language = settings.stt.language or persona.stt_language
     voice = persona.voice
     usable = not voice.name or voice.name == settings.tts.voice
     if not usable and not keep_voice and not settings.tts.voice_path:
-        spec = models.REGISTRY.get(voice.name)
-        usable = spec is not None and models.availability(spec, settings.paths.models_dir) is not None
+        usable = voice_available(voice.name, settings.paths.models_dir)
         if usable:
             settings.tts.voice = voice.name
         else:
@@ -128,3 +130,15 @@ def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False
         value = getattr(voice, attr)
         if value is not None and not (attr == "length_scale" and keep_speed):
             setattr(settings.tts, attr, value)
+
+
+def voice_available(name: str, models_dir: Path) -> bool:
+    """A catalog voice that is installed here, or a registered one that is."""
+    from voice_companion.voices import catalog
+    from voice_companion.voices.install import installed_path
+
+    known = catalog.find(name)
+    if known is not None:
+        return installed_path(known, models_dir) is not None
+    spec = models.REGISTRY.get(name)
+    return spec is not None and spec.kind == "tts" and models.availability(spec, models_dir) is not None

@@ -15,7 +15,7 @@ from typing import Any
 from voice_companion.errors import PersonaError
 
 TEXT_FIELDS = ("description", "personality", "speaking_style", "scenario", "greeting",
-               "example_dialogue", "boundaries", "instructions", "language")
+               "example_dialogue", "boundaries", "instructions", "language", "stt_language")
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (中文)", "fr": "French (français)"}
 
 
@@ -50,8 +50,9 @@ class Persona:
     boundaries: str = ""
     instructions: str = ""  # extra rules, e.g. a card's system_prompt
     language: str = ""  # "en", "zh", "fr"; "" = whatever the user speaks
+    stt_language: str = ""  # what the user speaks to it: "" = detect per utterance
     voice: PersonaVoice = field(default_factory=PersonaVoice)
-    voices: dict[str, str] = field(default_factory=dict)  # language -> voice, for later
+    voices: dict[str, str] = field(default_factory=dict)  # language -> voice: replies in zh speak with voices["zh"]
     lore: list[LoreEntry] = field(default_factory=list)
 
     def system_prompt(self, base: str) -> str:

@@ -120,3 +120,14 @@ class ErrorEvent(Event):
     code: str
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something the user should know that is not an error (ours): e.g. no voice for
+    the language they speak, or the voice changed."""
+
+    type: ClassVar[str] = "notice"
+    code: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)

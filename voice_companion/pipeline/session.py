@@ -34,7 +34,7 @@ from voice_companion.companion.conversation import Conversation
 from voice_companion.errors import CompanionError
 from voice_companion.pipeline import endpointing
 from voice_companion.pipeline.events import (
-    ErrorEvent, Event, ResponseCreated, ResponseDone, ResponseInterrupted, SpeechStarted,
+    ErrorEvent, Event, Notice, ResponseCreated, ResponseDone, ResponseInterrupted, SpeechStarted,
     SpeechStopped, TranscriptFinal, TranscriptPartial, TurnMetrics,
 )
 from voice_companion.pipeline.llm import GenerationOptions, LLMBackend, ScriptedLine
@@ -196,7 +196,7 @@ class Session:
             return None, None
         transcript: Transcript = task.result()
         if utterance.spec_response is None and transcript.text and utterance.interrupting is None:
-            utterance.spec_response = self._start_response(transcript.text)
+            utterance.spec_response = self._start_response(transcript.text, transcript.language)
         return transcript.text, transcript.language
 
     def _maybe_listen_ahead(self, utterance: _Utterance) -> None:
@@ -245,15 +245,16 @@ class Session:
         if response is None or response.user_text != text:
             if response is not None and response.task:
                 response.task.cancel()
-            response = self._start_response(text)
+            response = self._start_response(text, transcript.language)
         self.current = response
         await self.transport.emit(ResponseCreated(response.id))
         response.committed.set()
         self._spawn(self._watch_response(response, speech_end, silence_ms,
                                          transcript.stt_ms, hit and response is utterance.spec_response))
 
-    def _start_response(self, text: str, line: str | None = None) -> Response:
+    def _start_response(self, text: str, language: str | None = None, line: str | None = None) -> Response:
         """A reply to `text`; with `line`, that fixed line instead (nothing is asked of the LLM)."""
+        self._follow_language(language or endpointing.guess_language(line or text))
         if line is None:
             response = Response(text, self.conversation.prompt_for(text))
         else:
@@ -347,12 +348,34 @@ class Session:
         audible = self._audible_response()
         if audible is not None:
             await self._interrupt(audible)
-        response = self._start_response(text, line)
+        response = self._start_response(text, line=line)
         self.current = response
         await self.transport.emit(ResponseCreated(response.id))
         response.committed.set()
         self._spawn(self._watch_response(response, time.perf_counter(), 0.0, 0.0, False))
         return response.id
+
+    # -- voice -------------------------------------------------------------------------
+
+    async def set_voice(self, voice: str, speed: float | None = None) -> float:
+        """Speak with `voice` from the next clause on (a reply already playing goes on in
+        it). Loads it first, off the event loop; returns the load time in seconds."""
+        use = getattr(self.tts, "use", None)
+        if use is None:
+            raise CompanionError("this call's voice is fixed; start it with --voice instead")
+        load_s = await asyncio.to_thread(use, voice)
+        if speed is not None:
+            self.tts.set_speed(speed)
+        await self.transport.emit(Notice("voice_changed", f"speaking with {voice} now",
+                                         {"voice": voice, "load_ms": round(load_s * 1000, 1)}))
+        return load_s
+
+    def _follow_language(self, language: str | None) -> None:
+        """The reply's voice follows the language the user spoke (a router's job)."""
+        follow = getattr(self.tts, "follow_language", None)
+        notice = follow(language) if follow is not None and language else None
+        if notice:
+            self._spawn(self.transport.emit(Notice("voice_missing", notice, {"language": language})))
 
     # -- helpers -----------------------------------------------------------------------
 

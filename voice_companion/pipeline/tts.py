@@ -38,12 +38,14 @@ class PiperTTS:
         self.sample_rate: int = int(self.voice.config.sample_rate)
         self.settings = settings or VoiceSettings()
 
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, settings: VoiceSettings | None = None) -> Iterator[np.ndarray]:
+        """`settings` overrides the voice's own for this text: a loaded voice can be
+        shared by several calls, each with its own speed (voices/router.py)."""
         from piper import SynthesisConfig
 
         if not text.strip():
             return
-        s = self.settings
+        s = settings or self.settings
         config = SynthesisConfig(
             speaker_id=s.speaker_id if s.speaker_id >= 0 else None,
             length_scale=s.length_scale,
@@ -54,8 +56,8 @@ class PiperTTS:
         for chunk in self.voice.synthesize(text, syn_config=config):
             yield chunk.audio_int16_array
 
-    def synthesize_all(self, text: str) -> np.ndarray:
-        chunks = list(self.synthesize(text))
+    def synthesize_all(self, text: str, settings: VoiceSettings | None = None) -> np.ndarray:
+        chunks = list(self.synthesize(text, settings))
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
 
@@ -71,6 +73,12 @@ def _load_voice(model_path: Path, threads: int):
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     config = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
+    if config.get("phoneme_type") == "pinyin":  # piper would fetch its g2pW model mid-call
+        from voice_companion.errors import ModelNotAvailable
+
+        raise ModelNotAvailable(f"{model_path.name} needs piper's pinyin phonemizer (the unicode-rbnf package and "
+                                "a g2pW model piper downloads on first use), so it cannot run offline; use "
+                                "zh_CN-huayan-medium (see voices/README.md)")
     session = onnxruntime.InferenceSession(str(model_path), sess_options=options,
                                            providers=["CPUExecutionProvider"])
     return PiperVoice(config=PiperConfig.from_dict(config), session=session,

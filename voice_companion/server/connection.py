@@ -18,9 +18,10 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from voice_companion.companion.conversation import Conversation
+from voice_companion.errors import CompanionError
 from voice_companion.pipeline.events import AudioChunk, Event, ResponseCreated, ResponseDone
 from voice_companion.pipeline.session import Session
-from voice_companion.server import protocol as p
+from voice_companion.server import call_voice, protocol as p
 from voice_companion.server.audio_frames import encode_audio, parse_audio
 from voice_companion.server.limits import InputLimits
 from voice_companion.server.replies import Replies
@@ -47,7 +48,8 @@ class Connection:
         self.rate = shared.tts.sample_rate
         self.replies = Replies(conversation, self.rate)
         self.audio = RemoteAudio(self.rate, self._on_event, self._send_audio)
-        self.session = Session(shared.stt, shared.llm, shared.tts, self.audio, conversation,
+        self.tts = call_voice.for_call(shared.tts)  # this call's voice choice, shared models
+        self.session = Session(shared.stt, shared.llm, self.tts, self.audio, conversation,
                                shared.options, shared.session_settings)
         self._outbox: asyncio.Queue[str | bytes] = asyncio.Queue(OUTBOX_SIZE)
         self._typed: list[str] = []
@@ -86,14 +88,15 @@ class Connection:
                 unlisten()
 
     def describe(self) -> dict[str, Any]:
-        voice = self.shared.voice
+        voice = call_voice.current(self.tts, self.shared.voice)
         return {
             "id": self.id, "protocol": p.PROTOCOL_VERSION, "conversation_id": self.conversation_id,
             "resumed": self.resumed,
             "companion": {"name": self.shared.companion_name, "greeting": self.greeting or None},
             "audio": {
                 "input": {"format": {"type": "audio/pcm", "rate": self.audio.input_rate}},
-                "output": {"format": {"type": "audio/pcm", "rate": self.rate}, "voice": voice, "voices": [voice]},
+                "output": {"format": {"type": "audio/pcm", "rate": self.rate}, "voice": voice,
+                           "voices": call_voice.offered(self.tts, self.shared.voice)},
             },
         }
 
@@ -124,14 +127,15 @@ class Connection:
     def _handle(self, event: p.ClientEvent) -> None:
         if isinstance(event, p.SessionUpdate):
             self.limits.admit_update()
-            if event.voice is not None and event.voice != self.shared.voice:
-                raise p.ProtocolError("unknown_voice", f"voice {event.voice!r} is not available; "
-                                      f"this server has {self.shared.voice!r}", event.event_id)
+            call_voice.check(self.tts, self.shared.voice, event)
             if event.input_rate is not None:
                 self.audio.set_input_rate(event.input_rate)
             if event.instructions is not None:
                 self.conversation.system_prompt = event.instructions
-            self._send({"type": "session.updated", "event_id": event.event_id, "session": self.describe()})
+            if event.voice is not None or event.speed is not None:
+                self._spawn(self._update_voice(event))  # answered once the voice is loaded
+            else:
+                self._send({"type": "session.updated", "event_id": event.event_id, "session": self.describe()})
         elif isinstance(event, p.ItemCreate):
             self.limits.check_typed(self._typed, event.text, event.event_id)
             self._typed.append(event.text)
@@ -160,6 +164,17 @@ class Connection:
             reply.client_played_ms = max(reply.client_played_ms or 0.0, event.played_ms)
         elif isinstance(event, p.Ping):
             self._send({"type": "pong", "event_id": event.event_id, "server_time_ms": round(time.time() * 1000)})
+
+    async def _update_voice(self, event: p.SessionUpdate) -> None:
+        try:
+            if event.voice is not None and event.voice != call_voice.current(self.tts, self.shared.voice):
+                await self.session.set_voice(event.voice, event.speed)
+            elif event.speed is not None:
+                self.tts.set_speed(event.speed)
+        except CompanionError as exc:
+            self._error("voice_failed", str(exc), event.event_id)
+            return
+        self._send({"type": "session.updated", "event_id": event.event_id, "session": self.describe()})
 
     def _count_error(self) -> None:
         now = time.perf_counter()

@@ -32,6 +32,7 @@ ERROR_CODES = {
                     "their per-second budgets (server/limits.py); the excess is dropped",
     "too_much_input": "typed messages waiting for response.create exceed 4000 characters in all",
     "unknown_voice": "session.update asked for a voice this server does not have",
+    "voice_failed": "the voice asked for could not be loaded (the call keeps its voice)",
     "no_input": "response.create without a user message to answer",
     "unknown_item": "conversation.item.truncate names a response this session does not know",
     "memory_not_saved": "a turn could not be saved (disk full?); it is kept and saving is retried",
@@ -55,6 +56,7 @@ class SessionUpdate:
     input_rate: int | None = None
     voice: str | None = None
     instructions: str | None = None
+    speed: float | None = None  # 1.0 normal; 0.5-2.0
 
 
 @dataclass(frozen=True)
@@ -121,11 +123,15 @@ def _session_update(obj: dict, event_id: str | None) -> SessionUpdate:
     rate = fmt.get("rate")
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE):
         raise ProtocolError("invalid_sample_rate", f"input rate must be an integer {MIN_RATE}-{MAX_RATE} Hz, got {rate!r}")
-    voice = _field(_field(audio, "output", dict, {}), "voice", str, None)
+    output = _field(audio, "output", dict, {})
+    voice = _field(output, "voice", str, None)
+    speed = output.get("speed")
+    if speed is not None and (isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0.5 <= speed <= 2.0):
+        raise ProtocolError("invalid_event", f"speed must be a number from 0.5 to 2.0, got {speed!r}")
     instructions = _field(session, "instructions", str, None)
     if instructions is not None and len(instructions) > MAX_INSTRUCTIONS_CHARS:
         raise ProtocolError("invalid_event", f"instructions are limited to {MAX_INSTRUCTIONS_CHARS} characters")
-    return SessionUpdate(event_id, rate, voice, instructions)
+    return SessionUpdate(event_id, rate, voice, instructions, float(speed) if speed is not None else None)
 
 
 def _item_create(obj: dict, event_id: str | None) -> ItemCreate:

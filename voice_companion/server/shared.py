@@ -10,8 +10,6 @@ was learned on the phone is known at the desk, and the other way round.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 from voice_companion import engines
 from voice_companion.companion.companion import Companion, open_companion
 from voice_companion.companion.conversation import Conversation
@@ -26,7 +24,7 @@ from voice_companion.pipeline.tts import TextToSpeech
 class Shared:
     stt: SpeechToText
     llm: LLMBackend
-    tts: TextToSpeech
+    tts: TextToSpeech  # the default voice; each call gets its own router over its pool
     options: GenerationOptions | None
     session_settings: SessionSettings
     system_prompt: str
@@ -53,7 +51,7 @@ def load_shared(settings: Settings, companion_name: str | None = None) -> Shared
     stt = engines.load_stt(settings, load_times)
     llm = engines.load_llm(settings, load_times)
     tts = engines.load_tts(settings, load_times)
-    voice = Path(settings.tts.voice_path).stem if settings.tts.voice_path else settings.tts.voice
+    voice = engines.voice_name(settings)
     return Shared(stt, llm, tts, engines.generation_options(settings),
                   engines.session_settings(settings),
                   companion.system_prompt(settings), companion.persona.name, voice, companion, settings)

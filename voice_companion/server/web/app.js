@@ -323,6 +323,9 @@ function handleEvent(event) {
     case "metrics.turn":
       stats.lastMetrics = event;
       break;
+    case "notice": // e.g. no voice for the language just spoken (said once per call)
+      if (event.code === "voice_missing") addLine("companion", `(${event.message})`, "failed");
+      break;
     case "error":
       serverError(event);
       break;

@@ -1,0 +1,1 @@
+"""Piper voices: the catalog, installing and removing them, and switching between them live."""
