@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="mute the microphone while the companion talks (no barge-in)")
     p.add_argument("--duration", type=float, help="hang up after this many seconds")
     p.add_argument("--language", help="the language you speak (default: detect)")
+    p.add_argument("--no-greeting", action="store_true", help="the companion waits for you to speak first")
     _add_engine_flags(p)
 
     add("devices", "list audio input and output devices")

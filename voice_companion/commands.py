@@ -40,7 +40,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> dict:
     from voice_companion.audio.desk import has_microphone
 
     if getattr(args, "start", False) and has_microphone():
-        args.headset = args.half_duplex = False
+        args.headset = args.half_duplex = args.no_greeting = False
         args.input_device = args.output_device = args.duration = None
         return talk(args, settings)
     eng = Engines(settings)
@@ -76,7 +76,7 @@ def talk(args: argparse.Namespace, settings: Settings) -> dict:
             read_commands(session, asyncio.get_running_loop())
             if not args.json:
                 print(f"Type {HELP.removeprefix('commands: ')}", flush=True)
-        if getattr(conversation, "greeting", ""):
+        if getattr(conversation, "greeting", "") and not getattr(args, "no_greeting", False):
             await session.say(conversation.greeting)  # it picks up the call
         try:
             await asyncio.wait_for(session.run(), timeout=args.duration)
