@@ -283,7 +283,7 @@ class Session:
                 self.current = None
             return
         if response.scripted:
-            await self._finish_scripted(response)
+            await self._done_when_played(response)
             return
         self.conversation.record(response.user_text, response.generated_text or response.text)
         first = self.playback.first_sample_wall(response.id)
@@ -300,9 +300,9 @@ class Session:
         log.info("turn %s: %s", response.id, ", ".join(
             f"{k} {v:.0f} ms" for k, v in metrics.as_dict().items() if k.endswith("_ms") and v is not None))
         await self.transport.emit(metrics)
-        await self._finish_scripted(response)
+        await self._done_when_played(response)
 
-    async def _finish_scripted(self, response: Response) -> None:
+    async def _done_when_played(self, response: Response) -> None:
         """Done once its audio has played (unless a newer reply or a barge-in took over)."""
         while self.playback.pending() or self.playback.paused:
             if self.current is not response:
