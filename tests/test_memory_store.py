@@ -168,6 +168,36 @@ def test_background_learning_and_session_summary(store):
     assert "Rex" in conversation(store).system_message()  # in the profile, and the episode
 
 
+def test_worker_thread_exists_only_while_there_is_work(store, monkeypatch):
+    """A server keeps dozens of resumable conversations; idle ones must hold no thread."""
+    import threading
+
+    from voice_companion.companion import memory_worker
+
+    monkeypatch.setattr(memory_worker, "IDLE_EXIT_S", 0.2)
+
+    def workers() -> int:
+        return sum(t.name == "memory-worker" for t in threading.enumerate())
+
+    before = workers()
+    conv = conversation(store)
+    assert workers() == before  # nothing to learn yet
+    conv.record("My sister is called Ada.", "Nice!")
+    conv.worker.wait_idle()
+    deadline = time.monotonic() + 5
+    while workers() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers() == before  # idle: the thread has ended
+    conv.record("I live in Lyon.", "Lovely city.")  # a new job starts a new thread
+    conv.worker.wait_idle()
+    texts = [m.text for m in store.memories(("fact",))]
+    assert any("Ada" in t for t in texts) and any("Lyon" in t for t in texts), texts
+    conv.close()
+    assert store.sessions()[0].summary
+    conv.worker.after_turn(0, "My cat is called Tom.")  # after the end: ignored, no thread
+    assert workers() == before
+
+
 def test_token_estimate_counts_chinese_characters():
     assert estimate_tokens("你好世界") == 4
     assert estimate_tokens("hello world!") == 3

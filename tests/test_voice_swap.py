@@ -170,3 +170,43 @@ def test_desk_commands_swap_and_speed_up_the_voice(stt, tts, models_dir):
     assert "unknown voice 'nobody'" in said[4] and router.active == B
     assert said[5].startswith("[?] commands:")
     assert "fixed" in said[6]
+
+
+def test_a_corrupt_voice_is_refused_on_a_live_switch_and_the_call_goes_on(stt, llm, models_dir, tmp_path):
+    """A damaged voice file fails inside onnxruntime: the phone gets one clear error, the
+    call keeps its voice, and a reply whose language wants that voice uses the chosen one."""
+    import shutil
+
+    from voice_companion.voices.install import installed_path
+
+    damaged = shutil.copytree(models_dir, tmp_path / "models")
+    for voice in (B, ZH):
+        installed_path(catalog.find(voice), damaged).write_bytes(b"\x08\x07not a model" * 100)
+    pool = VoicePool(damaged)
+    shared = Shared(stt, llm, VoiceRouter(pool, A, sample_rate=22050),
+                    GenerationOptions(max_tokens=12, temperature=0.0), SessionSettings(), "You are Mia.", "Mia", A)
+
+    async def main() -> None:
+        server = await App(shared, TOKEN).listen("127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/realtime"
+        try:
+            async with await RealtimeClient.connect(url, TOKEN) as client:
+                await client.send({"type": "session.update", "event_id": "e1",
+                                   "session": {"audio": {"output": {"voice": B}}}})
+                error = await asyncio.wait_for(client.recv(), 30)
+                assert error["type"] == "error" and error["code"] == "voice_failed", error
+                assert error["event_id"] == "e1" and "corrupt" in error["message"] and B in error["message"]
+                await client.send({"type": "ping", "event_id": "p1"})
+                assert (await asyncio.wait_for(client.recv(), 10))["type"] == "pong"
+                assert client.session["audio"]["output"]["voice"] == A
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
+    router = VoiceRouter(pool, A, sample_rate=22050)
+    router.follow_language("zh")
+    audio = router.synthesize_all("你好，今天天气很好。")  # ZH is broken: A says it
+    assert len(audio) > 0 and voice_of(audio) == A and ZH in pool.broken
+    notice = router.follow_language("zh")  # from now on the broken voice is not offered
+    assert notice and "no Chinese voice" in notice and router.reply_voice == A

@@ -76,6 +76,11 @@ class LLMSettings:
     # Measured in live sessions on 2 cores: 1 generation thread made the first token
     # 2-3 s late (Piper and Whisper starve it), 2 gave 75-90 ms. See docs/benchmarks.md.
     generation_threads: int = 2
+    # RAM for llama.cpp's cache of earlier prompts' KV state (embedded backend): a
+    # caller whose prefix left the slot is restored from it instead of prefilled
+    # again. ~23-28 KB per token for tiny/small: 256 MiB holds ~10,000 tokens, several
+    # callers' prompts. llama.cpp's own default (8 GiB) let a server grow by gigabytes.
+    prompt_cache_mib: int = 256
     # Sampling: a value left at its default here takes the tier's own (tiers.py).
     max_tokens: int = 80  # about three spoken sentences; longer replies ramble
     temperature: float = 0.7

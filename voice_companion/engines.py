@@ -87,7 +87,7 @@ def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
     return _timed(
         "llm", times,
         lambda: LlamaCppLLM(path, s.context_tokens, s.threads, defaults=generation_options(settings),
-                            generation_threads=s.generation_threads),
+                            generation_threads=s.generation_threads, prompt_cache_mib=s.prompt_cache_mib),
     )
 
 

@@ -1,5 +1,8 @@
 """Learning from the conversation off the live path, in one background thread.
 
+The thread exists only while there is work: a server keeps dozens of resumable
+conversations, and an idle thread for each one added up (the soak's 54 → 86 threads).
+
 After each turn: pattern facts at once (instant, never invented). LLM extraction
 costs the model's time and, for an embedded model, its prompt cache, so it runs
 after the turn only on a server backend, and only while the call leaves the LLM idle;
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 MODES = ("after_turn", "session_end", "off")
 END_BUDGET_S = 8.0  # LLM extraction at session end never holds an exit longer
 END_MAX_TURNS = 12
+IDLE_EXIT_S = 5.0  # the thread ends after this long without a job; the next job starts one
 
 
 class MemoryWorker:
@@ -37,16 +41,29 @@ class MemoryWorker:
         self._known = {m.text.lower() for m in store.memories(("fact", "note"))}
         self._pending: list[tuple[int, str]] = []  # user turns awaiting LLM extraction
         self._jobs: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="memory-worker", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()  # guards starting and retiring the thread
+        self._thread: threading.Thread | None = None
+        self._ended = False
 
     def after_turn(self, turn_id: int, user_text: str) -> None:
-        self._jobs.put(("turn", turn_id, user_text))
+        self._submit(("turn", turn_id, user_text))
 
     def finish(self, session_id: int, timeout: float = END_BUDGET_S + 5) -> None:
         """End of session: pending extraction, the episodic summary, then the thread stops."""
-        self._jobs.put(("end", session_id, ""))
-        self._thread.join(timeout)
+        thread = self._submit(("end", session_id, ""))
+        if thread is not None:
+            thread.join(timeout)
+
+    def _submit(self, job: tuple[str, int, str]) -> threading.Thread | None:
+        with self._lock:
+            if self._ended:
+                return None  # the session is over: nothing more is learned from it
+            self._ended = job[0] == "end"
+            self._jobs.put(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="memory-worker", daemon=True)
+                self._thread.start()
+            return self._thread
 
     def wait_idle(self) -> None:
         """Block until every queued turn is learned from (tests, benchmarks)."""
@@ -54,7 +71,14 @@ class MemoryWorker:
 
     def _run(self) -> None:
         while True:
-            kind, ident, text = self._jobs.get()
+            try:
+                kind, ident, text = self._jobs.get(timeout=IDLE_EXIT_S)
+            except queue.Empty:
+                with self._lock:  # a job submitted now sees no thread and starts one
+                    if self._jobs.empty():
+                        self._thread = None
+                        return
+                continue
             try:
                 if kind == "turn":
                     self._learn(ident, text)

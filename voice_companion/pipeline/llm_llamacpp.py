@@ -34,6 +34,7 @@ class LlamaCppLLM:
         parallel: int = 1,
         generation_threads: int | None = None,
         defaults: GenerationOptions | None = None,
+        prompt_cache_mib: int = 256,
     ) -> None:
         import xllamacpp
 
@@ -47,6 +48,10 @@ class LlamaCppLLM:
         params.cpuparams.n_threads = generation_threads or threads
         params.cpuparams_batch.n_threads = threads
         params.cache_prompt = True
+        # llama.cpp keeps the KV state of earlier prompts in RAM so a caller whose
+        # prefix was evicted from the slot need not prefill it again. Its default cap
+        # is 8 GiB: a 30-minute soak grew the server by 5 GB, ~15 MB per call.
+        params.cache_ram_mib = prompt_cache_mib
         params.verbosity = -1
         # xllamacpp also opens an HTTP listener on 127.0.0.1; a random key keeps
         # other local programs from using it.

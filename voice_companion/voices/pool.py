@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from voice_companion import model_checks
+from voice_companion.errors import CompanionError
 from voice_companion.pipeline.tts import PiperTTS
 from voice_companion.voices.install import resolve_voice
 
@@ -24,6 +26,7 @@ class VoicePool:
         self.models_dir, self.capacity, self.threads = models_dir, max(1, capacity), threads
         self.load_s: dict[str, float] = {}  # how long each voice took to load, last time
         self._loaded: collections.OrderedDict[str, PiperTTS] = collections.OrderedDict()
+        self.broken: dict[str, str] = {}  # voices whose files failed to load, and why
         self._loading: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -51,7 +54,12 @@ class VoicePool:
             waiting.wait()  # another call is loading it; then look again
         try:
             start = time.perf_counter()
-            tts = PiperTTS(resolve_voice(name, self.models_dir), threads=self.threads)
+            path = resolve_voice(name, self.models_dir)
+            try:  # a damaged file fails inside onnxruntime: say which voice and what to do
+                tts = model_checks.load_checked("Piper voice", path, lambda: PiperTTS(path, threads=self.threads))
+            except CompanionError as exc:
+                self.broken[name] = str(exc)
+                raise
             self.load_s[name] = time.perf_counter() - start
             log.info("loaded voice %s in %.2f s", name, self.load_s[name])
             with self._lock:

@@ -21,6 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from voice_companion.audio.io import resample
+from voice_companion.errors import CompanionError
 from voice_companion.pipeline.endpointing import guess_language
 from voice_companion.pipeline.tts import VoiceSettings
 from voice_companion.voices import catalog
@@ -101,6 +102,8 @@ class VoiceRouter:
     def _usable(self, voice: str) -> bool:
         if self.pool.is_loaded(voice):
             return True
+        if voice in self.pool.broken:
+            return False
         known = catalog.find(voice)
         return known is not None and installed_path(known, self.pool.models_dir) is not None
 
@@ -119,7 +122,13 @@ class VoiceRouter:
 
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
         voice = self.clause_voice(text)
-        tts = self.pool.get(voice)
+        try:
+            tts = self.pool.get(voice)
+        except CompanionError as exc:
+            if voice == self.active:
+                raise
+            log.warning("%s; %s speaks instead", exc, self.active)  # the reply goes on
+            voice, tts = self.active, self.pool.get(self.active)
         for chunk in tts.synthesize(text, self.settings.get(voice) or VoiceSettings()):
             if tts.sample_rate != self.sample_rate:
                 chunk = np.clip(resample(chunk, tts.sample_rate, self.sample_rate), -32768, 32767).astype(np.int16)
