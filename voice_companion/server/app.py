@@ -8,6 +8,7 @@ is ever created for it.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import http
 import logging
@@ -25,6 +26,7 @@ from voice_companion.companion.conversation import Conversation
 from voice_companion.server import auth, origin
 from voice_companion.server import protocol as p
 from voice_companion.server.connection import Connection
+from voice_companion.server.free_memory import release_free_memory
 from voice_companion.server.shared import Shared
 from voice_companion.server.static import WEB_DIR, static_response, text_response
 
@@ -119,6 +121,7 @@ class App:
         finally:
             self.connections.discard(connection)
             log.info("%s left (%d live)", connection.id, len(self.connections))
+            await asyncio.to_thread(release_free_memory)
 
     def close(self) -> None:
         """At shutdown: finish every conversation's learning and close the companion."""
