@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from fuzz_frames import BINARY_FRAMES, EVENTS, TEXT_FRAMES
@@ -56,6 +57,20 @@ def test_any_binary_frame_is_samples_or_a_documented_error(frame):
         assert len(frame) % 2 or len(frame) > p.MAX_AUDIO_BYTES
         return
     assert samples.dtype == np.int16 and len(samples) * 2 == len(frame) <= p.MAX_AUDIO_BYTES
+
+
+def test_lone_surrogate_escapes_are_invalid_json_and_never_echoed():
+    """Found by the live fuzzer: `"\\udd0f"` is valid JSON, but the string it makes cannot
+    be sent back as UTF-8, and the reply that quoted it broke the connection."""
+    for frame in ('{"type": "ping", "event_id": "\\udd0f"}', '{"type": "\\ud800x"}',
+                  '{"type": "conversation.item.create", "item": {"type": "message", "role": "user", '
+                  '"content": [{"type": "input_text", "text": "hi \\udfff"}]}}'):
+        with pytest.raises(p.ProtocolError) as caught:
+            p.parse_text(frame)
+        assert caught.value.code == "invalid_json" and caught.value.event_id is None
+        p.encode(p.error_event(caught.value.code, caught.value.message)).encode("utf-8")
+    assert p.parse_text('{"type": "ping", "event_id": "\\ud83d\\ude00"}').event_id == "\U0001f600"  # a pair is fine
+    assert "\\udd0f" in p.encode({"type": "x", "text": "\udd0f"})  # escaped, never raw
 
 
 def test_integers_beyond_pythons_digit_limit_are_invalid_json_not_a_crash():
