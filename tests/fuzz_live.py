@@ -3,8 +3,8 @@
 One sequence = one connection: connect, send the frames as fast as the socket takes
 them, then ping until a `pong` proves the call still works (the input budgets may
 drop the first pings). The only acceptable ends are a pong or a documented close
-(4009: too many invalid messages); an `internal_error`, a 1011 close or a hang is a
-failure. A `Bystander` on its own connection and thread pings all along: its pong
+(4009: too many invalid messages; 1007: a text frame that is not UTF-8); an
+`internal_error`, a 1011 close or a hang is a failure. A `Bystander` on its own connection and thread pings all along: its pong
 latency shows whether other sessions were affected.
 """
 
@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-ACCEPTED_CLOSES = {4009}  # docs/protocol.md: over 50 invalid messages within 10 s
+# docs/protocol.md: over 50 invalid messages within 10 s; the WebSocket layer's own
+# answer to a text frame that is not UTF-8
+ACCEPTED_CLOSES = {4009, 1007}
 PING = json.dumps({"type": "ping", "event_id": "fuzz-end"})
 
 
@@ -59,7 +61,8 @@ async def _sequence(url: str, token: str, frames: list, tally: Tally) -> None:
         try:
             await ws.recv()  # session.created
             for frame in frames:
-                await ws.send(frame)
+                data, text = _on_the_wire(frame)
+                await ws.send(data, text=text)
                 tally.frames += 1
             await ws.send(PING)
             while True:
@@ -83,6 +86,17 @@ async def _sequence(url: str, token: str, frames: list, tally: Tally) -> None:
             tally.closes[code] += 1
             if code not in ACCEPTED_CLOSES:
                 tally.failures.append(f"closed with {code} ({exc.rcvd.reason if exc.rcvd else 'no close frame'})")
+
+
+def _on_the_wire(frame: str | bytes) -> tuple[str | bytes, bool | None]:
+    """A generated str with a lone surrogate cannot be encoded as UTF-8 (the client library
+    itself would fail): it goes out as the bytes a broken client would put in a text frame."""
+    if isinstance(frame, str):
+        try:
+            frame.encode("utf-8")
+        except UnicodeEncodeError:
+            return frame.encode("utf-8", "surrogatepass"), True
+    return frame, None
 
 
 class Bystander:

@@ -38,3 +38,16 @@ def test_generated_frames_never_crash_hang_or_disturb_others(server):  # noqa: F
     while server.app.connections and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not server.app.connections, "sessions left behind after their clients left"
+
+
+def test_text_frames_that_are_not_utf8_close_with_1007_and_others_go_on(server):  # noqa: F811
+    """Found by this fuzzer: a lone surrogate is not UTF-8, in either direction. A client
+    that sends one gets the WebSocket close 1007; one that escapes it in JSON gets
+    invalid_json (tests/test_fuzz_protocol.py); nobody else notices."""
+    tally = Tally()
+    frames = ['{"type": "ping", "event_id": "\ud951"}']  # a raw surrogate, not an escape
+    with Bystander(server.url, TOKEN) as bystander:
+        asyncio.run(run_sequence(server.url, TOKEN, frames, tally))
+        asyncio.run(run_sequence(server.url, TOKEN, ['{"type": "ping", "event_id": "\\udd0f"}'], tally))
+    assert tally.closes == {1007: 1} and tally.alive == 1 and tally.errors["invalid_json"] == 1, tally
+    assert not tally.failures and bystander.failure is None and bystander.latencies_ms
