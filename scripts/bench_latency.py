@@ -57,9 +57,10 @@ QUESTIONS = [
     "Should I call my sister this weekend?",
 ]
 # From one question's start to the next: room for the whole spoken reply, so every
-# turn is a fresh turn and not a barge-in (28 tokens: ~3 s of speech from the tiny
-# brain, up to ~8 s from the 1.5B one, which also speaks slower than it reads).
-GAP_S = {"tiny": 9.0}
+# turn is a fresh turn and not a barge-in (28 tokens: 5.3-7.1 s of speech from the tiny
+# brain as measured 2026-11-27, up to ~8 s from the 1.5B one). With 9 s, 5 of 12 tiny
+# turns began while the last reply still played: barge-ins, not speculative hits.
+GAP_S = {"tiny": 12.0}
 DEFAULT_GAP_S = 15.0
 NAIVE_SILENCE_MS = 700.0
 
