@@ -38,7 +38,7 @@ def piper_voice(path: Path) -> Path:
     return path
 
 
-def load_checked(what: str, path: Path, build: Callable[[], T]) -> T:
+def load_checked(what: str, path: Path, build: Callable[[], T], fix: str = FIX) -> T:
     """Run `build`; any failure that is not already one of ours names the file and the fix."""
     try:
         return build()
@@ -47,4 +47,4 @@ def load_checked(what: str, path: Path, build: Callable[[], T]) -> T:
     except Exception as exc:  # noqa: BLE001 - each library fails in its own way on a bad file
         reason = " ".join(str(exc).split())[:160] or type(exc).__name__
         raise ModelNotAvailable(f"could not load the {what} {path}: the file is corrupt or not a {what} "
-                                f"({reason}); {FIX}") from exc
+                                f"({reason}); {fix}") from exc
