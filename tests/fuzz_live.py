@@ -4,8 +4,9 @@ One sequence = one connection: connect, send the frames as fast as the socket ta
 them, then ping until a `pong` proves the call still works (the input budgets may
 drop the first pings). The only acceptable ends are a pong or a documented close
 (4009: too many invalid messages; 1007: a text frame that is not UTF-8); an
-`internal_error`, a 1011 close or a hang is a failure. A `Bystander` on its own connection and thread pings all along: its pong
-latency shows whether other sessions were affected.
+`internal_error`, a 1011 close or a hang is a failure. A `Bystander` on its own
+connection and thread pings all along: its pong latency shows whether other sessions
+were affected.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def load_tts(settings: Settings, times: LoadTimes | None = None, pool: "VoicePoo
         pool.add(name, _timed("tts", times, lambda: model_checks.load_checked(
             "Piper voice", path, lambda: PiperTTS(path, voice_settings(settings), settings.tts.threads))))
     else:
-        _timed("tts", times, lambda: model_checks.load_checked("Piper voice", Path(name), lambda: pool.get(name)))
+        _timed("tts", times, lambda: pool.get(name))  # the pool names a damaged file and the fix
     return VoiceRouter(pool, name, settings.tts.languages, {name: voice_settings(settings)})
 
 

@@ -102,7 +102,7 @@ def parse_text(data: str) -> ClientEvent:
         raise ProtocolError("invalid_json", f"not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise ProtocolError("invalid_json", "a text frame must be a JSON object with a 'type'")
-    if not _is_utf8(obj):  # "\udd0f" is valid JSON but no text: echoing it back broke the connection
+    if not _is_utf8(json.dumps(obj, ensure_ascii=False)):  # "\udd0f" is valid JSON but no text: echoing it back broke the connection
         raise ProtocolError("invalid_json", "a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff)")
     event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
     kind = obj.get("type")
@@ -191,16 +191,14 @@ def _milliseconds(obj: dict, name: str) -> float:
 
 def encode(event: dict[str, Any]) -> str:
     text = json.dumps(event, ensure_ascii=False, allow_nan=False, default=_jsonable)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate from anywhere: escaped, the frame stays valid UTF-8
+    if not _is_utf8(text):  # a lone surrogate from anywhere: escaped, the frame stays valid UTF-8
         text = json.dumps(event, ensure_ascii=True, allow_nan=False, default=_jsonable)
     return text
 
 
-def _is_utf8(obj: dict[str, Any]) -> bool:
+def _is_utf8(text: str) -> bool:
     try:
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True

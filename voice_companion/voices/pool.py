@@ -55,10 +55,10 @@ class VoicePool:
         try:
             start = time.perf_counter()
             path = resolve_voice(name, self.models_dir)
+            downloaded = Path(path).resolve().is_relative_to(Path(self.models_dir).resolve())
+            fix = (f"get it again: `voice-companion voices remove {name}`, then `voices download {name}`"
+                   if downloaded else model_checks.FIX)  # a bundled voice: reinstall its package
             try:  # a damaged file fails inside onnxruntime: say which voice and what to do
-                downloaded = Path(path).resolve().is_relative_to(Path(self.models_dir).resolve())
-                fix = (f"get it again: `voice-companion voices remove {name}`, then `voices download {name}`"
-                       if downloaded else model_checks.FIX)  # a bundled voice: reinstall its package
                 tts = model_checks.load_checked("Piper voice", path, lambda: PiperTTS(path, threads=self.threads), fix)
             except CompanionError as exc:
                 self.broken[name] = str(exc)
