@@ -138,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # per-call chatter
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # llama.cpp slot requests on loopback
     try:
         settings = load_settings(args.config)
         apply_overrides(settings, _overrides(args), source="command line")

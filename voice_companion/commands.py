@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import json
 import sys
+import time
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ from voice_companion import companion_commands, engines, models, server_commands
 from voice_companion.audio.io import load_for_stt, write_wav
 from voice_companion.companion.companion import open_companion
 from voice_companion.companion.conversation import Conversation
+from voice_companion.companion.session_end import end_session
 from voice_companion.config import Settings, to_toml
 from voice_companion.errors import CompanionError
 from voice_companion.file_mode import Engines, reply_to_file, write_demo_question
-from voice_companion.pipeline.reply import collect_reply
+from voice_companion.pipeline.llm import ChatMessage, GenerationOptions, LLMBackend
 
 
 def run(command: str, args: argparse.Namespace, settings: Settings) -> Any:
@@ -47,7 +49,8 @@ def demo(args: argparse.Namespace, settings: Settings) -> dict:
     out_dir = Path(args.output_dir)
     question = write_demo_question(eng, out_dir / "question.wav")
     _out(args, f"No microphone found: answering a sample question instead ({question}).")
-    exchange = reply_to_file(eng, _conversation(settings, eng, args), question, out_dir / "answer.wav")
+    # The demo's sample question is not something the user said: nothing is kept.
+    exchange = reply_to_file(eng, _conversation(settings, eng, args, keep=False), question, out_dir / "answer.wav")
     _print_exchange(args, exchange.as_dict())
     return {**exchange.as_dict(), "question": str(question), "load_s": eng.load_times.seconds}
 
@@ -83,7 +86,10 @@ def talk(args: argparse.Namespace, settings: Settings) -> dict:
         except asyncio.TimeoutError:
             pass
 
-    asyncio.run(call())
+    try:
+        asyncio.run(call())
+    finally:
+        end_session(conversation, eng.llm, settings.companion.name)
     return {"turns": len(session.conversation.history) // 2}
 
 
@@ -125,7 +131,11 @@ def say(args: argparse.Namespace, settings: Settings) -> dict:
 
 def reply(args: argparse.Namespace, settings: Settings) -> dict:
     eng = Engines(settings)
-    exchange = reply_to_file(eng, _conversation(settings, eng, args), args.input, args.output)
+    conversation = _conversation(settings, eng, args)
+    try:
+        exchange = reply_to_file(eng, conversation, args.input, args.output)
+    finally:
+        end_session(conversation, eng.loaded_llm, settings.companion.name)
     _print_exchange(args, exchange.as_dict())
     return exchange.as_dict()
 
@@ -134,8 +144,17 @@ def chat(args: argparse.Namespace, settings: Settings) -> dict | None:
     """Typed conversation; one reply line per input line when stdin is piped."""
     eng = Engines(settings)
     conversation = _conversation(settings, eng, args)
+    try:
+        _chat_lines(args, settings, eng, conversation)
+    finally:
+        end_session(conversation, eng.loaded_llm, settings.companion.name)
+    return None
+
+
+def _chat_lines(args: argparse.Namespace, settings: Settings, eng: Engines, conversation: Conversation) -> None:
     interactive = sys.stdin.isatty()
-    if interactive and getattr(conversation, "greeting", ""):
+    asyncio.run(conversation.warm_up(eng.llm))  # the saved state of its prompt, or a prefill now
+    if interactive and conversation.greeting:
         print(f"{settings.companion.name}> {conversation.greeting}", flush=True)
     options = engines.generation_options(settings)
     player = _player(eng) if args.speak else None
@@ -144,19 +163,36 @@ def chat(args: argparse.Namespace, settings: Settings) -> dict | None:
             print("you> ", end="", flush=True)
         line = sys.stdin.readline()
         if not line:
-            return None
+            return
         text = line.strip()
         if not text:
             continue
         try:
-            answer = asyncio.run(collect_reply(eng.llm, conversation.prompt_for(text), options))
+            answer, timings = asyncio.run(_timed_reply(eng.llm, conversation.prompt_for(text), options))
         except CompanionError as exc:
             _emit_chat(args, {"error": str(exc)}, f"error: {exc}")
             continue  # the conversation goes on
         conversation.record(text, answer)
-        _emit_chat(args, {"user": text, "reply": answer}, f"{settings.companion.name}> {answer}" if interactive else answer)
+        usage = eng.llm.last_usage
+        _emit_chat(args, {"user": text, "reply": answer, "timings_ms": timings,
+                          "prefill_tokens": usage.processed if usage else None},
+                   f"{settings.companion.name}> {answer}" if interactive else answer)
         if player:
             player(answer)
+
+
+async def _timed_reply(llm: LLMBackend, messages: list[ChatMessage],
+                       options: GenerationOptions) -> tuple[str, dict[str, float | None]]:
+    """The whole reply, with the time to its first token and to its end (ms)."""
+    start = time.perf_counter()
+    first: float | None = None
+    parts: list[str] = []
+    async with aclosing(llm.stream(messages, options)) as deltas:
+        async for delta in deltas:
+            first = first if first is not None else (time.perf_counter() - start) * 1000
+            parts.append(delta)
+    total = (time.perf_counter() - start) * 1000
+    return "".join(parts).strip(), {"llm_first_token": first and round(first, 1), "reply_total": round(total, 1)}
 
 
 def _emit_chat(args: argparse.Namespace, obj: dict, text: str) -> None:
@@ -214,12 +250,11 @@ def config_command(args: argparse.Namespace, settings: Settings) -> dict:
     return sections
 
 
-def _conversation(settings: Settings, eng: Engines, args: argparse.Namespace) -> Conversation:
-    """A new session of the companion `prepare` chose (cli.py), with its memory; closed at exit."""
+def _conversation(settings: Settings, eng: Engines, args: argparse.Namespace, keep: bool = True) -> Conversation:
+    """A new session of the companion `prepare` chose (cli.py), with its memory; the
+    command ends it (session_end.end_session). `keep=False`: it remembers nothing."""
     companion = open_companion(settings, getattr(args, "companion", None))
-    conversation = companion.conversation(settings, eng.llm)
-    atexit.register(conversation.close)
-    return conversation
+    return companion.conversation(settings, eng.llm, keep=keep)
 
 
 def _print_exchange(args: argparse.Namespace, d: dict) -> None:

@@ -17,7 +17,8 @@ from voice_companion.companion.companion import Companion, apply_persona, choose
 from voice_companion.companion.library import Library, slug
 from voice_companion.companion.memory_types import Memory
 from voice_companion.companion.retrieval import Retriever
-from voice_companion.companion import portability
+from voice_companion.companion import portability, window
+from voice_companion.pipeline import llm_state
 from voice_companion.config import Settings
 from voice_companion.errors import CompanionError
 
@@ -148,18 +149,28 @@ def _memory(args: argparse.Namespace, companion: Companion) -> dict:
         if not any(m.id == args.id for m in store.memories()):
             raise CompanionError(f"no memory {args.id}; `voice-companion memory list` shows the ids")
         edited = store.update_memory(args.id, args.text)
+        _prompt_changed(companion)
         _out(args, _line(edited))
         return {"companion": companion.id, "memory": _row(edited)}
     if args.all:
         store.forget_all()
+        _prompt_changed(companion)
         _out(args, f"{companion.persona.name} forgot everything: memories and history")
         return {"companion": companion.id, "forgotten": "all"}
     if args.id is None:
         raise CompanionError("say which memory: voice-companion memory forget ID (or --all)")
     if not store.forget(args.id):
         raise CompanionError(f"no memory {args.id}; `voice-companion memory list` shows the ids")
+    _prompt_changed(companion)
     _out(args, f"forgot memory {args.id}")
     return {"companion": companion.id, "forgotten": args.id}
+
+
+def _prompt_changed(companion: Companion) -> None:
+    """What the user edited or took back leaves the prompt now: the next session builds a
+    new window, and no saved LLM state holds the old words."""
+    window.reset(companion.store)
+    llm_state.remove(companion.state_dir)
 
 
 def _row(m: Memory) -> dict:

@@ -71,7 +71,12 @@ class LLMSettings:
     backend: str = "embedded"  # "embedded" (llama.cpp in-process) or "openai"
     model: str = ""  # embedded: a name from `voice-companion models list`
     model_path: str = ""  # embedded: a GGUF file; overrides `model`
-    context_tokens: int = 4096
+    # The prompt window; 0 = the tier's (tiers.py: 4096 tiny, 2048 small, sized by the
+    # brain's prefill speed on 2 cores so a returning user's prompt never waits on it).
+    context_tokens: int = 0
+    # Save the LLM state of the next session's prompt in the companion's folder and
+    # restore it when a session opens; prepare window rolls in the background.
+    warm_start: bool = True
     threads: int = 2  # prompt processing
     # Measured in live sessions on 2 cores: 1 generation thread made the first token
     # 2-3 s late (Piper and Whisper starve it), 2 gave 75-90 ms. See docs/benchmarks.md.

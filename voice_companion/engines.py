@@ -86,7 +86,8 @@ def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
     path = _model_path(settings, choice)
     return _timed(
         "llm", times,
-        lambda: LlamaCppLLM(path, s.context_tokens, s.threads, defaults=generation_options(settings),
+        lambda: LlamaCppLLM(path, tiers.context_tokens(settings, choice), s.threads,
+                            defaults=generation_options(settings),
                             generation_threads=s.generation_threads, prompt_cache_mib=s.prompt_cache_mib),
     )
 

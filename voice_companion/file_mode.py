@@ -42,6 +42,11 @@ class Engines:
     def tts(self):
         return engines.load_tts(self.settings, self.load_times)
 
+    @property
+    def loaded_llm(self):
+        """The LLM if it was loaded (None: nothing to save for it)."""
+        return self.__dict__.get("llm")
+
 
 @dataclass
 class Exchange:
@@ -52,9 +57,13 @@ class Exchange:
     sample_rate: int
     audio_s: float
     timings_ms: dict[str, float | None]
+    warm_start: str = ""  # "restored" (saved state) or "prefilled" (cold)
+    prefill_tokens: int | None = None  # prompt tokens the reply had to prefill (not cached)
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "warm_start": self.warm_start,
+            "prefill_tokens": self.prefill_tokens,
             "transcript": self.transcript,
             "language": self.language,
             "reply": self.reply,
@@ -68,8 +77,14 @@ class Exchange:
 def reply_to_file(
     eng: Engines, conversation: Conversation, input_path: str | Path, output_path: str | Path
 ) -> Exchange:
-    """Transcribe the question, stream the reply through TTS, write the answer WAV."""
+    """Transcribe the question, stream the reply through TTS, write the answer WAV.
+
+    The prompt is made ready first (its saved state restored, else prefilled), as a
+    live call does when it opens: `prompt_ready` says how long that took."""
     audio = load_for_stt(input_path)
+    ready_start = time.perf_counter()
+    warm = asyncio.run(conversation.warm_up(eng.llm))
+    ready_ms = (time.perf_counter() - ready_start) * 1000
     transcript = eng.stt.transcribe(audio, eng.settings.stt.language or None)
     if not transcript.text:
         raise AudioInputError(f"no speech recognised in {input_path}; speak closer to the microphone")
@@ -82,6 +97,7 @@ def reply_to_file(
     out = write_wav(output_path, spoken.audio, spoken.sample_rate)
     conversation.record(transcript.text, spoken.text)
     timings: dict[str, float | None] = {
+        "prompt_ready": ready_ms,
         "stt": transcript.stt_ms,
         **spoken.timings_ms,
         "write": (time.perf_counter() - write_start) * 1000,
@@ -91,7 +107,8 @@ def reply_to_file(
     timings["voice_to_voice"] = transcript.stt_ms + first_audio
     return Exchange(
         transcript.text, transcript.language, spoken.text, out, spoken.sample_rate,
-        len(spoken.audio) / spoken.sample_rate, timings,
+        len(spoken.audio) / spoken.sample_rate, timings, warm,
+        eng.llm.last_usage.processed if eng.llm.last_usage else None,
     )
 
 

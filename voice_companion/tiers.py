@@ -60,6 +60,11 @@ class LiveTuning:
     prefill_while_speaking_ms: int = 0  # listen ahead: prefill the user's words so far
 
 
+# Recalled memories ride with each new message, so the LLM prefills them on the live
+# path: at most this long at the tier's prefill speed (small: ~32 tokens, two facts).
+RECALL_PREFILL_S = 0.5
+
+
 @dataclass(frozen=True)
 class TierModel:
     model: str  # a name in models.REGISTRY
@@ -74,6 +79,16 @@ class Tier:
     speed: Speed
     sampling: Sampling
     live: LiveTuning = LiveTuning()
+    # The prompt window (llm.context_tokens when not set). It follows from the prefill
+    # speed: a roll rebuilds the system message and half the turns (~60 % of the window)
+    # off the critical path, in ~1 s steps while the companion is idle, and must be done
+    # within the few turns before the window fills: ~10-25 s of prefill at most.
+    context_tokens: int = 4096
+
+    @property
+    def recall_cap(self) -> int:
+        speed = self.speed.prefill_tok_s
+        return int(speed * RECALL_PREFILL_S) if speed else 10_000
 
     @property
     def install_hint(self) -> str:
@@ -91,6 +106,8 @@ TIERS: dict[str, Tier] = {
             # line break scored higher there but made live replies that begin with a line
             # break empty (the companion said nothing), so it is not used.
             Sampling(max_tokens=80, temperature=0.4, top_p=0.9, repeat_penalty=1.15),
+            # ~205 tok/s cold prefill (963 tokens in 4.7 s): a 4k window rolls in ~12 s.
+            context_tokens=4096,
         ),
         Tier(
             "small", "a 1.5B companion-grade brain: English, Chinese, French",
@@ -103,6 +120,9 @@ TIERS: dict[str, Tier] = {
             # ~80 ms a token: a four-word first clause starts the voice ~0.3 s sooner,
             # and prefilling the words so far halves the first token (docs/benchmarks.md)
             LiveTuning(first_clause_max_words=4, prefill_while_speaking_ms=1000),
+            # ~56 tok/s cold prefill (962 tokens in 17.2 s): 4k windows made a returning
+            # user wait 47-100 s; a 2k window's roll (~1,200 tokens) takes ~21 s of steps.
+            context_tokens=2048,
         ),
         Tier(
             "medium", "a 3B brain: better answers, too slow for live calls on 2 cores",
@@ -110,6 +130,7 @@ TIERS: dict[str, Tier] = {
             Speed(generate_tok_s=6, prefill_tok_s=32, rss_gb=3.0, measured=False),  # ~half of small
             Sampling(max_tokens=80, temperature=0.7, top_p=0.8, repeat_penalty=1.1),
             LiveTuning(first_clause_max_words=4, prefill_while_speaking_ms=1000),
+            context_tokens=1024,  # half of small's speed, half its window
         ),
         Tier(
             "remote", "any OpenAI-compatible server: Ollama, llama.cpp server, vLLM, a hosted API",
@@ -197,6 +218,17 @@ def sampling(settings: Settings, choice: Choice) -> Sampling:
     changed = {k: getattr(settings.llm, k) for k in SAMPLING_KEYS
                if getattr(settings.llm, k) != getattr(defaults, k)}
     return dataclasses.replace(base, **changed)
+
+
+def context_tokens(settings: Settings, choice: Choice) -> int:
+    """llm.context_tokens when set (> 0), else the tier's window (4096 off any tier)."""
+    if settings.llm.context_tokens > 0:
+        return settings.llm.context_tokens
+    return choice.tier.context_tokens if choice.tier else 4096
+
+
+def recall_cap(choice: Choice) -> int:
+    return choice.tier.recall_cap if choice.tier else 10_000
 
 
 def describe(settings: Settings) -> tuple[list[dict], Choice | None]:

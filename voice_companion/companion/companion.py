@@ -17,13 +17,14 @@ from voice_companion.companion.context import Budget
 from voice_companion.companion.library import DEFAULT_ID, MEMORY_FILE, Library
 from voice_companion.companion.memory_conversation import MemoryConversation
 from voice_companion.companion.memory_types import MemoryStore
-from voice_companion.companion.memory_worker import MODES
+from voice_companion.companion.memory_worker import MODES, finish_orphaned_sessions
 from voice_companion.companion.persona import Persona
 from voice_companion.companion.sqlite_store import SQLiteMemoryStore
 from voice_companion.companion.spooling_store import SpoolingStore
 from voice_companion.companion.text_utils import keywords, shorten
 from voice_companion.config import CompanionSettings, Settings
 from voice_companion.errors import ConfigError
+from voice_companion.pipeline import llm_state
 from voice_companion.pipeline.llm import LLMBackend
 
 log = logging.getLogger(__name__)
@@ -40,16 +41,27 @@ class Companion:
     def system_prompt(self, settings: Settings) -> str:
         return self.persona.system_prompt(settings.companion.persona)
 
-    def conversation(self, settings: Settings, llm: LLMBackend | None = None) -> MemoryConversation:
-        """A new session of this companion, resuming where the last one stopped."""
+    def conversation(self, settings: Settings, llm: LLMBackend | None = None,
+                     keep: bool = True) -> MemoryConversation:
+        """A new session of this companion, resuming where the last one stopped.
+        `keep=False`: it reads the memory but writes nothing (the demo)."""
         choice = tiers.select(settings)
-        budget = Budget.for_context(settings.llm.context_tokens, tiers.sampling(settings, choice).max_tokens)
+        budget = Budget.for_context(tiers.context_tokens(settings, choice),
+                                    tiers.sampling(settings, choice).max_tokens, tiers.recall_cap(choice))
+        if keep:
+            finish_orphaned_sessions(self.store)
         greeting = self.greeting()  # before the new session exists: "last time" is the previous one
         conversation = MemoryConversation(self.store, self.system_prompt(settings), budget, llm,
                                           extraction_mode(settings, choice), settings.memory.recall_k,
-                                          backend=choice.backend)
+                                          backend=choice.backend, keep=keep,
+                                          state_dir=self.state_dir if settings.llm.warm_start else None)
         conversation.greeting = greeting
         return conversation
+
+    @property
+    def state_dir(self) -> Path:
+        """Saved LLM states of the next session's prompt (a cache: not exported)."""
+        return llm_state.folder(self.directory)
 
     def greeting(self) -> str:
         """The persona's greeting; after an earlier session, it picks up from last time."""

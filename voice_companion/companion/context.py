@@ -3,8 +3,8 @@
 What changes least comes first, so the LLM's KV cache is reused (DESIGN.md):
 
     system   persona · who the user is (profile facts) · earlier sessions · earlier today
-    …        the recent turns, verbatim and append-only
-    user     the message itself, then the memories recalled for it
+    …        the recent turns, verbatim and append-only, across sessions (window.py)
+    user     the memories recalled for the message, then the message itself
 
 The system message changes only when the window fills and the oldest turns roll into a
 summary (the profile is refreshed then too); recalled memories change every turn, so
@@ -36,16 +36,23 @@ class Budget:
     rolled: float = 0.10
     recall: float = 0.12
     user: float = 0.10  # the new message itself
+    # What may be recalled into a message, at most: recalled text is new to the LLM on
+    # every turn, so it costs prefill time on the live path (tiers.py sizes it per brain).
+    recall_cap: int = 10_000
 
     def part(self, share: float) -> int:
         return max(16, int(self.total * share))
 
+    @property
+    def recall_tokens(self) -> int:
+        return min(self.part(self.recall), self.recall_cap)
+
     def for_turns(self, system_tokens: int) -> int:
-        return max(64, self.total - system_tokens - self.part(self.recall) - self.part(self.user))
+        return max(64, self.total - system_tokens - self.recall_tokens - self.part(self.user))
 
     @classmethod
-    def for_context(cls, context_tokens: int, reply_tokens: int) -> "Budget":
-        return cls(max(256, context_tokens - reply_tokens - 64))
+    def for_context(cls, context_tokens: int, reply_tokens: int, recall_cap: int = 10_000) -> "Budget":
+        return cls(max(256, context_tokens - reply_tokens - 64), recall_cap=recall_cap)
 
 
 def pick_profile(memories: Sequence[Memory], limit: int) -> list[Memory]:
@@ -85,10 +92,12 @@ def system_text(persona_prompt: str, profile: Sequence[str], episodes: Sequence[
 
 
 def user_message(text: str, recalled: Sequence[str], limit: int) -> str:
-    """The new message, then what was recalled for it (as much as fits).
+    """What was recalled for the message (as much as fits), then the message.
 
-    The user's words come first so that a prefill of the words heard so far (the
-    session's listen-ahead) is still a prefix of the final prompt."""
+    Recall comes first: the session's listen-ahead prefills the prompt for the words
+    heard so far, and what they recall is usually what the whole message recalls, so
+    at the end of the turn only the last words are new to the LLM (with the words
+    first, the recalled text after them was prefilled again on every turn)."""
     items = []
     for item in recalled:
         if estimate_tokens("; ".join([*items, item])) > limit:
@@ -96,21 +105,15 @@ def user_message(text: str, recalled: Sequence[str], limit: int) -> str:
         items.append(item)
     if not items:
         return text
-    return text + "\n" + RECALL_HEADER.format(items="; ".join(items))
+    return RECALL_HEADER.format(items="; ".join(items)) + "\n" + text
 
 
-def roll_count(messages: Sequence[str], limit: int) -> int:
-    """How many of the oldest messages (whole user+assistant pairs) to roll into a summary.
-
-    None while the turns fit; once they overflow, enough to bring them to half the
-    limit, so the prefix then stays stable for many turns before the next roll."""
+def drop_count(messages: Sequence[str], tokens: int) -> int:
+    """How many of the oldest messages (whole user+assistant pairs) make up `tokens`."""
     costs = [message_tokens(m) for m in messages]
-    total = sum(costs)
-    if total <= limit:
-        return 0
-    count = 0
-    while count < len(costs) and total > limit // 2:
-        total -= costs[count] + (costs[count + 1] if count + 1 < len(costs) else 0)
+    dropped = count = 0
+    while count < len(costs) and dropped < tokens:
+        dropped += costs[count] + (costs[count + 1] if count + 1 < len(costs) else 0)
         count += 2
     return min(count, len(costs))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from voice_companion.pipeline.llm import ChatMessage
+from voice_companion.pipeline.llm import ChatMessage, LLMBackend
 
 
 @dataclass
@@ -16,6 +16,7 @@ class Conversation:
     system_prompt: str
     max_turns: int = 12  # user+assistant pairs kept verbatim in the prompt
     history: list[ChatMessage] = field(default_factory=list)
+    greeting: str = ""  # what the companion says when a call opens ("" = nothing)
 
     def prompt_for(self, user_text: str) -> list[ChatMessage]:
         """The messages to send for a new user turn (the turn is not yet recorded)."""
@@ -37,3 +38,19 @@ class Conversation:
             self.history[-1] = ChatMessage("assistant", reply)
         else:
             self.record(user_text, reply)
+
+    async def warm_up(self, llm: LLMBackend) -> str:
+        """Put the prefix in the LLM's cache before the first turn (a memory restores it)."""
+        await llm.prefill(self.prefix())
+        return "prefilled"
+
+    def next_prefix(self) -> list[ChatMessage]:
+        """What the next turn starts with: worth prefilling while the companion is idle."""
+        return self.prefix()
+
+    async def save_for_next(self, llm: LLMBackend) -> bool:
+        """Keep the LLM state for the next session (only a conversation with a memory can)."""
+        return False
+
+    def close(self) -> None:
+        """End the session (a conversation with a memory finishes its learning)."""

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from typing import Callable
@@ -130,3 +132,44 @@ class MemoryWorker:
             self._llm_learn(turn_id, text, lambda: time.monotonic() > deadline)
         turns = self.store.turns(session_id, limit=2000)
         self.store.end_session(session_id, summarize_session(turns) if turns else "")
+
+
+def finish_orphaned_sessions(store: MemoryStore) -> int:
+    """Finish the sessions a killed process left open: pattern facts and the summary.
+
+    Every turn was saved when it happened, so only the end-of-session work is missing;
+    it is redone here, when the companion next opens (LLM extraction is not: it would
+    put seconds on that start). A session whose process still runs (another call on
+    a server, a desk call beside it) is left alone. Returns how many were finished."""
+    finished = 0
+    for session_id, owner in store.unfinished_sessions():
+        if _alive(owner):
+            continue
+        turns = store.turns(session_id, limit=2000)
+        known = {m.text.lower() for m in store.memories(("fact", "note"))}
+        for turn in turns:
+            if turn.role != "user":
+                continue
+            for fact in facts.extract(turn.text):
+                if fact.key or fact.text.lower() not in known:
+                    store.add_memory("fact", fact.text, fact.importance, fact.confidence, turn.id, fact.key)
+                    known.add(fact.text.lower())
+        store.end_session(session_id, summarize_session(turns) if turns else "")
+        finished += 1
+    if finished:
+        log.info("finished %d earlier session(s) that ended without their summary", finished)
+    return finished
+
+
+def _alive(owner: str) -> bool:
+    """Is the process named by `owner` ("host:pid") still running? Unknown owners are not."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -31,4 +31,6 @@ CREATE TRIGGER IF NOT EXISTS {t}_au AFTER UPDATE OF text ON {t} {when_new} BEGIN
 """
 TURN_COLUMNS = "id, session_id, role, text, time, interrupted"
 MEMORY_COLUMNS = "id, kind, text, importance, confidence, source_turn, time, key"
+# Columns added after a file may have been created: (table, column, definition).
+MIGRATIONS = (("sessions", "owner", "TEXT NOT NULL DEFAULT ''"),)  # host:pid of the open session
 TABLES = {"sessions": "id, started, ended, summary, backend", "turns": TURN_COLUMNS, "memories": MEMORY_COLUMNS}

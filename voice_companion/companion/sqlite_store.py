@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 
 from voice_companion.companion.memory_types import KINDS, Hit, Memory, SessionInfo, Turn
 from voice_companion.companion.sqlite_schema import (
-    MEMORY_COLUMNS, SCHEMA, SCHEMA_VERSION, TABLES, TRIGGERS, TURN_COLUMNS,
+    MEMORY_COLUMNS, MIGRATIONS, SCHEMA, SCHEMA_VERSION, TABLES, TRIGGERS, TURN_COLUMNS,
 )
 from voice_companion.companion.text_utils import cjk_bigrams, fts_query
 
@@ -37,12 +37,33 @@ class SQLiteMemoryStore:
             t="turns", when_new="WHEN new.role = 'user'", when_old="WHEN old.role = 'user'")
             + TRIGGERS.format(t="memories", when_new="", when_old="")
             + f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}'); COMMIT;")
+        self._migrate()
         for suffix in ("-wal", "-shm"):
             if Path(f"{self.path}{suffix}").exists():
                 os.chmod(f"{self.path}{suffix}", 0o600)
 
+    def _migrate(self) -> None:
+        with self._tx():
+            for table, column, definition in MIGRATIONS:
+                have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
     def _tx(self):
         return _Transaction(self._db, self._lock)
+
+    # -- small named values (the prompt window's bounds) ---------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self._tx():
+            if value is None:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
@@ -50,10 +71,14 @@ class SQLiteMemoryStore:
 
     # -- sessions ------------------------------------------------------------------
 
-    def start_session(self, backend: str = "") -> int:
+    def start_session(self, backend: str = "", owner: str = "") -> int:
         with self._tx():
-            return self._db.execute("INSERT INTO sessions(started, backend) VALUES (?, ?)",
-                                    (time.time(), backend)).lastrowid
+            return self._db.execute("INSERT INTO sessions(started, backend, owner) VALUES (?, ?, ?)",
+                                    (time.time(), backend, owner)).lastrowid
+
+    def unfinished_sessions(self) -> list[tuple[int, str]]:
+        """(id, owner) of every session that was never ended: open now, or cut off."""
+        return [(r[0], r[1]) for r in self._rows("SELECT id, owner FROM sessions WHERE ended IS NULL ORDER BY id")]
 
     def end_session(self, session_id: int, summary: str) -> None:
         with self._tx():
@@ -142,6 +167,7 @@ class SQLiteMemoryStore:
         with self._tx():
             for table in ("memories", "turns", "sessions"):
                 self._db.execute(f"DELETE FROM {table}")
+            self._db.execute("DELETE FROM meta WHERE key != 'schema'")
         with self._lock:  # leave no old text in free pages or the WAL
             self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

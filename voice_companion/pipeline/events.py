@@ -112,6 +112,9 @@ class TurnMetrics(Event):
     tts_first_audio_ms: float | None = None
     voice_to_voice_ms: float | None = None
     speculative_hit: bool = False
+    # prompt tokens the LLM had to prefill for this reply, and those its cache had
+    prefill_tokens: int | None = None
+    cached_tokens: int | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol, Sequence
+from pathlib import Path
+from typing import AsyncIterator, Callable, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,14 @@ class ChatMessage:
 
     def as_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class PromptUsage:
+    """How a reply's prompt was paid for: tokens prefilled now, and those reused from cache."""
+
+    processed: int
+    cached: int
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,10 @@ class LLMBackend(Protocol):
     """Anything that streams a chat reply token by token."""
 
     name: str
+    last_usage: PromptUsage | None
+    # Can write the KV state of a prompt prefix to a file and read it back (embedded
+    # llama.cpp); a remote server relies on its own prefix cache instead.
+    supports_saved_state: bool
 
     def stream(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None,
@@ -73,14 +86,47 @@ class LLMBackend(Protocol):
         Raises `LLMError` with a one-line message on failure."""
         ...
 
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        """Warm the backend's prompt cache with a prefix (no-op where unsupported)."""
+    async def prefill(self, messages: Sequence[ChatMessage],
+                      should_stop: Callable[[], bool] | None = None) -> bool:
+        """Warm the backend's prompt cache with a prefix (no-op where unsupported).
+
+        With `should_stop`, the work goes in short steps and stops between two when it
+        says so (a live turn needs the model): False then, True when done or skipped."""
+        ...
+
+    async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        """Prefill `messages` and write their state under `state_dir` (False: unsupported)."""
+        ...
+
+    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        """Load the saved state of exactly this prefix; False when there is none that fits."""
         ...
 
     def close(self) -> None: ...
 
 
-class ScriptedLine:
+class LLMBase:
+    """What a backend without a prompt cache of its own does: nothing, successfully."""
+
+    name = "llm"
+    supports_saved_state = False
+    last_usage: PromptUsage | None = None  # of the latest finished reply (benchmarks, metrics)
+
+    async def prefill(self, messages: Sequence[ChatMessage],
+                      should_stop: Callable[[], bool] | None = None) -> bool:
+        return True
+
+    async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        return False
+
+    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        return False
+
+    def close(self) -> None:
+        return None
+
+
+class ScriptedLine(LLMBase):
     """A "backend" that says one fixed line: the greeting goes through the same
     clause → speech → playback path as a reply, so barge-in cuts it the same way."""
 
@@ -92,9 +138,3 @@ class ScriptedLine:
     async def stream(self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None,
                      gate: CpuGate | None = None) -> AsyncIterator[str]:
         yield self.text
-
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        return None
-
-    def close(self) -> None:
-        return None

@@ -4,27 +4,88 @@ Why xllamacpp: it ships prebuilt CPU wheels and exposes llama.cpp's server core
 (chat templates, prompt-prefix cache, parallel slots) in-process; llama-cpp-python
 has no wheel and its default build crashed on our reference CPU.
 
-Generation runs in a worker thread; deltas cross to asyncio through a queue. The
+Generation runs in a thread of its own (not the event loop's executor, which refuses
+work once the interpreter is shutting down: the end-of-session work of every `chat`
+and `reply` used to fail that way); deltas cross to asyncio through a queue. The
 consumer stopping (barge-in) sets an event that the token callback checks, and
 returning True from that callback makes llama.cpp stop generating at once.
+
+Saved prefix states (llm_state.py) go through llama.cpp's slot save/restore, which
+xllamacpp exposes only on its loopback HTTP listener (guarded by a random API key).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
+import os
 import secrets
+import shutil
+import tempfile
 import threading
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
+
+import httpx
 
 from voice_companion.errors import LLMError, ModelNotAvailable
-from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions
+from voice_companion.pipeline import llm_state
+from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions, LLMBase, PromptUsage
 
+log = logging.getLogger(__name__)
 _DONE = object()
+# A stepwise prefill (a window roll prepared in the background) works in steps this
+# long, so a live turn that needs the model waits at most one step: ~1 s on `small`
+# (~56-64 tok/s cold on 2 cores), ~0.3 s on `tiny`.
+PREFILL_STEP_TOKENS = 64
 
 
-class LlamaCppLLM:
+def model_identity(path: Path) -> str:
+    """Which model a saved state belongs to: name, size and a digest of its head and tail
+    (a whole-file hash of 1 GB would cost seconds at every start), plus the runtime."""
+    import xllamacpp
+
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        digest.update(f.read(1 << 20))
+    return f"{path.name}|{size}|{digest.hexdigest()[:32]}|xllamacpp {xllamacpp.__version__}"
+
+
+def _in_thread(fn: Callable[[], Any]) -> "asyncio.Future[Any]":
+    """Run `fn` in a daemon thread of its own; the future resolves on the caller's loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as exc:  # noqa: BLE001 - crosses the thread boundary
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop is gone: nobody waits for this any more
+
+    threading.Thread(target=run, name="llama-cpp", daemon=True).start()
+    return future
+
+
+class LlamaCppLLM(LLMBase):
     """A GGUF model loaded once and shared; requests are serialised per slot."""
+
+    supports_saved_state = True
 
     def __init__(
         self,
@@ -53,9 +114,13 @@ class LlamaCppLLM:
         # is 8 GiB: a 30-minute soak grew the server by 5 GB, ~15 MB per call.
         params.cache_ram_mib = prompt_cache_mib
         params.verbosity = -1
+        # Slot files are written here (owner-only), then moved into the companion's folder.
+        self._slot_dir = Path(tempfile.mkdtemp(prefix="vc-llm-slots-"))
+        params.slot_save_path = str(self._slot_dir) + os.sep  # llama.cpp appends the name as is
         # xllamacpp also opens an HTTP listener on 127.0.0.1; a random key keeps
         # other local programs from using it.
-        params.api_keys = [secrets.token_hex(16)]
+        self._api_key = secrets.token_hex(16)
+        params.api_keys = [self._api_key]
         try:
             self._server = xllamacpp.Server(params)
         except RuntimeError as exc:
@@ -64,6 +129,8 @@ class LlamaCppLLM:
                 f"model; delete it and install or download it again"
             ) from exc
         self.name = f"embedded:{path.name}"
+        self.path = path
+        self._identity: str | None = None
         self.defaults = defaults or GenerationOptions()
         self._parallel = parallel
         self._slot_guards: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
@@ -74,11 +141,14 @@ class LlamaCppLLM:
         gate: CpuGate | None = None,
     ) -> AsyncIterator[str]:
         request = self._request(messages, options or self.defaults, stream=True)
+        self.last_usage = None
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
 
         def on_chunk(chunk: dict) -> bool:
+            if timings := chunk.get("timings"):  # the last chunk: what the prompt cost
+                self.last_usage = PromptUsage(int(timings.get("prompt_n", 0)), int(timings.get("cache_n", 0)))
             for choice in chunk.get("choices", ()):
                 text = (choice.get("delta") or {}).get("content")
                 if text:
@@ -96,7 +166,7 @@ class LlamaCppLLM:
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
         slots = await self._acquire()
-        worker = loop.run_in_executor(None, run)
+        worker = _in_thread(run)
         # The slot is free as soon as llama.cpp stops, not when the consumer has spoken
         # every clause: a speculative reply holding its audio, or a slow synthesis,
         # must not keep other calls waiting for the model.
@@ -110,18 +180,108 @@ class LlamaCppLLM:
             stop.set()
             await asyncio.shield(worker)
 
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+    async def prefill(self, messages: Sequence[ChatMessage],
+                      should_stop: Callable[[], bool] | None = None) -> bool:
         """Process the prompt once so the next turn reuses its KV cache. Best effort: when
         the model is busy (another call on a server), skip rather than queue — a queued
-        prefill would delay that call's reply and evict its cache for nothing."""
-        if self._guard().locked() or self._waiting:
-            return
-        request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
+        prefill would delay that call's reply and evict its cache for nothing.
+
+        With `should_stop`, it goes in steps of PREFILL_STEP_TOKENS and gives way between
+        two when told to or when a request waits; llama.cpp keeps the other prompt's
+        state in its RAM cache meanwhile, so the live turn loses nothing."""
+        if self._busy():
+            return True
+        if should_stop is None:
+            request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
+            slots = await self._acquire()
+            try:
+                await _in_thread(lambda: self._server.handle_chat_completions(request))
+            finally:
+                slots.release()
+            return True
+        tokens = await _in_thread(lambda: self._tokens(messages))
+        for end in range(PREFILL_STEP_TOKENS, len(tokens) + PREFILL_STEP_TOKENS, PREFILL_STEP_TOKENS):
+            if should_stop() or self._busy():
+                return False
+            step = {"prompt": tokens[:end], "n_predict": 0, "cache_prompt": True, "id_slot": 0}
+            slots = await self._acquire()
+            try:
+                await _in_thread(lambda: self._server.handle_completions(step))
+            finally:
+                slots.release()
+        return True
+
+    async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        """Prefill the prefix (mostly cached already) and write its state for the next session."""
+        request = {**self._request(messages, GenerationOptions(max_tokens=1), stream=False), "id_slot": 0}
         slots = await self._acquire()
         try:
-            await asyncio.to_thread(self._server.handle_chat_completions, request)
+            return await _in_thread(lambda: self._save(request, messages, state_dir))
         finally:
             slots.release()
+
+    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        """Load the saved state of exactly this prefix into the slot (milliseconds)."""
+        if self._busy():
+            return False  # another call is using the slot; its cache serves this one too
+        slots = await self._acquire()
+        try:
+            return await _in_thread(lambda: self._restore(messages, state_dir))
+        finally:
+            slots.release()
+
+    def _save(self, request: dict, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        self._server.handle_chat_completions(request)
+        name = f"save-{secrets.token_hex(8)}.bin"
+        reply = self._http("/slots/0?action=save", {"filename": name})
+        if reply is None:
+            return False
+        llm_state.install(state_dir, self.identity, self._slot_dir / name,
+                          llm_state.prefix_digest(self._render(messages)), int(reply.get("n_saved", 0)))
+        return True
+
+    def _restore(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        saved = llm_state.usable(state_dir, self.identity, llm_state.prefix_digest(self._render(messages)))
+        if saved is None:
+            return False
+        link = self._slot_dir / f"restore-{secrets.token_hex(8)}.bin"
+        os.symlink(saved.resolve(), link)
+        try:
+            return self._http("/slots/0?action=restore", {"filename": link.name}) is not None
+        finally:
+            link.unlink(missing_ok=True)
+
+    def _render(self, messages: Sequence[ChatMessage]) -> str:
+        reply = self._http("/apply-template", {"messages": [m.as_dict() for m in messages]})
+        if reply is None:
+            raise LLMError("the embedded model could not render its chat template")
+        return reply["prompt"]
+
+    def _tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        reply = self._http("/tokenize", {"content": self._render(messages)})
+        return list(reply["tokens"]) if reply else []
+
+    def _http(self, path: str, body: dict) -> dict | None:
+        """One request to xllamacpp's loopback listener; None (logged once) on failure."""
+        try:
+            response = httpx.post(f"{self._server.listening_address}{path}", json=body, timeout=120,
+                                  headers={"Authorization": f"Bearer {self._api_key}"})
+        except httpx.HTTPError as exc:
+            log.warning("llama.cpp %s failed: %s", path.split("?")[0], exc)
+            return None
+        if response.status_code != 200:
+            log.warning("llama.cpp refused %s: %s", path, response.text[:200])
+            return None
+        return response.json()
+
+    @property
+    def identity(self) -> str:
+        if self._identity is None:
+            self._identity = model_identity(self.path)
+        return self._identity
+
+    def _busy(self) -> bool:
+        return self._guard().locked() or bool(self._waiting)
 
     async def _acquire(self) -> asyncio.Semaphore:
         """Wait for a free slot (counted in `_waiting` meanwhile); the caller releases it."""
@@ -147,6 +307,7 @@ class LlamaCppLLM:
 
     def close(self) -> None:
         self._server = None  # freed by xllamacpp's destructor
+        shutil.rmtree(self._slot_dir, ignore_errors=True)
 
     @staticmethod
     def _request(messages: Sequence[ChatMessage], o: GenerationOptions, stream: bool) -> dict:

@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Sequence
 import httpx
 
 from voice_companion.errors import ConfigError, LLMError, LLMStreamCut
-from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions
+from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions, LLMBase
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def _connect_reason(exc: BaseException) -> str:
     return _one_line(str(exc), 120) or "connection failed"
 
 
-class OpenAICompatibleLLM:
+class OpenAICompatibleLLM(LLMBase):
     """Streams chat replies from a server speaking the OpenAI chat-completions API."""
 
     def __init__(
@@ -179,9 +179,6 @@ class OpenAICompatibleLLM:
             raise LLMError(f"malformed stream from {self.base_url}: expected JSON with 'choices', "
                            f"got {_one_line(data, 80)!r}")
         return choices
-
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        """No-op: remote servers cache prompt prefixes on their own when they can."""
 
     def close(self) -> None:
         """Nothing to release: each request owns and closes its own HTTP client."""

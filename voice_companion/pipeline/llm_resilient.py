@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import httpx
 
@@ -62,8 +63,23 @@ class ResilientLLM:
                 log.warning("%s; retrying once in %.1f s", exc, self.retry_delay_s)
                 await asyncio.sleep(self.retry_delay_s)
 
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        await self.inner.prefill(messages)
+    @property
+    def supports_saved_state(self) -> bool:
+        return self.inner.supports_saved_state
+
+    @property
+    def last_usage(self):
+        return self.inner.last_usage
+
+    async def prefill(self, messages: Sequence[ChatMessage],
+                      should_stop: Callable[[], bool] | None = None) -> bool:
+        return await self.inner.prefill(messages, should_stop)
+
+    async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        return await self.inner.save_state(messages, state_dir)
+
+    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        return await self.inner.restore_state(messages, state_dir)
 
     def close(self) -> None:
         self.inner.close()

@@ -18,7 +18,7 @@ from typing import Awaitable, Callable, Sequence
 from voice_companion.audio.playback_buffer import PlaybackBuffer
 from voice_companion.pipeline.chunker import ClauseChunker
 from voice_companion.pipeline.events import AudioChunk, Event, TextDelta
-from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions, LLMBackend
+from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions, LLMBackend, PromptUsage
 from voice_companion.pipeline.tts import TextToSpeech
 
 
@@ -39,6 +39,7 @@ class Response:
     text_parts: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     llm_first_token_ms: float | None = None
+    usage: PromptUsage | None = None  # what its prompt cost the LLM
     first_clause_ms: float | None = None
     tts_first_audio_ms: float | None = None
     generation_done: bool = False
@@ -117,6 +118,7 @@ async def run_response(
             response.text_parts.append(delta)
             for clause in chunker.push(delta):
                 await speak(clause)
+    response.usage = llm.last_usage
     for clause in chunker.flush():
         await speak(clause)
     await response.committed.wait()

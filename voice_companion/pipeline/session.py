@@ -286,6 +286,7 @@ class Session:
             await self._done_when_played(response)
             return
         self.conversation.record(response.user_text, response.generated_text or response.text)
+        self._spawn(self._prepare_next())
         first = self.playback.first_sample_wall(response.id)
         while first is None and self.playback.pending():
             await asyncio.sleep(0.005)
@@ -296,6 +297,8 @@ class Session:
             tts_first_audio_ms=response.tts_first_audio_ms,
             voice_to_voice_ms=(first - speech_end) * 1000 if first else None,
             speculative_hit=speculative_hit,
+            prefill_tokens=response.usage.processed if response.usage else None,
+            cached_tokens=response.usage.cached if response.usage else None,
         )
         log.info("turn %s: %s", response.id, ", ".join(
             f"{k} {v:.0f} ms" for k, v in metrics.as_dict().items() if k.endswith("_ms") and v is not None))
@@ -394,10 +397,28 @@ class Session:
         return transcript
 
     async def _prefill(self) -> None:
+        """The call opens warm: the prompt's saved state restored, or prefilled now."""
         try:
-            await self.llm.prefill(self.conversation.prefix())
+            how = await self.conversation.warm_up(self.llm)
+            log.info("prompt ready (%s)", how)
         except CompanionError as exc:
             log.warning("could not prefill the persona prompt: %s", exc)
+
+    async def _prepare_next(self) -> None:
+        """While the companion is idle, prefill what the next turn starts with, then the
+        window a coming roll swaps in (in short steps that give way to the user)."""
+        try:
+            await self.llm.prefill(self.conversation.prefix(), should_stop=self._llm_wanted)
+            upcoming = self.conversation.next_prefix()
+            if upcoming[0] != self.conversation.prefix()[0]:
+                await self.llm.prefill(upcoming, should_stop=self._llm_wanted)
+        except CompanionError as exc:
+            log.debug("background prefill failed: %s", exc)
+
+    def _llm_wanted(self) -> bool:
+        """The user is speaking, or a reply is being generated: live work needs the model."""
+        current = self.current
+        return self._utterance is not None or (current is not None and not current.generation_done)
 
     def _spawn(self, coro: Awaitable) -> asyncio.Task:
         task = asyncio.ensure_future(coro)

@@ -121,6 +121,8 @@ class App:
         finally:
             self.connections.discard(connection)
             log.info("%s left (%d live)", connection.id, len(self.connections))
+            if not self.connections:  # the companion is idle: the next call (or start) opens warm
+                await conversation.save_for_next(self.shared.llm)
             await asyncio.to_thread(release_free_memory)
 
     def close(self) -> None:
