@@ -153,7 +153,9 @@ def chat(args: argparse.Namespace, settings: Settings) -> dict | None:
 
 def _chat_lines(args: argparse.Namespace, settings: Settings, eng: Engines, conversation: Conversation) -> None:
     interactive = sys.stdin.isatty()
+    ready_start = time.perf_counter()
     asyncio.run(conversation.warm_up(eng.llm))  # the saved state of its prompt, or a prefill now
+    ready_ms: float | None = (time.perf_counter() - ready_start) * 1000
     if interactive and conversation.greeting:
         print(f"{settings.companion.name}> {conversation.greeting}", flush=True)
     options = engines.generation_options(settings)
@@ -173,6 +175,8 @@ def _chat_lines(args: argparse.Namespace, settings: Settings, eng: Engines, conv
             _emit_chat(args, {"error": str(exc)}, f"error: {exc}")
             continue  # the conversation goes on
         conversation.record(text, answer)
+        if ready_ms is not None:  # the first reply also waited for the prompt to be ready
+            timings["prompt_ready"], ready_ms = round(ready_ms, 1), None
         usage = eng.llm.last_usage
         _emit_chat(args, {"user": text, "reply": answer, "timings_ms": timings,
                           "prefill_tokens": usage.processed if usage else None},

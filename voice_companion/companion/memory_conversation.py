@@ -33,7 +33,11 @@ from voice_companion.pipeline.llm import ChatMessage, LLMBackend
 log = logging.getLogger(__name__)
 INTERRUPTED_MARK = " [interrupted by the user]"  # as pipeline/session.py marks a cut-off reply
 BUSY_FOR_S = 30.0  # a reply asked for and not recorded within this is considered abandoned
-PREPARE_ROLL_AT = 0.7  # share of the turn budget at which the next window is prepared
+# Share of the turn budget at which the next window is prepared: all turns present then
+# roll out at the swap (at 100 %), so the swapped-in window starts half full.
+PREPARE_ROLL_AT = 0.5
+# A session that ends with its window this full rolls it then, off the next one's path.
+ROLL_AT_SESSION_END = 0.85
 OWNER = f"{socket.gethostname()}:{os.getpid()}"  # who holds a session open (orphans: memory_worker)
 LOADED_TURNS = 400  # the most turns a window can start with (a 4k window holds far fewer)
 
@@ -142,11 +146,11 @@ class MemoryConversation(Conversation):
 
         The next session continues this window, so the prefix is this session's with its
         turns: mostly in the KV cache already. A window that is nearly full rolls now,
-        so the next session never starts with a roll on its critical path."""
+        so the next session does not start with a roll on its critical path."""
         if not (self.keep and self.state_dir is not None and llm.supports_saved_state):
             return False
-        if self._fill() > PREPARE_ROLL_AT:
-            self._swap(self.upcoming or self._next_window())
+        if self._fill() > ROLL_AT_SESSION_END:
+            self._swap(self._next_window())
         try:
             return await llm.save_state(self.prefix(), self.state_dir)
         except (CompanionError, OSError) as exc:
@@ -264,6 +268,8 @@ class MemoryConversation(Conversation):
         del self.history[:keep_from]
         del self._ids[:keep_from]
         del self._session_of[:keep_from]
+        log.info("the prompt window rolled: %d turns kept, %s", len(self.history),
+                 "prepared in the background" if window is self.upcoming else "built now")
         self.window, self.upcoming = window, None
         self.rolls += 1
         if self.keep:

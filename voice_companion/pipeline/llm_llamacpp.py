@@ -12,6 +12,14 @@ returning True from that callback makes llama.cpp stop generating at once.
 
 Saved prefix states (llm_state.py) go through llama.cpp's slot save/restore, which
 xllamacpp exposes only on its loopback HTTP listener (guarded by a random API key).
+
+One KV slot more than requests run at once: the spare one is where the next window
+(a roll) is prefilled in the background. With a single slot that work evicted the
+live prompt, and llama.cpp kept the evicted slot instead of reloading the live state
+from its RAM cache whenever the two shared more than half their tokens (persona and
+profile): a 2,300-token prompt was prefilled again on the next turn (8.5 s on `tiny`,
+scripts/bench_returning.py). Each request goes to the slot whose last prompt shares
+the longest beginning with it; background steps never touch the live slot.
 """
 
 from __future__ import annotations
@@ -41,9 +49,10 @@ _DONE = object()
 PREFILL_STEP_TOKENS = 64
 
 
-def model_identity(path: Path) -> str:
+def model_identity(path: Path, slot_tokens: int, slots: int) -> str:
     """Which model a saved state belongs to: name, size and a digest of its head and tail
-    (a whole-file hash of 1 GB would cost seconds at every start), plus the runtime."""
+    (a whole-file hash of 1 GB would cost seconds at every start), the runtime, and the
+    KV layout (llama.cpp cannot restore a state into slots of another shape)."""
     import xllamacpp
 
     size = path.stat().st_size
@@ -52,7 +61,8 @@ def model_identity(path: Path) -> str:
         digest.update(f.read(1 << 20))
         f.seek(max(0, size - (1 << 20)))
         digest.update(f.read(1 << 20))
-    return f"{path.name}|{size}|{digest.hexdigest()[:32]}|xllamacpp {xllamacpp.__version__}"
+    return (f"{path.name}|{size}|{digest.hexdigest()[:32]}|xllamacpp {xllamacpp.__version__}"
+            f"|{slots}x{slot_tokens}")
 
 
 def _in_thread(fn: Callable[[], Any]) -> "asyncio.Future[Any]":
@@ -104,8 +114,10 @@ class LlamaCppLLM(LLMBase):
             raise ModelNotAvailable(f"LLM model file not found: {path}")
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
-        params.n_ctx = context_tokens * parallel
-        params.n_parallel = parallel
+        self._slot_text = [""] * (parallel + 1)  # the last prompt (rendered) each slot holds
+        self._live = 0  # the slot of the latest live request
+        params.n_ctx = context_tokens * len(self._slot_text)
+        params.n_parallel = len(self._slot_text)
         params.cpuparams.n_threads = generation_threads or threads
         params.cpuparams_batch.n_threads = threads
         params.cache_prompt = True
@@ -130,6 +142,7 @@ class LlamaCppLLM(LLMBase):
             ) from exc
         self.name = f"embedded:{path.name}"
         self.path = path
+        self._context_tokens = context_tokens
         self._identity: str | None = None
         self.defaults = defaults or GenerationOptions()
         self._parallel = parallel
@@ -143,6 +156,7 @@ class LlamaCppLLM(LLMBase):
         request = self._request(messages, options or self.defaults, stream=True)
         self.last_usage = None
         loop = asyncio.get_running_loop()
+        request["id_slot"] = await self._live_slot(messages)
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
 
@@ -193,17 +207,20 @@ class LlamaCppLLM(LLMBase):
             return True
         if should_stop is None:
             request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
+            request["id_slot"] = await self._live_slot(messages)
             slots = await self._acquire()
             try:
                 await _in_thread(lambda: self._server.handle_chat_completions(request))
             finally:
                 slots.release()
             return True
-        tokens = await _in_thread(lambda: self._tokens(messages))
+        text, tokens = await _in_thread(lambda: self._tokens(messages))
+        slot = self._spare_slot(text)
+        self._slot_text[slot] = text
         for end in range(PREFILL_STEP_TOKENS, len(tokens) + PREFILL_STEP_TOKENS, PREFILL_STEP_TOKENS):
             if should_stop() or self._busy():
                 return False
-            step = {"prompt": tokens[:end], "n_predict": 0, "cache_prompt": True, "id_slot": 0}
+            step = {"prompt": tokens[:end], "n_predict": 0, "cache_prompt": True, "id_slot": slot}
             slots = await self._acquire()
             try:
                 await _in_thread(lambda: self._server.handle_completions(step))
@@ -213,7 +230,8 @@ class LlamaCppLLM(LLMBase):
 
     async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
         """Prefill the prefix (mostly cached already) and write its state for the next session."""
-        request = {**self._request(messages, GenerationOptions(max_tokens=1), stream=False), "id_slot": 0}
+        request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
+        request["id_slot"] = await self._live_slot(messages)
         slots = await self._acquire()
         try:
             return await _in_thread(lambda: self._save(request, messages, state_dir))
@@ -233,7 +251,7 @@ class LlamaCppLLM(LLMBase):
     def _save(self, request: dict, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
         self._server.handle_chat_completions(request)
         name = f"save-{secrets.token_hex(8)}.bin"
-        reply = self._http("/slots/0?action=save", {"filename": name})
+        reply = self._http(f"/slots/{request['id_slot']}?action=save", {"filename": name})
         if reply is None:
             return False
         llm_state.install(state_dir, self.identity, self._slot_dir / name,
@@ -241,15 +259,33 @@ class LlamaCppLLM(LLMBase):
         return True
 
     def _restore(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
-        saved = llm_state.usable(state_dir, self.identity, llm_state.prefix_digest(self._render(messages)))
+        text = self._render(messages)
+        saved = llm_state.usable(state_dir, self.identity, llm_state.prefix_digest(text))
         if saved is None:
             return False
         link = self._slot_dir / f"restore-{secrets.token_hex(8)}.bin"
         os.symlink(saved.resolve(), link)
         try:
-            return self._http("/slots/0?action=restore", {"filename": link.name}) is not None
+            if self._http(f"/slots/{self._live}?action=restore", {"filename": link.name}) is None:
+                return False
         finally:
             link.unlink(missing_ok=True)
+        self._slot_text[self._live] = text
+        return True
+
+    async def _live_slot(self, messages: Sequence[ChatMessage]) -> int:
+        """The slot for a live request: the one whose last prompt shares the longest
+        beginning with it (the live one on a tie); it is the live slot from now on."""
+        text = await _in_thread(lambda: self._render(messages))
+        shared = [len(os.path.commonprefix([text, held])) for held in self._slot_text]
+        best = max(range(len(shared)), key=lambda i: (shared[i], i == self._live))
+        self._slot_text[best], self._live = text, best
+        return best
+
+    def _spare_slot(self, text: str) -> int:
+        """Where background work goes: the best-matching slot that is not the live one."""
+        others = [i for i in range(len(self._slot_text)) if i != self._live]
+        return max(others, key=lambda i: len(os.path.commonprefix([text, self._slot_text[i]])))
 
     def _render(self, messages: Sequence[ChatMessage]) -> str:
         reply = self._http("/apply-template", {"messages": [m.as_dict() for m in messages]})
@@ -257,9 +293,10 @@ class LlamaCppLLM(LLMBase):
             raise LLMError("the embedded model could not render its chat template")
         return reply["prompt"]
 
-    def _tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
-        reply = self._http("/tokenize", {"content": self._render(messages)})
-        return list(reply["tokens"]) if reply else []
+    def _tokens(self, messages: Sequence[ChatMessage]) -> tuple[str, list[int]]:
+        text = self._render(messages)
+        reply = self._http("/tokenize", {"content": text})
+        return text, (list(reply["tokens"]) if reply else [])
 
     def _http(self, path: str, body: dict) -> dict | None:
         """One request to xllamacpp's loopback listener; None (logged once) on failure."""
@@ -277,7 +314,7 @@ class LlamaCppLLM(LLMBase):
     @property
     def identity(self) -> str:
         if self._identity is None:
-            self._identity = model_identity(self.path)
+            self._identity = model_identity(self.path, self._context_tokens, len(self._slot_text))
         return self._identity
 
     def _busy(self) -> bool:

@@ -408,9 +408,11 @@ class Session:
         """While the companion is idle, prefill what the next turn starts with, then the
         window a coming roll swaps in (in short steps that give way to the user)."""
         try:
-            await self.llm.prefill(self.conversation.prefix(), should_stop=self._llm_wanted)
+            if self._llm_wanted():
+                return
+            await self.llm.prefill(self.conversation.prefix())  # the reply just given: ~100 tokens
             upcoming = self.conversation.next_prefix()
-            if upcoming[0] != self.conversation.prefix()[0]:
+            if upcoming[0] != self.conversation.prefix()[0]:  # a roll is coming: its own slot
                 await self.llm.prefill(upcoming, should_stop=self._llm_wanted)
         except CompanionError as exc:
             log.debug("background prefill failed: %s", exc)

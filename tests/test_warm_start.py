@@ -1,0 +1,252 @@
+"""A returning user's session starts warm: saved prefix states, the continuing window,
+rolls prepared ahead, and end-of-session work that really happens (real tiny LLM,
+real SQLite files, real subprocesses)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from voice_companion.companion import context
+from voice_companion.companion.companion import open_companion
+from voice_companion.companion.memory_conversation import MemoryConversation
+from voice_companion.companion.sqlite_store import SQLiteMemoryStore
+from voice_companion.config import Settings
+from voice_companion.pipeline import llm_state
+from voice_companion.pipeline.llm import ChatMessage, GenerationOptions
+from voice_companion.pipeline.reply import collect_reply
+
+GREEDY = GenerationOptions(max_tokens=16, temperature=0.0, top_p=1.0, repeat_penalty=1.0)
+PREFIX = [ChatMessage("system", "You are Mia, a warm friend. " + " ".join(
+    f"The user once mentioned thing number {i}." for i in range(30))),
+    ChatMessage("user", "Hi Mia, I had a long day."), ChatMessage("assistant", "Oh no, tell me about it!")]
+QUESTION = ChatMessage("user", "What did I mention?")
+
+
+def evict(llm) -> None:
+    """Fill the slot with an unrelated prompt, so only a restore can bring PREFIX back."""
+    asyncio.run(llm.prefill([ChatMessage("system", "Unrelated words. " * 150), ChatMessage("user", "x")]))
+
+
+def test_a_restored_state_gives_the_same_first_tokens_as_a_cold_prefill(llm, tmp_path):
+    assert asyncio.run(llm.save_state(PREFIX, tmp_path))
+    evict(llm)
+    cold = asyncio.run(collect_reply(llm, [*PREFIX, QUESTION], GREEDY))
+    evict(llm)
+    assert asyncio.run(llm.restore_state(PREFIX, tmp_path))
+    warm = asyncio.run(collect_reply(llm, [*PREFIX, QUESTION], GREEDY))
+    assert llm.last_usage.cached >= 150 and llm.last_usage.processed < 30  # it came from the state
+    assert warm == cold and warm
+    for path in tmp_path.iterdir():  # owner-only, like the rest of the companion's folder
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_state_for_another_prefix_or_model_is_refused(llm, tmp_path, caplog):
+    assert asyncio.run(llm.save_state(PREFIX, tmp_path))
+    other = [PREFIX[0], ChatMessage("user", "Something else entirely.")]
+    with caplog.at_level(logging.INFO, logger="voice_companion"):
+        assert not asyncio.run(llm.restore_state(other, tmp_path))
+        assert "another prompt" in caplog.text
+        _, meta = llm_state.paths(tmp_path, llm.identity)
+        described = json.loads(meta.read_text())
+        described["model"] = "another-model.gguf|123|abc|xllamacpp 1|2x4096"  # e.g. another quantisation
+        meta.write_text(json.dumps(described))
+        assert not asyncio.run(llm.restore_state(PREFIX, tmp_path))
+        assert "another model" in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["truncate", "corrupt"])
+def test_a_damaged_state_falls_back_to_a_cold_prefill_with_one_log_line(llm, tmp_path, caplog, damage):
+    store = SQLiteMemoryStore(tmp_path / "memory.db")
+    conversation = MemoryConversation(store, PREFIX[0].content, context.Budget(1500), state_dir=tmp_path)
+    assert asyncio.run(llm.save_state(conversation.prefix(), tmp_path))
+    evict(llm)
+    assert asyncio.run(conversation.warm_up(llm)) == "restored"  # intact, it is used
+    data, _ = llm_state.paths(tmp_path, llm.identity)
+    raw = bytearray(data.read_bytes())
+    if damage == "truncate":
+        data.write_bytes(bytes(raw[: len(raw) // 2]))
+    else:
+        raw[len(raw) // 2] ^= 0xFF
+        data.write_bytes(bytes(raw))
+    evict(llm)
+    with caplog.at_level(logging.INFO, logger="voice_companion"):
+        how = asyncio.run(conversation.warm_up(llm))
+    assert how == "prefilled"
+    damaged = [r for r in caplog.records if "truncated or corrupt" in r.getMessage()]
+    assert len(damaged) == 1 and damaged[0].levelno == logging.WARNING
+    assert asyncio.run(collect_reply(llm, [*conversation.prefix(), QUESTION], GREEDY))  # still answers
+
+
+def test_the_next_session_continues_the_window_and_opens_from_the_saved_state(llm, tmp_path):
+    settings = Settings()
+    settings.llm.tier = "tiny"
+    settings.paths = dataclasses.replace(settings.paths, data_dir=tmp_path / "data")
+    companion = open_companion(settings)
+    first = companion.conversation(settings, llm)
+    for text in ("My cat is called Mochi.", "I live in Leeds.", "Work was long today."):
+        first.record(text, asyncio.run(collect_reply(llm, first.prompt_for(text), GREEDY)))
+    before = first.prefix()
+    first.close()
+    assert asyncio.run(first.save_for_next(llm))
+    evict(llm)
+    second = companion.conversation(settings, llm)
+    assert second.prefix() == before  # the same window: same system message, same turns
+    assert asyncio.run(second.warm_up(llm)) == "restored"
+    asyncio.run(collect_reply(llm, second.prompt_for("What is my cat called?"), GREEDY))
+    assert llm.last_usage.processed < 40  # only the new message was prefilled
+    second.close()
+    companion.close()
+
+
+def test_a_roll_is_prepared_before_the_window_fills(tmp_path):
+    store = SQLiteMemoryStore(tmp_path / "memory.db")
+    conversation = MemoryConversation(store, "You are Mia.", context.Budget(700))
+    swaps = 0
+    for i in range(40):
+        prepared = conversation.upcoming
+        if prepared is not None:  # what the session prefills while idle is that window
+            assert conversation.next_prefix()[0].content == prepared.system
+        before = conversation.prefix()
+        conversation.record(f"Turn {i}: I watered the tomatoes and read a chapter of my book.", f"Nice, turn {i}!")
+        if conversation.rolls > swaps:
+            swaps = conversation.rolls
+            assert prepared is not None and conversation.window is prepared  # no roll built on the spot
+            assert conversation.prefix() == conversation.next_prefix() or conversation.upcoming is not None
+            assert "Earlier in this conversation:" in conversation.window.system
+        else:
+            assert conversation.prefix()[: len(before)] == before  # append-only between rolls
+    assert swaps >= 3
+    assert store.get_meta("window") and json.loads(store.get_meta("window"))["first_turn"] == \
+        conversation.window.first_turn  # the next session continues it
+
+
+def test_stepwise_prefill_gives_way_and_then_finishes(llm):
+    long_prefix = [ChatMessage("system", "Background words to prepare. " * 80), ChatMessage("user", "ok")]
+    assert not asyncio.run(llm.prefill(long_prefix, should_stop=lambda: True))
+    assert asyncio.run(llm.prefill(long_prefix, should_stop=lambda: False))
+    asyncio.run(collect_reply(llm, [*long_prefix, ChatMessage("assistant", "Yes."), QUESTION], GREEDY))
+    assert llm.last_usage.cached >= 300
+
+
+KILLED_CHILD = textwrap.dedent("""
+    import dataclasses, sys, time
+    from pathlib import Path
+    from voice_companion.companion.companion import open_companion
+    from voice_companion.config import Settings
+
+    settings = Settings()
+    settings.llm.tier = "tiny"
+    settings.memory.llm_extraction = "off"
+    settings.paths = dataclasses.replace(settings.paths, data_dir=Path(sys.argv[1]))
+    conversation = open_companion(settings).conversation(settings)
+    conversation.record("My dog is called Biscuit and he is old.", "Biscuit sounds lovely!")
+    conversation.record("I live in Dublin near the sea.", "Dublin by the sea, how nice.")
+    print("recorded", flush=True)
+    time.sleep(60)  # killed here: the end-of-session work never runs
+""")
+
+
+def test_a_process_killed_before_its_end_of_session_work_loses_nothing(tmp_path):
+    data = tmp_path / "data"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(data)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "recorded"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    settings = Settings()
+    settings.llm.tier = "tiny"
+    settings.paths = dataclasses.replace(settings.paths, data_dir=data)
+    companion = open_companion(settings)
+    killed = companion.store.sessions(5)[0]
+    assert killed.ended is None and killed.turns == 4  # every turn was saved as it happened
+    conversation = companion.conversation(settings)  # the next start finishes it
+    finished = next(s for s in companion.store.sessions(5) if s.id == killed.id)
+    assert finished.ended is not None and "Biscuit" in finished.summary
+    assert any("Biscuit" in m.text for m in companion.store.memories(("fact",)))
+    assert conversation.session_id != killed.id
+    conversation.close()
+    companion.close()
+
+
+def test_a_live_session_of_another_process_is_not_taken_for_an_orphan(tmp_path):
+    from voice_companion.companion.memory_worker import finish_orphaned_sessions
+
+    store = SQLiteMemoryStore(tmp_path / "memory.db")
+    from voice_companion.companion.memory_conversation import OWNER
+
+    live = store.start_session("embedded", OWNER)  # this very process: alive
+    dead = store.start_session("embedded", OWNER.rsplit(":", 1)[0] + ":999999999")
+    assert finish_orphaned_sessions(store) == 1
+    ended = {s.id: s.ended for s in store.sessions(5)}
+    assert ended[live] is None and ended[dead] is not None
+
+
+def test_chat_ends_its_session_without_a_traceback_and_opens_warm_next_time(tmp_path):
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.toml").write_text('[llm]\ntier = "tiny"\n')
+    env = {**os.environ, "VOICE_COMPANION_HOME": str(home)}
+
+    def chat(lines: str) -> tuple[list[dict], str]:
+        done = subprocess.run([sys.executable, "-m", "voice_companion", "chat", "--json"], input=lines,
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return [json.loads(x) for x in done.stdout.splitlines()], done.stderr
+
+    replies, err = chat("Hi, my name is Sam.\nMy cat is called Mochi.\n")
+    assert len(replies) == 2 and "Traceback" not in err and "memory worker failed" not in err
+    replies, err = chat("What is my cat called?\n")
+    assert "is ready: restored" in err, err[-2000:]
+    assert replies[0]["prefill_tokens"] < 60  # the question, not the whole prompt
+    store = SQLiteMemoryStore(home / "data" / "companions" / "mia" / "memory.db")
+    sessions = store.sessions(5)
+    assert len(sessions) == 2 and all(s.ended is not None and s.summary for s in sessions)
+
+
+def test_forgetting_a_memory_drops_the_saved_state_and_the_window(tmp_path):
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.toml").write_text('[llm]\ntier = "tiny"\n')
+    env = {**os.environ, "VOICE_COMPANION_HOME": str(home)}
+    run = lambda *a, stdin="": subprocess.run([sys.executable, "-m", "voice_companion", *a], input=stdin,  # noqa: E731
+                                              capture_output=True, text=True, env=env, timeout=300)
+    assert run("chat", "--json", stdin="My name is Sam.\n").returncode == 0
+    folder = home / "data" / "companions" / "mia"
+    assert list((folder / "llm-state").glob("*.bin"))
+    listed = json.loads(run("memory", "list", "--json").stdout)
+    fact = next(m for m in listed["memories"] if "Sam" in m["text"])
+    assert run("memory", "forget", str(fact["id"])).returncode == 0
+    assert not (folder / "llm-state").exists()
+    assert SQLiteMemoryStore(folder / "memory.db").get_meta("window") is None
+
+
+def test_the_demo_is_not_a_memory(tmp_path):
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.toml").write_text('[llm]\ntier = "tiny"\n')
+    env = {**os.environ, "VOICE_COMPANION_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-m", "voice_companion", "demo", "--json", "--output-dir",
+                           str(tmp_path / "demo")], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["reply"]
+    store = SQLiteMemoryStore(home / "data" / "companions" / "mia" / "memory.db")
+    assert store.turn_count() == 0 and not store.sessions(5) and not store.memories(("fact",))
+    assert "Last time" not in open_companion_greeting(home)
+
+
+def open_companion_greeting(home: Path) -> str:
+    settings = Settings()
+    settings.paths = dataclasses.replace(settings.paths, data_dir=home / "data")
+    return open_companion(settings).greeting()
