@@ -362,6 +362,13 @@ def report(rows: list[dict]) -> dict:
     return out
 
 
+def _progress(path: Path, result: dict, mode: str, modes: dict, name: str) -> None:
+    result["modes"][mode] = modes
+    path.write_text(json.dumps(result, ensure_ascii=False))
+    brief = {k: v for k, v in modes[name].items() if k != "rows"}
+    print(f"[{mode}] {name}: {json.dumps(brief, ensure_ascii=False)}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--llm", default="small", help="tier: small (default) or tiny")
@@ -390,6 +397,7 @@ def main() -> None:
     chat_lines = [t for t, _ in call40_script(args.chat_lines)]
 
     result: dict = {"machine": machine(), "tier": args.llm, "companion": built, "modes": {}}
+    partial = work / "results.json"  # written after every situation: a cut run keeps what it measured
     for mode in args.modes.split(","):
         home = work / mode
         shutil.rmtree(home, ignore_errors=True)
@@ -402,13 +410,16 @@ def main() -> None:
                 print(f"[{mode}] {name} …", file=sys.stderr, flush=True)
                 rows = fn(home, firsts)
                 modes[name] = {**report(rows), "rows": rows}
+                _progress(partial, result, mode, modes, name)
         if "call40" in only:
             print(f"[{mode}] call40 …", file=sys.stderr, flush=True)
             rows, rolls = measure_call40(home, call)
             modes["call40"] = {**report(rows), "rolls": rolls, "rows": rows}
+            _progress(partial, result, mode, modes, "call40")
         if "chat40" in only:
             print(f"[{mode}] chat40 …", file=sys.stderr, flush=True)
             modes["chat40"] = chat40(home, chat_lines)
+            _progress(partial, result, mode, modes, "chat40")
         result["modes"][mode] = modes
         if not args.json:
             print(f"\n== {args.llm}, warm start {'on' if mode == 'warm' else 'off (baseline)'} ==")

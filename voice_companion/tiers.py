@@ -61,8 +61,10 @@ class LiveTuning:
 
 
 # Recalled memories ride with each new message, so the LLM prefills them on the live
-# path: at most this long at the tier's prefill speed (small: ~32 tokens, two facts).
-RECALL_PREFILL_S = 0.5
+# path: at most this long at the tier's (cold, large-batch) prefill speed. Short
+# batches run slower (small: 13 tokens in 0.44 s, ~30 tok/s), so 0.25 s here is about
+# 0.5 s in fact: small ~16 tokens (one or two facts), tiny ~72.
+RECALL_PREFILL_S = 0.25
 
 
 @dataclass(frozen=True)
