@@ -99,12 +99,22 @@ FILLER_ZH = [
     "周末我去超市买了很多菜，打算这周每天自己做饭，少吃外卖。",
     "我今天和朋友视频聊了很久，说起小时候的事情，觉得特别开心。",
 ]
-REPLIES = [
-    "That sounds like a lot, I am glad you told me. How are you feeling about it now?",
-    "Oh, that is lovely to hear. What was the best part of it for you?",
-    "I am sorry it was so hard today. Do you want to tell me a little more?",
-    "听起来真不容易，辛苦你了。现在感觉好些了吗？",
-]
+# Replies vary as a real companion's do (a history of four replies repeated 500 times
+# taught the tiny model to repeat them): opener x follow-up, per language.
+OPENERS = ["That sounds like a lot.", "Oh, I am glad you told me.", "Mm, I can picture it.",
+           "That is a long day.", "I am sorry it was so hard.", "Oh, that is lovely.", "Ha, I know that feeling.",
+           "You did well to get through it."]
+FOLLOW_UPS = ["How are you feeling now?", "What was the best part?", "Do you want to tell me more?",
+              "Did you get any rest?", "What would cheer you up tonight?", "Was anyone with you?",
+              "What will you do tomorrow?", "Shall we just chat for a bit?", "What surprised you most?"]
+ZH_REPLIES = ["听起来真不容易，辛苦你了。现在感觉好些了吗？", "谢谢你跟我说这些。你今晚想怎么放松一下？",
+              "哈哈，我能想象那个画面。后来怎么样了？", "抱抱你。要不要跟我多说一点？"]
+
+
+def reply_for(n: int) -> str:
+    if n % 4 == 3:
+        return ZH_REPLIES[(n // 4) % len(ZH_REPLIES)]
+    return f"{OPENERS[n % len(OPENERS)]} {FOLLOW_UPS[(n // 3) % len(FOLLOW_UPS)]}"
 SESSIONS, PER_SESSION = 12, 45
 # The 40-turn call: small talk, facts told during the call, and recall questions.
 CALL_NEW = [("My new neighbour is called Priya and she has a parrot.", "What is my new neighbour called?", "Priya"),
@@ -156,7 +166,7 @@ def build_companion(home: Path, tier: str) -> dict:
             said = facts.pop(0)[0] if facts and i == 5 + s else (
                 FILLER_ZH[n % len(FILLER_ZH)] if n % 4 == 3 else f"Hi Mia, {FILLER_EN[n % len(FILLER_EN)]}.")
             turn = store.add_turn(sid, "user", said[0].upper() + said[1:] if not said.startswith("Hi") else said)
-            store.add_turn(sid, "assistant", REPLIES[n % len(REPLIES)] if n % 4 != 3 else REPLIES[3])
+            store.add_turn(sid, "assistant", reply_for(n))
             exchanges += 1
             if i % 11 == 10:
                 fact = next(extra, None)

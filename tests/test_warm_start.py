@@ -111,26 +111,36 @@ def test_the_next_session_continues_the_window_and_opens_from_the_saved_state(ll
     companion.close()
 
 
-def test_a_roll_is_prepared_before_the_window_fills(tmp_path):
+@pytest.mark.parametrize("prefilled", [True, False])
+def test_a_roll_is_prepared_before_the_window_fills(tmp_path, prefilled):
+    """The session prefills the coming window while idle and says so (mark_prepared): the
+    swap happens as the window fills. Unprepared, the window waits (within its grace)."""
+    from voice_companion.companion.memory_conversation import ROLL_GRACE
+
     store = SQLiteMemoryStore(tmp_path / "memory.db")
-    conversation = MemoryConversation(store, "You are Mia.", context.Budget(700))
-    swaps = 0
-    for i in range(40):
+    conversation = MemoryConversation(store, "You are Mia.", context.Budget(700), state_dir=tmp_path / "state")
+    swaps, fills = 0, []
+    for i in range(60):
         prepared = conversation.upcoming
         if prepared is not None:  # what the session prefills while idle is that window
             assert conversation.next_prefix()[0].content == prepared.system
-        before = conversation.prefix()
+            if prefilled:
+                conversation.mark_prepared(conversation.next_prefix())
+        before, fill = conversation.prefix(), conversation._fill()
         conversation.record(f"Turn {i}: I watered the tomatoes and read a chapter of my book.", f"Nice, turn {i}!")
         if conversation.rolls > swaps:
             swaps = conversation.rolls
+            fills.append(fill)
             assert prepared is not None and conversation.window is prepared  # no roll built on the spot
-            assert conversation.prefix() == conversation.next_prefix() or conversation.upcoming is not None
             assert "Earlier in this conversation:" in conversation.window.system
         else:
             assert conversation.prefix()[: len(before)] == before  # append-only between rolls
     assert swaps >= 3
-    assert store.get_meta("window") and json.loads(store.get_meta("window"))["first_turn"] == \
-        conversation.window.first_turn  # the next session continues it
+    if prefilled:
+        assert all(f <= 1.0 for f in fills)  # swapped as soon as the window was full
+    else:
+        assert all(1.0 < f <= ROLL_GRACE for f in fills)  # it waited for the prefill, within the grace
+    assert json.loads(store.get_meta("window"))["first_turn"] == conversation.window.first_turn  # kept for next time
 
 
 def test_stepwise_prefill_gives_way_and_then_finishes(llm):

@@ -75,7 +75,8 @@ class LLMSettings:
     # brain's prefill speed on 2 cores so a returning user's prompt never waits on it).
     context_tokens: int = 0
     # Save the LLM state of the next session's prompt in the companion's folder and
-    # restore it when a session opens; prepare window rolls in the background.
+    # restore it when a session opens; prepare window rolls in the background. false:
+    # the prompt is prefilled when a session opens and a roll when it is due (baseline).
     warm_start: bool = True
     threads: int = 2  # prompt processing
     # Measured in live sessions on 2 cores: 1 generation thread made the first token

@@ -71,6 +71,11 @@ def generation_options(settings: Settings) -> GenerationOptions:
                              repeat_penalty=s.repeat_penalty, stop=s.stop)
 
 
+# The LLM's context is this much larger than the prompt budget: a full window may wait
+# for its successor's prefill to finish (memory_conversation.ROLL_GRACE, 25 % over).
+CONTEXT_HEADROOM = 1.3
+
+
 def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
     """The LLM the tier (or an explicit model/backend) names; says which on stderr."""
     s = settings.llm
@@ -86,7 +91,7 @@ def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
     path = _model_path(settings, choice)
     return _timed(
         "llm", times,
-        lambda: LlamaCppLLM(path, tiers.context_tokens(settings, choice), s.threads,
+        lambda: LlamaCppLLM(path, int(tiers.context_tokens(settings, choice) * CONTEXT_HEADROOM), s.threads,
                             defaults=generation_options(settings),
                             generation_threads=s.generation_threads, prompt_cache_mib=s.prompt_cache_mib),
     )

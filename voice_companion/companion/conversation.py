@@ -48,6 +48,9 @@ class Conversation:
         """What the next turn starts with: worth prefilling while the companion is idle."""
         return self.prefix()
 
+    def mark_prepared(self, prefix: list[ChatMessage]) -> None:
+        """`prefix` (from next_prefix) is now in the LLM's cache in full."""
+
     async def save_for_next(self, llm: LLMBackend) -> bool:
         """Keep the LLM state for the next session (only a conversation with a memory can)."""
         return False

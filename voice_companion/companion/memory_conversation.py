@@ -38,6 +38,10 @@ BUSY_FOR_S = 30.0  # a reply asked for and not recorded within this is considere
 PREPARE_ROLL_AT = 0.5
 # A session that ends with its window this full rolls it then, off the next one's path.
 ROLL_AT_SESSION_END = 0.85
+# A full window waits for its successor to be prefilled up to this much over budget
+# (the LLM's context has room for it: engines.CONTEXT_HEADROOM). scripts/bench_returning.py
+# on `small`: swapping in a half-prefilled window put 15-21 s on the next turn.
+ROLL_GRACE = 1.25
 OWNER = f"{socket.gethostname()}:{os.getpid()}"  # who holds a session open (orphans: memory_worker)
 LOADED_TURNS = 400  # the most turns a window can start with (a 4k window holds far fewer)
 
@@ -76,6 +80,7 @@ class MemoryConversation(Conversation):
         self.greeting = ""  # what the companion says first (Companion.conversation sets it)
         self._open_window()
         self.upcoming: Window | None = None  # the next window, prepared before this one fills
+        self.upcoming_ready = False  # its prefix was prefilled in full (Session._prepare_next)
         self.worker = MemoryWorker(store, llm if keep else None, extraction, busy=self.busy)
 
     # -- the Conversation interface ------------------------------------------------
@@ -256,12 +261,21 @@ class MemoryConversation(Conversation):
         first = self._ids[count] if count < len(self._ids) else self._next_turn_id()
         return Window(first, self._system_text([t for _, t in rolled]), tuple(rolled), _digest(self.system_prompt))
 
+    def mark_prepared(self, prefix: Sequence[ChatMessage]) -> None:
+        """The session prefilled `prefix` in full: if it is the coming window's, that window
+        can be swapped in without a turn paying for it."""
+        if self.upcoming is not None and prefix and prefix[0].content == self.upcoming.system:
+            self.upcoming_ready = True
+
     def _roll_if_full(self) -> None:
         fill = self._fill()
         if fill > 1.0:
-            self._swap(self.upcoming or self._next_window())
-        elif fill > PREPARE_ROLL_AT and self.upcoming is None:
-            self.upcoming = self._next_window()  # prefilled by the session while idle
+            if self.upcoming is None or self.upcoming_ready or fill > ROLL_GRACE:
+                self._swap(self.upcoming or self._next_window())
+        elif fill > PREPARE_ROLL_AT and self.upcoming is None and self.state_dir is not None:
+            # prefilled by the session while idle (warm start off: rolls are built when due)
+            self.upcoming = self._next_window()
+            self.upcoming_ready = False
 
     def _swap(self, window: Window) -> None:
         keep_from = next((n for n, i in enumerate(self._ids) if i >= window.first_turn), len(self._ids))
@@ -270,7 +284,7 @@ class MemoryConversation(Conversation):
         del self._session_of[:keep_from]
         log.info("the prompt window rolled: %d turns kept, %s", len(self.history),
                  "prepared in the background" if window is self.upcoming else "built now")
-        self.window, self.upcoming = window, None
+        self.window, self.upcoming, self.upcoming_ready = window, None, False
         self.rolls += 1
         if self.keep:
             windows.save(self.store, window)

@@ -413,7 +413,8 @@ class Session:
             await self.llm.prefill(self.conversation.prefix())  # the reply just given: ~100 tokens
             upcoming = self.conversation.next_prefix()
             if upcoming[0] != self.conversation.prefix()[0]:  # a roll is coming: its own slot
-                await self.llm.prefill(upcoming, should_stop=self._llm_wanted)
+                if await self.llm.prefill(upcoming, should_stop=self._llm_wanted):
+                    self.conversation.mark_prepared(upcoming)
         except CompanionError as exc:
             log.debug("background prefill failed: %s", exc)
 
