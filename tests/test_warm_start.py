@@ -260,3 +260,17 @@ def open_companion_greeting(home: Path) -> str:
     settings = Settings()
     settings.paths = dataclasses.replace(settings.paths, data_dir=home / "data")
     return open_companion(settings).greeting()
+
+
+def test_the_profile_changes_only_at_its_end_when_facts_are_learned():
+    """A roll rebuilds the profile; what it already showed stays first and in order, so
+    the rolled window shares its beginning with the last one (cheap to prefill)."""
+    from voice_companion.companion.memory_types import Memory
+
+    facts = [Memory(i, "fact", f"The user likes thing number {i} very much", 0.5) for i in range(1, 40)]
+    before = [m.id for m in context.pick_profile(facts, 200)]
+    grown = facts + [Memory(40, "fact", "The user has a new neighbour called Priya", 0.5),
+                     Memory(41, "fact", "The user's name is Sam", 1.0)]
+    after = [m.id for m in context.pick_profile(grown, 200)]
+    assert 41 in after and 40 not in after  # identity always; a newer equal fact waits for recall
+    assert after[: len(before) - 1] == before[:-1]  # only the end moved
