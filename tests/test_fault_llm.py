@@ -16,7 +16,7 @@ import pytest
 from test_server import SYSTEM, TOKEN, ServerThread, until
 from voice_companion.client import RealtimeClient
 from voice_companion.errors import LLMError
-from voice_companion.pipeline.llm import ChatMessage, GenerationOptions
+from voice_companion.pipeline.llm import ChatMessage, GenerationOptions, LLMBase
 from voice_companion.pipeline.llm_openai import OpenAICompatibleLLM
 from voice_companion.pipeline.llm_resilient import CUT_OFF, ResilientLLM
 from voice_companion.pipeline.session import SessionSettings
@@ -55,7 +55,7 @@ class DyingServer:
             self.process.wait(10)
 
 
-class KillAfterFirstDelta:
+class KillAfterFirstDelta(LLMBase):
     """The test's hand on the plug: the server process dies as the first words arrive."""
 
     def __init__(self, inner: OpenAICompatibleLLM, server: DyingServer) -> None:
@@ -65,12 +65,6 @@ class KillAfterFirstDelta:
         async for text in self.inner.stream(messages, options, gate):
             yield text
             self.server.kill()
-
-    async def prefill(self, messages) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def test_a_server_killed_mid_reply_gives_what_came_and_an_honest_sentence():

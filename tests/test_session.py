@@ -15,7 +15,7 @@ from voice_companion.pipeline.events import (
     ResponseDone, ResponseInterrupted, SpeechStarted, SpeechStopped, TranscriptFinal, TranscriptPartial,
     TurnMetrics,
 )
-from voice_companion.pipeline.llm import GenerationOptions
+from voice_companion.pipeline.llm import GenerationOptions, LLMBase
 from voice_companion.pipeline.session import INTERRUPTED_MARK, Session, SessionSettings
 from voice_companion.pipeline.tts import PiperTTS, VoiceSettings
 
@@ -134,7 +134,7 @@ def test_noise_burst_pauses_then_resumes(stt, llm, tts, voice16k):
     assert [d.status for d in device.of_type(ResponseDone)] == ["completed"]
 
 
-class RecordingLLM:
+class RecordingLLM(LLMBase):
     """The real LLM, noting every prefill: listen-ahead must put the user's words in."""
 
     def __init__(self, llm) -> None:
@@ -143,9 +143,13 @@ class RecordingLLM:
     def stream(self, *args, **kwargs):
         return self.llm.stream(*args, **kwargs)
 
-    async def prefill(self, messages) -> None:
+    @property
+    def last_usage(self):
+        return self.llm.last_usage
+
+    async def prefill(self, messages, should_stop=None) -> bool:
         self.prefills.append([m.content for m in messages])
-        await self.llm.prefill(messages)
+        return await self.llm.prefill(messages, should_stop)
 
     def close(self) -> None:
         pass

@@ -12,6 +12,8 @@ import numpy as np
 from piper_test_voice import dominant_hz
 from voice_hub import TestVoices
 
+from voice_companion.pipeline.llm import LLMBase
+
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -26,7 +28,7 @@ def install_all(voices: TestVoices, models_dir: Path, skip: tuple[str, ...] = ()
     return models_dir
 
 
-class ScriptedLLM:
+class ScriptedLLM(LLMBase):
     """Answers in the language of the user's message, a clause at a time: the brain is
     not under test here (the tiny one cannot speak Chinese); STT, voices and the
     session are real. `hold` pauses once the first clause is complete (the chunker has
@@ -46,12 +48,6 @@ class ScriptedLLM:
             await asyncio.sleep(0.01)
             if i == 1 and self.hold is not None:
                 await self.hold.wait()
-
-    async def prefill(self, messages) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def pitch(samples: np.ndarray, rate: int) -> float:

@@ -78,9 +78,9 @@ class MemoryConversation(Conversation):
         self._asked_at: float | None = None
         self._closed = False
         self.greeting = ""  # what the companion says first (Companion.conversation sets it)
-        self._open_window()
         self.upcoming: Window | None = None  # the next window, prepared before this one fills
         self.upcoming_ready = False  # its prefix was prefilled in full (Session._prepare_next)
+        self._open_window()
         self.worker = MemoryWorker(store, llm if keep else None, extraction, busy=self.busy)
 
     # -- the Conversation interface ------------------------------------------------
