@@ -201,18 +201,14 @@ class LlamaCppLLM(LLMBase):
         prefill would delay that call's reply and evict its cache for nothing.
 
         With `should_stop`, it goes in steps of PREFILL_STEP_TOKENS and gives way between
-        two when told to or when a request waits; llama.cpp keeps the other prompt's
-        state in its RAM cache meanwhile, so the live turn loses nothing."""
+        two when told to or when a request waits; it works in the spare KV slot, so the
+        live prompt stays where it is."""
         if self._busy():
             return True
         if should_stop is None:
             request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
             request["id_slot"] = await self._live_slot(messages)
-            slots = await self._acquire()
-            try:
-                await _in_thread(lambda: self._server.handle_chat_completions(request))
-            finally:
-                slots.release()
+            await self._in_slot(lambda: self._server.handle_chat_completions(request))
             return True
         text, tokens = await _in_thread(lambda: self._tokens(messages))
         slot = self._spare_slot(text)
@@ -221,32 +217,20 @@ class LlamaCppLLM(LLMBase):
             if should_stop() or self._busy():
                 return False
             step = {"prompt": tokens[:end], "n_predict": 0, "cache_prompt": True, "id_slot": slot}
-            slots = await self._acquire()
-            try:
-                await _in_thread(lambda: self._server.handle_completions(step))
-            finally:
-                slots.release()
+            await self._in_slot(lambda: self._server.handle_completions(step))
         return True
 
     async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
         """Prefill the prefix (mostly cached already) and write its state for the next session."""
         request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
         request["id_slot"] = await self._live_slot(messages)
-        slots = await self._acquire()
-        try:
-            return await _in_thread(lambda: self._save(request, messages, state_dir))
-        finally:
-            slots.release()
+        return await self._in_slot(lambda: self._save(request, messages, state_dir))
 
     async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
         """Load the saved state of exactly this prefix into the slot (milliseconds)."""
         if self._busy():
             return False  # another call is using the slot; its cache serves this one too
-        slots = await self._acquire()
-        try:
-            return await _in_thread(lambda: self._restore(messages, state_dir))
-        finally:
-            slots.release()
+        return await self._in_slot(lambda: self._restore(messages, state_dir))
 
     def _save(self, request: dict, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
         self._server.handle_chat_completions(request)
@@ -319,6 +303,14 @@ class LlamaCppLLM(LLMBase):
 
     def _busy(self) -> bool:
         return self._guard().locked() or bool(self._waiting)
+
+    async def _in_slot(self, work: Callable[[], Any]) -> Any:
+        """Run blocking llama.cpp work in a thread once a request slot is free."""
+        slots = await self._acquire()
+        try:
+            return await _in_thread(work)
+        finally:
+            slots.release()
 
     async def _acquire(self) -> asyncio.Semaphore:
         """Wait for a free slot (counted in `_waiting` meanwhile); the caller releases it."""
