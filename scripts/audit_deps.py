@@ -22,8 +22,12 @@ import sys
 
 def audit() -> dict:
     try:
-        done = subprocess.run([sys.executable, "-m", "pip_audit", "--progress-spinner", "off", "-f", "json"],
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip_audit", "--progress-spinner", "off", "-f", "json"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     except FileNotFoundError as exc:
         return {"status": "skipped", "reason": f"cannot run pip-audit: {exc}"}
     except subprocess.TimeoutExpired:
@@ -36,14 +40,26 @@ def audit() -> dict:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return {"status": "skipped", "reason": f"pip-audit could not fetch the vulnerability data: {last[:300]}"}
     audited = [d for d in deps if "skip_reason" not in d]
-    report = {"audited": len(audited), "not_audited": sorted(d["name"] for d in deps if "skip_reason" in d),
-              "vulnerable": [{"name": d["name"], "version": d["version"],
-                              "ids": [v["id"] for v in d["vulns"]], "fix": sorted({f for v in d["vulns"]
-                                                                                   for f in v.get("fix_versions", [])})}
-                             for d in audited if d.get("vulns")]}
+    report = {
+        "audited": len(audited),
+        "not_audited": sorted(d["name"] for d in deps if "skip_reason" in d),
+        "vulnerable": [
+            {
+                "name": d["name"],
+                "version": d["version"],
+                "ids": [v["id"] for v in d["vulns"]],
+                "fix": sorted({f for v in d["vulns"] for f in v.get("fix_versions", [])}),
+            }
+            for d in audited
+            if d.get("vulns")
+        ],
+    }
     if not audited:
-        report.update(status="skipped", reason=f"none of the {len(deps)} packages could be audited: the PyPI "
-                                              "JSON API is not reachable from here (offline or a local mirror)")
+        report.update(
+            status="skipped",
+            reason=f"none of the {len(deps)} packages could be audited: the PyPI "
+            "JSON API is not reachable from here (offline or a local mirror)",
+        )
     else:
         report["status"] = "vulnerable" if report["vulnerable"] else "ok"
     return report
@@ -59,8 +75,10 @@ def main() -> None:
     elif report["status"] == "skipped":
         print(f"pip-audit SKIPPED: {report['reason']}")
     else:
-        print(f"pip-audit: {report['audited']} packages audited, {len(report['vulnerable'])} with known "
-              f"vulnerabilities; not on PyPI, not audited: {', '.join(report['not_audited']) or 'none'}")
+        print(
+            f"pip-audit: {report['audited']} packages audited, {len(report['vulnerable'])} with known "
+            f"vulnerabilities; not on PyPI, not audited: {', '.join(report['not_audited']) or 'none'}"
+        )
         for v in report["vulnerable"]:
             print(f"  {v['name']} {v['version']}: {', '.join(v['ids'])} (fixed in {', '.join(v['fix']) or '?'})")
     sys.exit(1 if report["status"] == "vulnerable" else 0)

@@ -24,12 +24,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voice_companion.audio.io import load_for_stt, resample  # noqa: E402
-from voice_companion.config import Settings  # noqa: E402
-from voice_companion.engines import LoadTimes, load_llm, load_stt, load_tts  # noqa: E402
-from voice_companion.tiers import TIERS  # noqa: E402
-from voice_companion.pipeline.chunker import split_clauses  # noqa: E402
-from voice_companion.pipeline.llm import ChatMessage, GenerationOptions  # noqa: E402
+from voice_companion.conversation.chunker import split_clauses  # noqa: E402
+from voice_companion.core.audio import load_for_stt, resample  # noqa: E402
+from voice_companion.core.config import Settings  # noqa: E402
+from voice_companion.engines.llm import ChatMessage, GenerationOptions  # noqa: E402
+from voice_companion.engines.loader import LoadTimes, load_llm, load_stt, load_tts  # noqa: E402
+from voice_companion.engines.models.tiers import TIERS  # noqa: E402
 
 QUESTIONS = [
     "I had a rough day at work, my boss yelled at me.",
@@ -37,11 +37,15 @@ QUESTIONS = [
     "Can you help me practise a little French tonight?",
     "My exam is on Friday and I am nervous about it.",
 ]
-REPLY = ("I'm sorry your day was so hard. That sounds really stressful, and it's okay to "
-         "feel upset. Do you want to tell me what happened, or should we talk about "
-         "something nicer for a while?")
-PERSONA = ("You are Mia, the user's warm and witty companion. You talk out loud like on a "
-           "video call. Answer in one to three short sentences. ") * 6
+REPLY = (
+    "I'm sorry your day was so hard. That sounds really stressful, and it's okay to "
+    "feel upset. Do you want to tell me what happened, or should we talk about "
+    "something nicer for a while?"
+)
+PERSONA = (
+    "You are Mia, the user's warm and witty companion. You talk out loud like on a "
+    "video call. Answer in one to three short sentences. "
+) * 6
 
 
 def pct(values: list[float], q: float) -> float:
@@ -62,6 +66,7 @@ def machine() -> str:
     except OSError:
         pass
     import os
+
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
@@ -99,8 +104,10 @@ def bench_llm(llm, runs: int) -> dict:
             (cold_ms if j == 0 else warm_ms).append(t["prompt_ms"])
             gen_tps.append(t["predicted_per_second"])
     return {
-        "prefill_cold_tok_s": summary(cold_tps), "prefill_cold_ms": summary(cold_ms),
-        "prefill_cached_prefix_ms": summary(warm_ms), "prefill_cached_tok_s": summary(warm_tps),
+        "prefill_cold_tok_s": summary(cold_tps),
+        "prefill_cold_ms": summary(cold_ms),
+        "prefill_cached_prefix_ms": summary(warm_ms),
+        "prefill_cached_tok_s": summary(warm_tps),
         "generation_tok_s": summary(gen_tps),
     }
 
@@ -117,16 +124,24 @@ def bench_tts(tts, runs: int) -> dict:
         elapsed = time.perf_counter() - start
         whole.append(elapsed * 1000)
         rtf.append(elapsed / (len(audio) / tts.sample_rate))
-    return {"first_clause_audio_ms": summary(first), "baseline_whole_reply_ms": summary(whole),
-            "rtf": summary(rtf), "first_clause": first_clause}
+    return {
+        "first_clause_audio_ms": summary(first),
+        "baseline_whole_reply_ms": summary(whole),
+        "rtf": summary(rtf),
+        "first_clause": first_clause,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="repetitions of each measurement")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    parser.add_argument("--llm", default="tiny", choices=list(TIERS),
-                        help="LLM tier (default tiny: the tier docs/benchmarks.md reports)")
+    parser.add_argument(
+        "--llm",
+        default="tiny",
+        choices=list(TIERS),
+        help="LLM tier (default tiny: the tier docs/benchmarks.md reports)",
+    )
     args = parser.parse_args()
     settings = Settings()
     settings.llm.tier = args.llm

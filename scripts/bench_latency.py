@@ -28,19 +28,28 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_engines import machine, summary  # noqa: E402
-from voice_companion.audio.io import resample  # noqa: E402
-from voice_companion.audio.virtual import VirtualAudioDevice  # noqa: E402
-from voice_companion.companion.conversation import Conversation  # noqa: E402
-from voice_companion.config import Settings  # noqa: E402
-from voice_companion.engines import (  # noqa: E402
-    generation_options, load_llm, load_stt, load_tts, session_settings, voice_path,
+
+from voice_companion.conversation.file_reply import collect_reply  # noqa: E402
+from voice_companion.conversation.history import Conversation  # noqa: E402
+from voice_companion.conversation.session import (  # noqa: E402
+    Session,
+    SessionSettings,
+    session_settings,  # noqa: E402
 )
-from voice_companion.tiers import TIERS  # noqa: E402
-from voice_companion.pipeline.events import TurnMetrics  # noqa: E402
-from voice_companion.pipeline.llm import GenerationOptions  # noqa: E402
-from voice_companion.pipeline.reply import collect_reply  # noqa: E402
-from voice_companion.pipeline.session import Session, SessionSettings  # noqa: E402
-from voice_companion.pipeline.tts import PiperTTS, VoiceSettings  # noqa: E402
+from voice_companion.core.audio import resample  # noqa: E402
+from voice_companion.core.config import Settings  # noqa: E402
+from voice_companion.core.events import TurnMetrics  # noqa: E402
+from voice_companion.engines.llm import GenerationOptions  # noqa: E402
+from voice_companion.engines.loader import (  # noqa: E402
+    generation_options,
+    load_llm,
+    load_stt,
+    load_tts,
+    voice_path,
+)
+from voice_companion.engines.models.tiers import TIERS  # noqa: E402
+from voice_companion.engines.tts import PiperTTS, VoiceSettings  # noqa: E402
+from voice_companion.transports.desk.virtual import VirtualAudioDevice  # noqa: E402
 
 QUESTIONS = [
     "Hi Mia, how was your day?",
@@ -67,12 +76,12 @@ NAIVE_SILENCE_MS = 700.0
 
 def spoken(settings: Settings) -> list[np.ndarray]:
     voice = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0, noise_w=0))
-    return [resample(voice.synthesize_all(q).astype(np.float32) / 32768, voice.sample_rate, 16000)
-            for q in QUESTIONS]
+    return [resample(voice.synthesize_all(q).astype(np.float32) / 32768, voice.sample_rate, 16000) for q in QUESTIONS]
 
 
-def run_ours(stt, llm, tts, clips, system: str, options: GenerationOptions,
-             live: SessionSettings, gap_s: float) -> list[TurnMetrics]:
+def run_ours(
+    stt, llm, tts, clips, system: str, options: GenerationOptions, live: SessionSettings, gap_s: float
+) -> list[TurnMetrics]:
     device = VirtualAudioDevice(tts.sample_rate, duration_s=1.0 + gap_s * len(clips) + 2)
     for i, clip in enumerate(clips):
         device.say(1.0 + i * gap_s, clip)
@@ -95,8 +104,14 @@ def run_naive(stt, llm, tts, clips, system: str, options: GenerationOptions) -> 
             start = time.perf_counter()
             tts.synthesize_all(reply)
             tts_ms = (time.perf_counter() - start) * 1000
-            rows.append({"stt_ms": transcript.stt_ms, "llm_ms": llm_ms, "tts_ms": tts_ms,
-                         "v2v_ms": NAIVE_SILENCE_MS + transcript.stt_ms + llm_ms + tts_ms})
+            rows.append(
+                {
+                    "stt_ms": transcript.stt_ms,
+                    "llm_ms": llm_ms,
+                    "tts_ms": tts_ms,
+                    "v2v_ms": NAIVE_SILENCE_MS + transcript.stt_ms + llm_ms + tts_ms,
+                }
+            )
     finally:
         stt.window_margin_s, stt.beam_size = margin, beam
     return rows
@@ -106,11 +121,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=len(QUESTIONS))
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--llm", default="tiny", choices=list(TIERS),
-                        help="LLM tier (default tiny: the tier docs/benchmarks.md reports)")
+    parser.add_argument(
+        "--llm",
+        default="tiny",
+        choices=list(TIERS),
+        help="LLM tier (default tiny: the tier docs/benchmarks.md reports)",
+    )
     parser.add_argument("--first-clause-words", type=int, help="override the tier's first clause cut")
-    parser.add_argument("--prefill-while-speaking", type=int, metavar="MS",
-                        help="override the tier's listen-ahead interval (0: off)")
+    parser.add_argument(
+        "--prefill-while-speaking", type=int, metavar="MS", help="override the tier's listen-ahead interval (0: off)"
+    )
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline (quick A/B runs)")
     args = parser.parse_args()
     settings = Settings()
@@ -131,22 +151,30 @@ def main() -> int:
     naive_v2v = [r["v2v_ms"] for r in naive]
     pct = lambda values, q: round(float(np.percentile(values, q)), 1) if values else None  # noqa: E731
     result = {
-        "machine": machine(), "llm": args.llm,
-        "live_tuning": {"first_clause_max_words": live.first_clause_max_words,
-                        "prefill_while_speaking_ms": live.prefill_while_speaking_ms},
-        "turns": len(ours), "questions": len(clips),
+        "machine": machine(),
+        "llm": args.llm,
+        "live_tuning": {
+            "first_clause_max_words": live.first_clause_max_words,
+            "prefill_while_speaking_ms": live.prefill_while_speaking_ms,
+        },
+        "turns": len(ours),
+        "questions": len(clips),
         "v2v_p50_ms": round(float(np.percentile(v2v, 50)), 1) if v2v else None,
         "v2v_p95_ms": round(float(np.percentile(v2v, 95)), 1) if v2v else None,
         "first_turn_v2v_ms": round(v2v[0], 1) if v2v else None,
         "naive_v2v_p50_ms": pct(naive_v2v, 50),
         "naive_v2v_p95_ms": pct(naive_v2v, 95),
         "speedup": round(float(np.percentile(naive_v2v, 50) / np.percentile(v2v, 50)), 2)
-        if v2v and naive_v2v else None,
+        if v2v and naive_v2v
+        else None,
         "speculative_hits": sum(m.speculative_hit for m in ours),
-        "stages_ms": {name: stage(name) for name in (
-            "endpoint_delay_ms", "stt_ms", "llm_first_token_ms", "first_clause_ms", "tts_first_audio_ms")},
+        "stages_ms": {
+            name: stage(name)
+            for name in ("endpoint_delay_ms", "stt_ms", "llm_first_token_ms", "first_clause_ms", "tts_first_audio_ms")
+        },
         "naive_stages_ms": {k: summary([r[k] for r in naive]) for k in ("stt_ms", "llm_ms", "tts_ms")}
-        if naive else None,
+        if naive
+        else None,
     }
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0

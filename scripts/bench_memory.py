@@ -29,14 +29,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voice_companion.companion import facts  # noqa: E402
-from voice_companion.companion.context import Budget  # noqa: E402
-from voice_companion.companion.memory_conversation import MemoryConversation  # noqa: E402
-from voice_companion.companion.prompts import PERSONA  # noqa: E402
-from voice_companion.companion.retrieval import Retriever  # noqa: E402
-from voice_companion.companion.sqlite_store import SQLiteMemoryStore  # noqa: E402
-from voice_companion.companion.summaries import summarize_session  # noqa: E402
-from voice_companion.companion.memory_types import Turn  # noqa: E402
+from voice_companion.companion.memory import facts  # noqa: E402
+from voice_companion.companion.memory.context import Budget  # noqa: E402
+from voice_companion.companion.memory.conversation import MemoryConversation  # noqa: E402
+from voice_companion.companion.memory.retrieval import Retriever  # noqa: E402
+from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore  # noqa: E402
+from voice_companion.companion.memory.summaries import summarize_session  # noqa: E402
+from voice_companion.companion.memory.types import Turn  # noqa: E402
+from voice_companion.core.prompts import PERSONA  # noqa: E402
 
 # (said in passing, asked later, the answer); the first 15 are caught by the patterns
 PLANTED = [
@@ -70,11 +70,50 @@ PLANTED = [
     ("Mon voisin Paul joue du saxophone le soir.", "De quel instrument joue mon voisin ?", "saxophone"),
 ]
 WHEN = ["This morning", "Today", "Yesterday", "Tonight", "After lunch", "On the way home", "Earlier"]
-VERB = ["cleaned", "fixed", "painted", "moved", "sorted", "watched", "cooked", "read", "bought", "found",
-        "lost", "tidied", "washed", "checked", "planned", "visited", "ordered", "wrote", "measured", "tried"]
-THING = ["the kitchen", "an old chair", "the shelves", "a documentary", "some soup", "a mystery novel",
-         "new socks", "the garden hose", "a puzzle", "the laundry", "a letter", "the fridge", "a recipe",
-         "the balcony", "my desk", "a podcast", "the curtains", "a map", "some photos", "the plants"]
+VERB = [
+    "cleaned",
+    "fixed",
+    "painted",
+    "moved",
+    "sorted",
+    "watched",
+    "cooked",
+    "read",
+    "bought",
+    "found",
+    "lost",
+    "tidied",
+    "washed",
+    "checked",
+    "planned",
+    "visited",
+    "ordered",
+    "wrote",
+    "measured",
+    "tried",
+]
+THING = [
+    "the kitchen",
+    "an old chair",
+    "the shelves",
+    "a documentary",
+    "some soup",
+    "a mystery novel",
+    "new socks",
+    "the garden hose",
+    "a puzzle",
+    "the laundry",
+    "a letter",
+    "the fridge",
+    "a recipe",
+    "the balcony",
+    "my desk",
+    "a podcast",
+    "the curtains",
+    "a map",
+    "some photos",
+    "the plants",
+]
 FEEL = ["I feel tired", "it was fun", "it took ages", "not bad at all", "I'm proud of it", "meh"]
 ZH_WHEN = ["今天", "昨天", "早上", "晚上", "中午"]
 ZH_DID = ["打扫了房间", "去超市买了菜", "看了一部电影", "加班到很晚", "洗了衣服", "做了饭", "整理了照片", "散了步"]
@@ -87,8 +126,9 @@ def small_talk(rng: random.Random) -> str:
     if roll < 0.2:
         return f"{rng.choice(ZH_WHEN)}{rng.choice(ZH_DID)}，{rng.choice(ZH_FEEL)}。"
     if roll < 0.25:  # likes and favourites: facts that compete for the profile
-        return rng.choice(DISTRACT).format(t=rng.choice(THING).replace("the ", ""), k=rng.choice(["song", "snack", "film"]),
-                                           z=rng.choice(ZH_DID))
+        return rng.choice(DISTRACT).format(
+            t=rng.choice(THING).replace("the ", ""), k=rng.choice(["song", "snack", "film"]), z=rng.choice(ZH_DID)
+        )
     return f"{rng.choice(WHEN)} I {rng.choice(VERB)} {rng.choice(THING)}, {rng.choice(FEEL)}."
 
 
@@ -104,15 +144,32 @@ def build(store: SQLiteMemoryStore, exchanges: int, rng: random.Random, per_sess
         sid = i // per_session + 1
         now = start + i * step
         if i % per_session == 0:
-            sessions.append({"id": sid, "started": now, "ended": now + per_session * step, "summary": "", "backend": ""})
+            sessions.append(
+                {"id": sid, "started": now, "ended": now + per_session * step, "summary": "", "backend": ""}
+            )
         said = next(planted)[0] if i in slots else small_talk(rng)
-        turns += [{"id": 2 * i + 1, "session_id": sid, "role": "user", "text": said, "time": now, "interrupted": 0},
-                  {"id": 2 * i + 2, "session_id": sid, "role": "assistant", "text": "Mm, tell me more.",
-                   "time": now + 1, "interrupted": 0}]
+        turns += [
+            {"id": 2 * i + 1, "session_id": sid, "role": "user", "text": said, "time": now, "interrupted": 0},
+            {
+                "id": 2 * i + 2,
+                "session_id": sid,
+                "role": "assistant",
+                "text": "Mm, tell me more.",
+                "time": now + 1,
+                "interrupted": 0,
+            },
+        ]
         for fact in facts.extract(said):  # a keyed fact replaces the older one, as in the store
             memories[fact.key or len(memories)] = {
-                "id": len(memories) + 1, "kind": "fact", "text": fact.text, "importance": fact.importance,
-                "confidence": fact.confidence, "source_turn": 2 * i + 1, "time": now, "key": fact.key}
+                "id": len(memories) + 1,
+                "kind": "fact",
+                "text": fact.text,
+                "importance": fact.importance,
+                "confidence": fact.confidence,
+                "source_turn": 2 * i + 1,
+                "time": now,
+                "key": fact.key,
+            }
     for session in sessions[-6:]:  # the summaries a new session shows
         mine = [Turn(**{**t, "interrupted": False}) for t in turns if t["session_id"] == session["id"]]
         session["summary"] = summarize_session(mine)
@@ -152,11 +209,21 @@ def measure(exchanges: int, seed: int) -> dict:
     n = len(PLANTED)
     build_ms.sort()
     return {
-        "exchanges": exchanges, "stored_turns": 2 * exchanges, "memories": n_memories, "facts_planted": n,
-        "recall_at_k": {str(k): round(v / n, 3) for k, v in at_k.items()}, "prompt_recall": round(in_prompt / n, 3),
-        "prompt_build_ms": {"p50": round(statistics.median(build_ms), 2),
-                            "p95": round(build_ms[int(0.95 * (n - 1))], 2), "max": round(build_ms[-1], 2)},
-        "not_in_top_6": missed, "open_ms": round(open_ms, 1), "write_s": round(build_s, 1), "db_mb": round(size_mb, 1),
+        "exchanges": exchanges,
+        "stored_turns": 2 * exchanges,
+        "memories": n_memories,
+        "facts_planted": n,
+        "recall_at_k": {str(k): round(v / n, 3) for k, v in at_k.items()},
+        "prompt_recall": round(in_prompt / n, 3),
+        "prompt_build_ms": {
+            "p50": round(statistics.median(build_ms), 2),
+            "p95": round(build_ms[int(0.95 * (n - 1))], 2),
+            "max": round(build_ms[-1], 2),
+        },
+        "not_in_top_6": missed,
+        "open_ms": round(open_ms, 1),
+        "write_s": round(build_s, 1),
+        "db_mb": round(size_mb, 1),
     }
 
 
@@ -171,13 +238,17 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return
-    print(f"{'exchanges':>9} {'memories':>8} {'r@1':>5} {'r@3':>5} {'r@6':>5} {'in prompt':>9} "
-          f"{'build p50/p95/max ms':>22} {'open ms':>8} {'db MB':>6}")
+    print(
+        f"{'exchanges':>9} {'memories':>8} {'r@1':>5} {'r@3':>5} {'r@6':>5} {'in prompt':>9} "
+        f"{'build p50/p95/max ms':>22} {'open ms':>8} {'db MB':>6}"
+    )
     for r in results:
         ms = r["prompt_build_ms"]
-        print(f"{r['exchanges']:>9} {r['memories']:>8} {r['recall_at_k']['1']:>5} {r['recall_at_k']['3']:>5} "
-              f"{r['recall_at_k']['6']:>5} {r['prompt_recall']:>9} {ms['p50']:>7}/{ms['p95']}/{ms['max']:<8} "
-              f"{r['open_ms']:>8} {r['db_mb']:>6}")
+        print(
+            f"{r['exchanges']:>9} {r['memories']:>8} {r['recall_at_k']['1']:>5} {r['recall_at_k']['3']:>5} "
+            f"{r['recall_at_k']['6']:>5} {r['prompt_recall']:>9} {ms['p50']:>7}/{ms['p95']}/{ms['max']:<8} "
+            f"{r['open_ms']:>8} {r['db_mb']:>6}"
+        )
 
 
 if __name__ == "__main__":

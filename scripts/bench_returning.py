@@ -10,7 +10,7 @@ session; then one short typed session ends, as the last one did. Each situation 
 on fresh processes, as a user starts them:
 - `reply`: `voice-companion reply --input question.wav` (one process per question);
 - `chat`: one typed question piped into `voice-companion chat --json`;
-- `phone`: a fresh `voice-companion serve`, one call (`voice_companion.client`);
+- `phone`: a fresh `voice-companion serve`, one call (`voice_companion.transports.websocket.client`);
 - `call40`: one phone call of 40 spoken turns at real-time pace, with facts being
   told, recall questions, and window rolls (the window fills several times).
 Every answer to a recall question is checked for the planted word. The same companion
@@ -41,48 +41,120 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_engines import machine, summary  # noqa: E402
-from voice_companion.audio.io import STT_RATE, load_for_stt, to_int16, write_wav  # noqa: E402
-from voice_companion.client import BLOCK, RealtimeClient  # noqa: E402
-from voice_companion.config import Settings  # noqa: E402
-from voice_companion.engines import voice_path  # noqa: E402
-from voice_companion.pipeline.tts import PiperTTS, VoiceSettings  # noqa: E402
+
+from voice_companion.core.audio import STT_RATE, load_for_stt, to_int16, write_wav  # noqa: E402
+from voice_companion.core.config import Settings  # noqa: E402
+from voice_companion.engines.loader import voice_path  # noqa: E402
+from voice_companion.engines.tts import PiperTTS, VoiceSettings  # noqa: E402
+from voice_companion.transports.websocket.client import BLOCK, RealtimeClient  # noqa: E402
 
 CLI = [sys.executable, "-m", "voice_companion"]
 
 # (said in passing, the fact learned, a question, the word that must come back)
 FACTS = [
-    ("my cat is called Mochi and she sleeps on my keyboard all afternoon", "The user's cat is called Mochi",
-     "What is my cat called?", "Mochi"),
-    ("my sister Lea is visiting on Saturday, she is bringing her two kids", "The user's sister Lea visits on Saturday",
-     "Who is visiting me on Saturday?", "Lea"),
-    ("I work as a nurse at the children's hospital, mostly night shifts", "The user works as a nurse",
-     "What is my job?", "nurse"),
-    ("I live in Leeds, in a small flat near the river", "The user lives in Leeds",
-     "Which city do I live in?", "Leeds"),
-    ("my best friend Anselm visits on Fridays and we cook together", "The user's best friend Anselm visits on Fridays",
-     "Who visits me on Fridays?", "Anselm"),
-    ("I am allergic to peanuts, so I always check the labels", "The user is allergic to peanuts",
-     "What am I allergic to?", "peanut"),
-    ("my favourite colour is teal, my whole kitchen is teal", "The user's favourite colour is teal",
-     "What is my favourite colour?", "teal"),
-    ("I am learning the ukulele, twenty minutes every evening", "The user is learning the ukulele",
-     "Which instrument am I learning?", "ukulele"),
-    ("my dog is called Biscuit, he is a very old beagle", "The user's dog is called Biscuit",
-     "What is my dog's name?", "Biscuit"),
-    ("my mum lives in Dublin and I call her every Sunday", "The user's mother lives in Dublin",
-     "Where does my mum live?", "Dublin"),
+    (
+        "my cat is called Mochi and she sleeps on my keyboard all afternoon",
+        "The user's cat is called Mochi",
+        "What is my cat called?",
+        "Mochi",
+    ),
+    (
+        "my sister Lea is visiting on Saturday, she is bringing her two kids",
+        "The user's sister Lea visits on Saturday",
+        "Who is visiting me on Saturday?",
+        "Lea",
+    ),
+    (
+        "I work as a nurse at the children's hospital, mostly night shifts",
+        "The user works as a nurse",
+        "What is my job?",
+        "nurse",
+    ),
+    ("I live in Leeds, in a small flat near the river", "The user lives in Leeds", "Which city do I live in?", "Leeds"),
+    (
+        "my best friend Anselm visits on Fridays and we cook together",
+        "The user's best friend Anselm visits on Fridays",
+        "Who visits me on Fridays?",
+        "Anselm",
+    ),
+    (
+        "I am allergic to peanuts, so I always check the labels",
+        "The user is allergic to peanuts",
+        "What am I allergic to?",
+        "peanut",
+    ),
+    (
+        "my favourite colour is teal, my whole kitchen is teal",
+        "The user's favourite colour is teal",
+        "What is my favourite colour?",
+        "teal",
+    ),
+    (
+        "I am learning the ukulele, twenty minutes every evening",
+        "The user is learning the ukulele",
+        "Which instrument am I learning?",
+        "ukulele",
+    ),
+    (
+        "my dog is called Biscuit, he is a very old beagle",
+        "The user's dog is called Biscuit",
+        "What is my dog's name?",
+        "Biscuit",
+    ),
+    (
+        "my mum lives in Dublin and I call her every Sunday",
+        "The user's mother lives in Dublin",
+        "Where does my mum live?",
+        "Dublin",
+    ),
 ]
-MORE_FACTS = [f"The user {what}" for what in (
-    "likes rainy mornings", "drinks green tea", "hates loud music", "grew up by the sea", "has a blue bicycle",
-    "reads crime novels", "runs on Tuesdays", "plays chess online", "is saving for a trip to Japan",
-    "bakes sourdough bread", "keeps a small balcony garden", "watches old films", "knits scarves in winter",
-    "takes the 7:40 train", "wants to learn to swim", "collects postcards", "is afraid of spiders",
-    "loves lemon cake", "volunteers at the library", "was born in March", "sings in a choir",
-    "walks to work", "likes jigsaw puzzles", "paints watercolours", "has a cousin named Tom",
-    "studies Spanish", "prefers the night", "dislikes coriander", "keeps a diary", "had a fall last winter",
-    "owns a red raincoat", "listens to jazz", "is a morning person on weekends", "misses their grandmother",
-    "makes soup on Sundays", "writes short poems", "fixes old radios", "goes hiking in the Dales",
-    "likes the smell of coffee", "once lived in Lyon", "has a fear of flying", "grows tomatoes")]
+MORE_FACTS = [
+    f"The user {what}"
+    for what in (
+        "likes rainy mornings",
+        "drinks green tea",
+        "hates loud music",
+        "grew up by the sea",
+        "has a blue bicycle",
+        "reads crime novels",
+        "runs on Tuesdays",
+        "plays chess online",
+        "is saving for a trip to Japan",
+        "bakes sourdough bread",
+        "keeps a small balcony garden",
+        "watches old films",
+        "knits scarves in winter",
+        "takes the 7:40 train",
+        "wants to learn to swim",
+        "collects postcards",
+        "is afraid of spiders",
+        "loves lemon cake",
+        "volunteers at the library",
+        "was born in March",
+        "sings in a choir",
+        "walks to work",
+        "likes jigsaw puzzles",
+        "paints watercolours",
+        "has a cousin named Tom",
+        "studies Spanish",
+        "prefers the night",
+        "dislikes coriander",
+        "keeps a diary",
+        "had a fall last winter",
+        "owns a red raincoat",
+        "listens to jazz",
+        "is a morning person on weekends",
+        "misses their grandmother",
+        "makes soup on Sundays",
+        "writes short poems",
+        "fixes old radios",
+        "goes hiking in the Dales",
+        "likes the smell of coffee",
+        "once lived in Lyon",
+        "has a fear of flying",
+        "grows tomatoes",
+    )
+]
 FILLER_EN = [
     "today was long, the bus was late again and I had to stand all the way into town",
     "I made pasta for dinner and watched half a film before I fell asleep on the sofa",
@@ -101,25 +173,47 @@ FILLER_ZH = [
 ]
 # Replies vary as a real companion's do (a history of four replies repeated 500 times
 # taught the tiny model to repeat them): opener x follow-up, per language.
-OPENERS = ["That sounds like a lot.", "Oh, I am glad you told me.", "Mm, I can picture it.",
-           "That is a long day.", "I am sorry it was so hard.", "Oh, that is lovely.", "Ha, I know that feeling.",
-           "You did well to get through it."]
-FOLLOW_UPS = ["How are you feeling now?", "What was the best part?", "Do you want to tell me more?",
-              "Did you get any rest?", "What would cheer you up tonight?", "Was anyone with you?",
-              "What will you do tomorrow?", "Shall we just chat for a bit?", "What surprised you most?"]
-ZH_REPLIES = ["听起来真不容易，辛苦你了。现在感觉好些了吗？", "谢谢你跟我说这些。你今晚想怎么放松一下？",
-              "哈哈，我能想象那个画面。后来怎么样了？", "抱抱你。要不要跟我多说一点？"]
+OPENERS = [
+    "That sounds like a lot.",
+    "Oh, I am glad you told me.",
+    "Mm, I can picture it.",
+    "That is a long day.",
+    "I am sorry it was so hard.",
+    "Oh, that is lovely.",
+    "Ha, I know that feeling.",
+    "You did well to get through it.",
+]
+FOLLOW_UPS = [
+    "How are you feeling now?",
+    "What was the best part?",
+    "Do you want to tell me more?",
+    "Did you get any rest?",
+    "What would cheer you up tonight?",
+    "Was anyone with you?",
+    "What will you do tomorrow?",
+    "Shall we just chat for a bit?",
+    "What surprised you most?",
+]
+ZH_REPLIES = [
+    "听起来真不容易，辛苦你了。现在感觉好些了吗？",
+    "谢谢你跟我说这些。你今晚想怎么放松一下？",
+    "哈哈，我能想象那个画面。后来怎么样了？",
+    "抱抱你。要不要跟我多说一点？",
+]
 
 
 def reply_for(n: int) -> str:
     if n % 4 == 3:
         return ZH_REPLIES[(n // 4) % len(ZH_REPLIES)]
     return f"{OPENERS[n % len(OPENERS)]} {FOLLOW_UPS[(n // 3) % len(FOLLOW_UPS)]}"
+
+
 SESSIONS, PER_SESSION = 12, 45
 # The 40-turn call: small talk, facts told during the call, and recall questions.
-CALL_NEW = [("My new neighbour is called Priya and she has a parrot.", "What is my new neighbour called?", "Priya"),
-            ("I booked a dentist appointment for next Thursday morning.", "When is my dentist appointment?",
-             "Thursday")]
+CALL_NEW = [
+    ("My new neighbour is called Priya and she has a parrot.", "What is my new neighbour called?", "Priya"),
+    ("I booked a dentist appointment for next Thursday morning.", "When is my dentist appointment?", "Thursday"),
+]
 CALL_TALK = [
     "I had a quiet morning and made pancakes with blueberries for breakfast.",
     "The weather turned grey after lunch so I stayed in and read for a while.",
@@ -148,8 +242,8 @@ def spoken(voice: PiperTTS, text: str, folder: Path, cache: dict[str, Path]) -> 
 def build_companion(home: Path, tier: str) -> dict:
     os.environ["VOICE_COMPANION_HOME"] = str(home)
     from voice_companion.companion.companion import open_companion
-    from voice_companion.companion.summaries import summarize_session
-    from voice_companion.config import load_settings
+    from voice_companion.companion.memory.summaries import summarize_session
+    from voice_companion.core.config import load_settings
 
     (home / "config").mkdir(parents=True, exist_ok=True)
     (home / "config" / "config.toml").write_text(f'[llm]\ntier = "{tier}"\n')
@@ -163,8 +257,11 @@ def build_companion(home: Path, tier: str) -> dict:
         sid = store.start_session("embedded")
         for i in range(PER_SESSION):
             n = s * PER_SESSION + i
-            said = facts.pop(0)[0] if facts and i == 5 + s else (
-                FILLER_ZH[n % len(FILLER_ZH)] if n % 4 == 3 else f"Hi Mia, {FILLER_EN[n % len(FILLER_EN)]}.")
+            said = (
+                facts.pop(0)[0]
+                if facts and i == 5 + s
+                else (FILLER_ZH[n % len(FILLER_ZH)] if n % 4 == 3 else f"Hi Mia, {FILLER_EN[n % len(FILLER_EN)]}.")
+            )
             turn = store.add_turn(sid, "user", said[0].upper() + said[1:] if not said.startswith("Hi") else said)
             store.add_turn(sid, "assistant", reply_for(n))
             exchanges += 1
@@ -173,7 +270,7 @@ def build_companion(home: Path, tier: str) -> dict:
                 if fact:
                     store.add_memory("fact", fact, 0.5, 0.9, turn.id)
         store.end_session(sid, summarize_session(store.turns(sid, limit=2000)))
-    for said, fact, _, _ in FACTS:
+    for _said, fact, _, _ in FACTS:
         store.add_memory("fact", fact, 0.8, 1.0)
     learned = len(store.memories(("fact",)))
     companion.close()
@@ -182,7 +279,8 @@ def build_companion(home: Path, tier: str) -> dict:
 
 def set_warm(home: Path, tier: str, warm: bool) -> None:
     (home / "config" / "config.toml").write_text(
-        f'[llm]\ntier = "{tier}"\nwarm_start = {"true" if warm else "false"}\n')
+        f'[llm]\ntier = "{tier}"\nwarm_start = {"true" if warm else "false"}\n'
+    )
 
 
 def env_for(home: Path) -> dict:
@@ -190,8 +288,9 @@ def env_for(home: Path) -> dict:
 
 
 def run_cli(home: Path, args: list[str], stdin: str = "", timeout: float = 600) -> tuple[str, str]:
-    done = subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout,
-                          env=env_for(home), cwd=ROOT)
+    done = subprocess.run(
+        [*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=env_for(home), cwd=ROOT
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr[-800:]}")
     return done.stdout, done.stderr
@@ -203,14 +302,23 @@ def run_cli(home: Path, args: list[str], stdin: str = "", timeout: float = 600) 
 def measure_reply(home: Path, questions: list[tuple[Path, str, str]]) -> list[dict]:
     rows = []
     for wav, text, expected in questions:
-        out, err = run_cli(home, ["reply", "--input", str(wav), "--output", str(wav.with_suffix(".answer.wav")),
-                                  "--json"])
+        out, err = run_cli(
+            home, ["reply", "--input", str(wav), "--output", str(wav.with_suffix(".answer.wav")), "--json"]
+        )
         d = json.loads(out.strip().splitlines()[-1])
         t = d["timings_ms"]
-        rows.append({"question": text, "reply": d["reply"], "correct": expected.lower() in d["reply"].lower(),
-                     "v2v_ms": t["voice_to_voice"], "first_token_ms": t["llm_first_token"],
-                     "prompt_ready_ms": t["prompt_ready"], "warm_start": d["warm_start"],
-                     "prefill_tokens": d["prefill_tokens"]})
+        rows.append(
+            {
+                "question": text,
+                "reply": d["reply"],
+                "correct": expected.lower() in d["reply"].lower(),
+                "v2v_ms": t["voice_to_voice"],
+                "first_token_ms": t["llm_first_token"],
+                "prompt_ready_ms": t["prompt_ready"],
+                "warm_start": d["warm_start"],
+                "prefill_tokens": d["prefill_tokens"],
+            }
+        )
     return rows
 
 
@@ -220,10 +328,17 @@ def measure_chat(home: Path, questions: list[tuple[Path, str, str]]) -> list[dic
         out, err = run_cli(home, ["chat", "--json"], stdin=text + "\n")
         d = json.loads(out.strip().splitlines()[-1])
         t = d["timings_ms"]
-        rows.append({"question": text, "reply": d["reply"], "correct": expected.lower() in d["reply"].lower(),
-                     "first_token_ms": t["llm_first_token"], "prompt_ready_ms": t.get("prompt_ready"),
-                     "prefill_tokens": d["prefill_tokens"],
-                     "first_turn_ms": (t.get("prompt_ready") or 0) + (t["llm_first_token"] or 0)})
+        rows.append(
+            {
+                "question": text,
+                "reply": d["reply"],
+                "correct": expected.lower() in d["reply"].lower(),
+                "first_token_ms": t["llm_first_token"],
+                "prompt_ready_ms": t.get("prompt_ready"),
+                "prefill_tokens": d["prefill_tokens"],
+                "first_turn_ms": (t.get("prompt_ready") or 0) + (t["llm_first_token"] or 0),
+            }
+        )
     return rows
 
 
@@ -231,8 +346,14 @@ class Server:
     """A fresh `voice-companion serve` on a free loopback port."""
 
     def __init__(self, home: Path) -> None:
-        self.process = subprocess.Popen([*CLI, "serve", "--port", "0", "--json"], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env=env_for(home), cwd=ROOT)
+        self.process = subprocess.Popen(
+            [*CLI, "serve", "--port", "0", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env_for(home),
+            cwd=ROOT,
+        )
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError("serve did not start: " + self.process.stderr.read()[-800:])
@@ -272,7 +393,7 @@ async def _one_turn(client: RealtimeClient, pcm: np.ndarray, text: str, expected
         i = 0
         while not done.is_set():
             await asyncio.sleep(max(0.0, start + (i + 1) * BLOCK / STT_RATE - time.perf_counter()))
-            block = pcm[i * BLOCK:(i + 1) * BLOCK]
+            block = pcm[i * BLOCK : (i + 1) * BLOCK]
             await client.send_audio(block if len(block) else silence)
             if not sent_end and (i + 1) * BLOCK >= len(pcm) - int(0.8 * STT_RATE):
                 sent_end.append(time.perf_counter())
@@ -291,8 +412,12 @@ async def _one_turn(client: RealtimeClient, pcm: np.ndarray, text: str, expected
             if kind == "response.created" and response_id is None:
                 response_id = event["response_id"]
             elif kind == "metrics.turn" and event.get("response_id") == response_id:
-                row.update(v2v_server_ms=event.get("voice_to_voice_ms"), first_token_ms=event.get("llm_first_token_ms"),
-                           prefill_tokens=event.get("prefill_tokens"), cached_tokens=event.get("cached_tokens"))
+                row.update(
+                    v2v_server_ms=event.get("voice_to_voice_ms"),
+                    first_token_ms=event.get("llm_first_token_ms"),
+                    prefill_tokens=event.get("prefill_tokens"),
+                    cached_tokens=event.get("cached_tokens"),
+                )
             elif kind == "response.done" and event.get("response_id") == response_id:
                 row["reply"] = event.get("text", "")
                 row["status"] = event.get("status")
@@ -349,8 +474,13 @@ def chat40(home: Path, lines: list[str]) -> dict:
     replies = [json.loads(x)["reply"] for x in out.strip().splitlines() if x.startswith("{")]
     firsts = [re.split(r"(?<=[.!?。！？])\s*", r.strip())[0].lower() for r in replies if r.strip()]
     repeated = sum(1 for i, f in enumerate(firsts) if f and f in firsts[:i])
-    return {"lines": len(lines), "seconds_per_line": round(total / len(lines), 3), "wall_s": round(total, 1),
-            "repeated_first_sentences": repeated, "distinct_replies": len(set(replies))}
+    return {
+        "lines": len(lines),
+        "seconds_per_line": round(total / len(lines), 3),
+        "wall_s": round(total, 1),
+        "repeated_first_sentences": repeated,
+        "distinct_replies": len(set(replies)),
+    }
 
 
 # -- the run --------------------------------------------------------------------------
@@ -362,10 +492,13 @@ def stats(rows: list[dict], key: str) -> dict:
 
 
 def report(rows: list[dict]) -> dict:
-    out = {"v2v_ms": stats(rows, "v2v_ms"), "first_token_ms": stats(rows, "first_token_ms"),
-           "prefill_tokens": stats(rows, "prefill_tokens"),
-           "correct": f"{sum(bool(r.get('correct')) for r in rows if r.get('correct') is not None)}/"
-                      f"{sum(r.get('correct') is not None for r in rows)}"}
+    out = {
+        "v2v_ms": stats(rows, "v2v_ms"),
+        "first_token_ms": stats(rows, "first_token_ms"),
+        "prefill_tokens": stats(rows, "prefill_tokens"),
+        "correct": f"{sum(bool(r.get('correct')) for r in rows if r.get('correct') is not None)}/"
+        f"{sum(r.get('correct') is not None for r in rows)}",
+    }
     for key in ("prompt_ready_ms", "first_turn_ms", "v2v_server_ms"):
         if any(r.get(key) is not None for r in rows):
             out[key] = stats(rows, key)

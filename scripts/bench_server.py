@@ -5,7 +5,7 @@
 
 Starts `voice-companion serve` on 127.0.0.1 in its own process (models loaded once,
 shared by every call), then for each concurrency C runs rounds in which C callers
-(`voice_companion.client.call_file`, one WebSocket each) say a different spoken
+(`voice_companion.transports.websocket.client.call_file`, one WebSocket each) say a different spoken
 question at real-time pace, their starts `--stagger` seconds apart, and wait for the
 whole reply. Reports per concurrency: voice-to-voice as the caller hears it (end of
 its sent speech → first reply audio frame received) and each server stage from
@@ -30,15 +30,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench_engines import machine, summary  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
-from bench_engines import machine, summary  # noqa: E402
-from voice_companion.audio.io import write_wav  # noqa: E402
-from voice_companion.client import call_file  # noqa: E402
-from voice_companion.config import Settings  # noqa: E402
-from voice_companion.engines import voice_path  # noqa: E402
-from voice_companion.errors import CompanionError  # noqa: E402
-from voice_companion.pipeline.tts import PiperTTS, VoiceSettings  # noqa: E402
+from voice_companion.core.audio import write_wav  # noqa: E402
+from voice_companion.core.config import Settings  # noqa: E402
+from voice_companion.core.errors import CompanionError  # noqa: E402
+from voice_companion.engines.loader import voice_path  # noqa: E402
+from voice_companion.engines.tts import PiperTTS, VoiceSettings  # noqa: E402
+from voice_companion.transports.websocket.client import call_file  # noqa: E402
 
 QUESTIONS = [
     "Hi Mia, how was your day?",
@@ -50,25 +50,47 @@ QUESTIONS = [
     "What is your favourite season of the year?",
     "Should I call my sister this weekend?",
 ]
-STAGES = ("endpoint_delay_ms", "stt_ms", "llm_first_token_ms", "first_clause_ms",
-          "tts_first_audio_ms", "voice_to_voice_ms")
+STAGES = (
+    "endpoint_delay_ms",
+    "stt_ms",
+    "llm_first_token_ms",
+    "first_clause_ms",
+    "tts_first_audio_ms",
+    "voice_to_voice_ms",
+)
 MAX_TOKENS = 28
 
 
 def speak_questions(folder: Path) -> list[Path]:
     """Each question as a WAV (Piper, deterministic), like a caller's recording."""
     voice = PiperTTS(voice_path(Settings()), VoiceSettings(noise_scale=0, noise_w=0))
-    return [write_wav(folder / f"q{i}.wav", voice.synthesize_all(q), voice.sample_rate)
-            for i, q in enumerate(QUESTIONS)]
+    return [
+        write_wav(folder / f"q{i}.wav", voice.synthesize_all(q), voice.sample_rate) for i, q in enumerate(QUESTIONS)
+    ]
 
 
 def start_server(folder: Path, tier: str, token: str) -> tuple[subprocess.Popen, str]:
     config = folder / "config.toml"
     config.write_text(f'[llm]\ntier = "{tier}"\nmax_tokens = {MAX_TOKENS}\n')
     process = subprocess.Popen(
-        [sys.executable, "-m", "voice_companion", "--config", str(config), "-q", "serve",
-         "--port", "0", "--token", token, "--json"],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "voice_companion",
+            "--config",
+            str(config),
+            "-q",
+            "serve",
+            "--port",
+            "0",
+            "--token",
+            token,
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     line = process.stdout.readline()
     if not line:
         raise SystemExit(f"the server did not start (exit status {process.wait()})")
@@ -82,40 +104,54 @@ async def one_call(url: str, token: str, question: Path, delay_s: float) -> dict
     except (CompanionError, ConnectionClosed) as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     ok = result.status == "completed" and result.v2v_ms is not None and not result.errors
-    return {"ok": ok, "v2v_ms": result.v2v_ms, "stages": result.server_metrics,
-            "error": None if ok else f"status {result.status!r}, errors {result.errors}"}
+    return {
+        "ok": ok,
+        "v2v_ms": result.v2v_ms,
+        "stages": result.server_metrics,
+        "error": None if ok else f"status {result.status!r}, errors {result.errors}",
+    }
 
 
-async def run_level(url: str, token: str, questions: list[Path], callers: int, turns: int,
-                    stagger_s: float) -> dict:
+async def run_level(url: str, token: str, questions: list[Path], callers: int, turns: int, stagger_s: float) -> dict:
     """ceil(turns / callers) rounds of `callers` calls at once, starts staggered."""
     calls: list[dict] = []
     for round_ in range(math.ceil(turns / callers)):
-        calls += await asyncio.gather(*(
-            one_call(url, token, questions[(round_ * callers + i) % len(questions)], i * stagger_s)
-            for i in range(callers)))
+        calls += await asyncio.gather(
+            *(
+                one_call(url, token, questions[(round_ * callers + i) % len(questions)], i * stagger_s)
+                for i in range(callers)
+            )
+        )
         await asyncio.sleep(1.0)  # let the server settle between rounds
     good = [c for c in calls if c["ok"]]
     return {
-        "callers": callers, "turns": len(calls), "failed": len(calls) - len(good),
+        "callers": callers,
+        "turns": len(calls),
+        "failed": len(calls) - len(good),
         "errors": sorted({c["error"] for c in calls if not c["ok"]}),
         "v2v_ms": summary([c["v2v_ms"] for c in good]) if good else None,
-        "stages_ms": {s: summary([c["stages"][s] for c in good if c["stages"].get(s) is not None])
-                      for s in STAGES if any(c["stages"].get(s) is not None for c in good)},
+        "stages_ms": {
+            s: summary([c["stages"][s] for c in good if c["stages"].get(s) is not None])
+            for s in STAGES
+            if any(c["stages"].get(s) is not None for c in good)
+        },
         "speculative_hits": sum(bool(c["stages"].get("speculative_hit")) for c in good),
     }
 
 
-async def bench(url: str, token: str, questions: list[Path], levels: list[int], turns: int,
-                stagger_s: float) -> list[dict]:
+async def bench(
+    url: str, token: str, questions: list[Path], levels: list[int], turns: int, stagger_s: float
+) -> list[dict]:
     await one_call(url, token, questions[0], 0)  # warm-up, not counted
     return [await run_level(url, token, questions, c, turns, stagger_s) for c in levels]
 
 
 def print_table(report: dict) -> None:
     """A Markdown table, ready for docs/benchmarks.md."""
-    print(f"{report['machine']}, {report['date']}, LLM tier {report['llm']}, replies ≤ {MAX_TOKENS} tokens, "
-          f"starts {report['stagger_s']} s apart\n")
+    print(
+        f"{report['machine']}, {report['date']}, LLM tier {report['llm']}, replies ≤ {MAX_TOKENS} tokens, "
+        f"starts {report['stagger_s']} s apart\n"
+    )
     header = ["callers", "turns", "failed", "v2v heard", *[s.removesuffix("_ms") for s in STAGES]]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
 
@@ -123,8 +159,13 @@ def print_table(report: dict) -> None:
         return f"{stat['p50']:.0f} / {stat['p95']:.0f}" if stat else "-"
 
     for level in report["levels"]:
-        row = [str(level["callers"]), str(level["turns"]), str(level["failed"]), cell(level["v2v_ms"]),
-               *[cell(level["stages_ms"].get(s)) for s in STAGES]]
+        row = [
+            str(level["callers"]),
+            str(level["turns"]),
+            str(level["failed"]),
+            cell(level["v2v_ms"]),
+            *[cell(level["stages_ms"].get(s)) for s in STAGES],
+        ]
         print("| " + " | ".join(row) + " |")
     print("\np50 / p95 in ms; v2v heard = end of the caller's speech → first reply audio frame received")
     for level in report["levels"]:
@@ -152,8 +193,14 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
-    report = {"machine": machine(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "llm": args.llm,
-              "max_tokens": MAX_TOKENS, "stagger_s": args.stagger, "levels": levels}
+    report = {
+        "machine": machine(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "llm": args.llm,
+        "max_tokens": MAX_TOKENS,
+        "stagger_s": args.stagger,
+        "levels": levels,
+    }
     if args.json:
         print(json.dumps(report))
     else:

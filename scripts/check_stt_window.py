@@ -25,11 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voice_companion.audio.io import load_for_stt, resample  # noqa: E402
-from voice_companion.config import Settings  # noqa: E402
-from voice_companion.engines import stt_model_dir, voice_path  # noqa: E402
-from voice_companion.pipeline.stt import WhisperSTT  # noqa: E402
-from voice_companion.pipeline.tts import PiperTTS, VoiceSettings  # noqa: E402
+from voice_companion.core.audio import load_for_stt, resample  # noqa: E402
+from voice_companion.core.config import Settings  # noqa: E402
+from voice_companion.engines.loader import stt_model_dir, voice_path  # noqa: E402
+from voice_companion.engines.stt import WhisperSTT  # noqa: E402
+from voice_companion.engines.tts import PiperTTS, VoiceSettings  # noqa: E402
 
 ENGLISH = [
     "Hi! I had a long day at work today. Can you cheer me up a little?",
@@ -50,9 +50,14 @@ CHINESE = {
     "zh_news_long.wav": "富士康在印度工厂出现大规模感染目前工厂产量已下降超50%",
 }
 FRENCH = ["Je suis très content de te voir.", "Merci beaucoup, à demain."]
-SETTINGS = {"full_30s": (30.0, 30.0), "margin_1.5s_min_10s": (1.5, 10.0),
-            "margin_1.5s_min_8s": (1.5, 8.0), "margin_1.5s_min_5s": (1.5, 5.0),
-            "margin_1s_min_3s": (1.0, 3.0), "margin_0.5s_min_2s": (0.5, 2.0)}
+SETTINGS = {
+    "full_30s": (30.0, 30.0),
+    "margin_1.5s_min_10s": (1.5, 10.0),
+    "margin_1.5s_min_8s": (1.5, 8.0),
+    "margin_1.5s_min_5s": (1.5, 5.0),
+    "margin_1s_min_3s": (1.0, 3.0),
+    "margin_0.5s_min_2s": (0.5, 2.0),
+}
 
 
 def edit_distance(a: list, b: list) -> int:
@@ -73,8 +78,9 @@ def tokens(text: str, lang: str) -> list[str]:
 def corpus() -> list[tuple[np.ndarray, str, str]]:
     settings = Settings()
     tts = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0, noise_w=0))
-    items = [(resample(tts.synthesize_all(t).astype(np.float32) / 32768, tts.sample_rate, 16000), t, "en")
-             for t in ENGLISH]
+    items = [
+        (resample(tts.synthesize_all(t).astype(np.float32) / 32768, tts.sample_rate, 16000), t, "en") for t in ENGLISH
+    ]
     items += [(load_for_stt(ROOT / "tests" / "data" / n), ref, "zh") for n, ref in CHINESE.items()]
     if shutil.which("espeak-ng"):
         for text in FRENCH:
@@ -102,9 +108,13 @@ def main() -> int:
             errors += edit_distance(ref_t, hyp_t)
             total += len(ref_t)
             times.append(r.stt_ms)
-        report[label] = {"error_rate": round(errors / total, 4), "wrong_language": wrong_lang,
-                         "utterances": len(items), "p50_ms": round(float(np.percentile(times, 50)), 1),
-                         "p95_ms": round(float(np.percentile(times, 95)), 1)}
+        report[label] = {
+            "error_rate": round(errors / total, 4),
+            "wrong_language": wrong_lang,
+            "utterances": len(items),
+            "p50_ms": round(float(np.percentile(times, 50)), 1),
+            "p95_ms": round(float(np.percentile(times, 95)), 1),
+        }
         if not args.json:
             print(label, report[label], flush=True)
     if args.json:

@@ -15,8 +15,8 @@ runs every prompt more times for steadier numbers.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -28,13 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voice_companion import tiers  # noqa: E402
 from voice_companion.companion.eval_checks import CHECKS, Case, load_eval_set, run_checks  # noqa: E402
-from voice_companion.companion.prompts import PERSONA, with_memory  # noqa: E402
-from voice_companion.config import Settings  # noqa: E402
-from voice_companion.engines import generation_options, load_llm  # noqa: E402
-from voice_companion.errors import CompanionError  # noqa: E402
-from voice_companion.pipeline.llm import ChatMessage  # noqa: E402
+from voice_companion.core.config import Settings  # noqa: E402
+from voice_companion.core.errors import CompanionError  # noqa: E402
+from voice_companion.core.prompts import PERSONA, with_memory  # noqa: E402
+from voice_companion.engines.llm import ChatMessage  # noqa: E402
+from voice_companion.engines.loader import generation_options, load_llm  # noqa: E402
+from voice_companion.engines.models import tiers  # noqa: E402
 
 PROMPTS = ROOT / "scripts" / "eval_prompts.toml"
 
@@ -114,8 +114,9 @@ def evaluate_tier(name: str, eval_set, repeat: int, show: bool, threads: int | N
         "overall": round(passed / total, 3) if total else None,
         "passed": passed,
         "checks_run": total,
-        "checks": {c: {"passed": p, "total": n, "rate": round(p / n, 3) if n else None}
-                   for c, (p, n) in counts.items()},
+        "checks": {
+            c: {"passed": p, "total": n, "rate": round(p / n, 3) if n else None} for c, (p, n) in counts.items()
+        },
         "replies": len(reply_s),
         "load_s": round(load_s, 2),
         "seconds": round(sum(reply_s), 1),
@@ -139,13 +140,19 @@ def print_table(results: dict[str, dict]) -> None:
             c = results[n]["checks"][check]
             cells.append(f"{c['passed']}/{c['total']} {100 * c['rate']:.0f}%" if c["total"] else "-")
         print(f"{check:<12}" + "".join(f"{cell:>20}" for cell in cells))
-    print(f"{'overall':<12}" + "".join(
-        f"{results[n]['passed']}/{results[n]['checks_run']} {100 * results[n]['overall']:.1f}%".rjust(20)
-        for n in names))
+    print(
+        f"{'overall':<12}"
+        + "".join(
+            f"{results[n]['passed']}/{results[n]['checks_run']} {100 * results[n]['overall']:.1f}%".rjust(20)
+            for n in names
+        )
+    )
     for n in names:
         r = results[n]
-        print(f"\n{n} ({r['model']}): {r['replies']} replies in {r['seconds']} s, "
-              f"{r['cpu_s']} s CPU (mean {r['reply_s_mean']} s a reply, load {r['load_s']} s)")
+        print(
+            f"\n{n} ({r['model']}): {r['replies']} replies in {r['seconds']} s, "
+            f"{r['cpu_s']} s CPU (mean {r['reply_s_mean']} s a reply, load {r['load_s']} s)"
+        )
         for f in r["failures"]:
             print(f"  {f['case']}: {', '.join(f['failed'])} — {f['reply']!r}")
 
@@ -157,8 +164,9 @@ def main() -> int:
     parser.add_argument("--prompts", default=str(PROMPTS), help="the prompt set (TOML)")
     # Replies do not depend on the thread count. Beside other work on 2 cores, llama.cpp's
     # 2 threads spin-wait for each other and the tiny model ran ~20x slower; 1 does not.
-    parser.add_argument("--threads", type=int, default=None,
-                        help="llama.cpp threads (default: llm.threads); 1 where other work runs")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="llama.cpp threads (default: llm.threads); 1 where other work runs"
+    )
     parser.add_argument("--show", action="store_true", help="print every reply to stderr as it comes")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = parser.parse_args()
@@ -171,8 +179,7 @@ def main() -> int:
         print(f"unknown tier(s) {', '.join(unknown)}; known: {', '.join(tiers.TIERS)}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    results = {name: evaluate_tier(name, eval_set, args.repeat, args.show, args.threads)
-               for name in names}
+    results = {name: evaluate_tier(name, eval_set, args.repeat, args.show, args.threads) for name in names}
     report = {
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),

@@ -24,15 +24,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voice_companion.audio.io import resample  # noqa: E402
-from voice_companion.audio.virtual import EchoPath  # noqa: E402
-from voice_companion.config import Settings  # noqa: E402
-from voice_companion.engines import voice_path  # noqa: E402
-from voice_companion.pipeline.tts import PiperTTS, VoiceSettings  # noqa: E402
-from voice_companion.pipeline.vad import SpeechDetector  # noqa: E402
+from voice_companion.conversation.vad import SpeechDetector  # noqa: E402
+from voice_companion.core.audio import resample  # noqa: E402
+from voice_companion.core.config import Settings  # noqa: E402
+from voice_companion.engines.loader import voice_path  # noqa: E402
+from voice_companion.engines.tts import PiperTTS, VoiceSettings  # noqa: E402
+from voice_companion.transports.desk.virtual import EchoPath  # noqa: E402
 
-REPLY = ("Once upon a time, a little dragon lived on a hill covered in tea bushes. Every "
-         "morning she brewed a pot of jasmine tea and shared it with the village children.")
+REPLY = (
+    "Once upon a time, a little dragon lived on a hill covered in tea bushes. Every "
+    "morning she brewed a pot of jasmine tea and shared it with the village children."
+)
 USER = "Wait, stop, can we talk about something else?"
 FRAME = 160  # 10 ms at 16 kHz
 
@@ -46,7 +48,7 @@ class PyWebRtc:
     """pywebrtc-audio: WebRTC AEC3 as a prebuilt wheel (Apache-2.0) — what we ship."""
 
     def __init__(self) -> None:
-        from voice_companion.audio.echo import EchoCanceller
+        from voice_companion.transports.desk.echo import EchoCanceller
 
         self.canceller = EchoCanceller()
 
@@ -122,9 +124,15 @@ def evaluate(name: str, make, reply: np.ndarray, user: np.ndarray, delay_ms: flo
     user_voiced = speech_frames(np.pad(user, (0, 480)))
     heard = speech_frames(cleaned_talk[at : at + len(user) + 480])[: len(user_voiced)]
     kept = heard[user_voiced[: len(heard)]].mean() if user_voiced.any() else float("nan")
-    return {"canceller": name, "delay_ms": delay_ms, "gain": gain, "erle_db": round(float(erle), 1),
-            "echo_frames_called_speech": round(float(false_speech), 3),
-            "user_frames_still_heard": round(float(kept), 3), "cpu_ms_per_10ms": round(cpu, 3)}
+    return {
+        "canceller": name,
+        "delay_ms": delay_ms,
+        "gain": gain,
+        "erle_db": round(float(erle), 1),
+        "echo_frames_called_speech": round(float(false_speech), 3),
+        "user_frames_still_heard": round(float(kept), 3),
+        "cpu_ms_per_10ms": round(cpu, 3),
+    }
 
 
 def main() -> int:
@@ -132,8 +140,12 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     reply, user = signals()
-    candidates = {"none": NoCanceller, "pywebrtc-audio (AEC3)": PyWebRtc,
-                  "aec-audio-processing (AEC3)": WebRtcApm, "pyaec (Speex)": SpeexAec}
+    candidates = {
+        "none": NoCanceller,
+        "pywebrtc-audio (AEC3)": PyWebRtc,
+        "aec-audio-processing (AEC3)": WebRtcApm,
+        "pyaec (Speex)": SpeexAec,
+    }
     rows = []
     for name, make in candidates.items():
         try:

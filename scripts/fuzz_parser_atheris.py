@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import atheris  # noqa: E402
 
 with atheris.instrument_imports():
-    from voice_companion.server import protocol as p
-    from voice_companion.server.audio_frames import parse_audio
+    from voice_companion.transports.websocket import protocol as p
+    from voice_companion.transports.websocket.audio_frames import parse_audio
 
 
 def one_input(data: bytes) -> None:
@@ -44,11 +44,23 @@ def one_input(data: bytes) -> None:
 
 
 SEEDS = [
-    {"type": "session.update", "event_id": "e1", "session": {"instructions": "Be brief.", "audio": {
-        "input": {"format": {"type": "audio/pcm", "rate": 24000}}, "output": {"voice": "en_US-joe-medium"}}}},
-    {"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                                                   "content": [{"type": "input_text", "text": "Hi"}]}},
-    {"type": "response.create"}, {"type": "ping", "event_id": "p"},
+    {
+        "type": "session.update",
+        "event_id": "e1",
+        "session": {
+            "instructions": "Be brief.",
+            "audio": {
+                "input": {"format": {"type": "audio/pcm", "rate": 24000}},
+                "output": {"voice": "en_US-joe-medium"},
+            },
+        },
+    },
+    {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+    },
+    {"type": "response.create"},
+    {"type": "ping", "event_id": "p"},
     {"type": "conversation.item.truncate", "item_id": "resp_1", "content_index": 0, "audio_end_ms": 700},
     {"type": "playback.mark", "response_id": "resp_1", "played_ms": 500.5},
 ]

@@ -32,15 +32,16 @@ ROOT = Path(__file__).resolve().parent.parent
 for extra in (ROOT, ROOT / "scripts", ROOT / "tests"):
     sys.path.insert(0, str(extra))
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-
 from bench_engines import machine, summary  # noqa: E402
-from soak_server import Server  # noqa: E402
 from fuzz_frames import FRAMES  # noqa: E402
 from fuzz_live import Bystander, Tally, rss_mb, run_sequence  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st
+from soak_server import Server  # noqa: E402
 from test_fuzz_protocol import check_text  # noqa: E402
-from voice_companion.server import protocol as p  # noqa: E402
-from voice_companion.server.audio_frames import parse_audio  # noqa: E402
+
+from voice_companion.transports.websocket import protocol as p  # noqa: E402
+from voice_companion.transports.websocket.audio_frames import parse_audio  # noqa: E402
 
 # websockets draws its frame masks from `random` inside each example; harmless here
 warnings.filterwarnings("ignore", message="Do not use the `random` module inside strategies")
@@ -75,8 +76,11 @@ def fuzz_parser(n: int) -> dict:
 
 
 def process_stats(pid: int) -> dict:
-    return {"rss_mb": round(rss_mb(pid), 1), "threads": len(os.listdir(f"/proc/{pid}/task")),
-            "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+    return {
+        "rss_mb": round(rss_mb(pid), 1),
+        "threads": len(os.listdir(f"/proc/{pid}/task")),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+    }
 
 
 def fuzz_live(url: str, token: str, pid: int, frames: int) -> dict:
@@ -97,11 +101,18 @@ def fuzz_live(url: str, token: str, pid: int, frames: int) -> dict:
     time.sleep(6)  # closed sessions wind down (up to 5 s each)
     samples.append({"frames": tally.frames, "after_s": 6, **process_stats(pid)})
     return {
-        "frames": tally.frames, "sequences": tally.sequences, "ended_alive": tally.alive,
-        "closes": dict(tally.closes), "error_events": dict(tally.errors), "failures": tally.failures[:20],
+        "frames": tally.frames,
+        "sequences": tally.sequences,
+        "ended_alive": tally.alive,
+        "closes": dict(tally.closes),
+        "error_events": dict(tally.errors),
+        "failures": tally.failures[:20],
         "seconds": round(time.perf_counter() - started, 1),
-        "bystander": {"failure": bystander.failure, "pings": len(bystander.latencies_ms),
-                      "pong_ms": summary(bystander.latencies_ms) if bystander.latencies_ms else None},
+        "bystander": {
+            "failure": bystander.failure,
+            "pings": len(bystander.latencies_ms),
+            "pong_ms": summary(bystander.latencies_ms) if bystander.latencies_ms else None,
+        },
         "server_samples": samples,
     }
 
@@ -113,7 +124,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
-    report = {"machine": machine(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    report = {"machine": machine(), "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
     report["parser"] = fuzz_parser(args.parser) if args.parser else None
     token = secrets.token_urlsafe(18)
     with tempfile.TemporaryDirectory(prefix="fuzz-server-") as tmp:
@@ -122,8 +133,11 @@ def main() -> None:
             report["live"] = fuzz_live(server.url, token, server.process.pid, args.frames) if args.frames else None
         finally:
             report["server_exit"] = server.stop()
-    failed = bool((report["parser"] or {}).get("failures") or (report["live"] or {}).get("failures")
-                  or (report["live"] or {}).get("bystander", {}).get("failure"))
+    failed = bool(
+        (report["parser"] or {}).get("failures")
+        or (report["live"] or {}).get("failures")
+        or (report["live"] or {}).get("bystander", {}).get("failure")
+    )
     report["ok"] = not failed
     if args.json:
         print(json.dumps(report))

@@ -6,7 +6,7 @@
 The server runs in its own process (this script with `--serve`, the same `App` that
 `voice-companion serve` builds) and prints, every few seconds, its live asyncio tasks,
 threads (native ones included), open file descriptors, resident memory and calls. Each client loops: a spoken
-question at real-time pace (`voice_companion.client.call_file`, one call per turn, as
+question at real-time pace (`voice_companion.transports.websocket.client.call_file`, one call per turn, as
 bench_server.py), the reply, a pause; starts are staggered. Reported: voice-to-voice
 p50/p95 per time window, failed turns, and the server's figures at the start (after
 the first window, once warm), the peak and the end (idle, after the callers left).
@@ -46,8 +46,8 @@ def serve(config: str, token: str, data_dir: str) -> None:
     import dataclasses
     import logging
 
-    from voice_companion.config import load_settings
-    from voice_companion.server_commands import _app
+    from voice_companion.cli.server_commands import _app
+    from voice_companion.core.config import load_settings
 
     logging.basicConfig(level=logging.WARNING)
     settings = load_settings(config)
@@ -58,9 +58,19 @@ def serve(config: str, token: str, data_dir: str) -> None:
         server = await app.listen("127.0.0.1", 0)
         print(json.dumps({"url": f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/realtime"}), flush=True)
         while True:
-            print(json.dumps({"t": time.time(), "tasks": len(asyncio.all_tasks()), "threads": len(os.listdir("/proc/self/task")),
-                              "fds": len(os.listdir("/proc/self/fd")), "rss_mb": round(_rss_mb(), 1),
-                              "calls": len(app.connections)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "t": time.time(),
+                        "tasks": len(asyncio.all_tasks()),
+                        "threads": len(os.listdir("/proc/self/task")),
+                        "fds": len(os.listdir("/proc/self/fd")),
+                        "rss_mb": round(_rss_mb(), 1),
+                        "calls": len(app.connections),
+                    }
+                ),
+                flush=True,
+            )
             await asyncio.sleep(SAMPLE_S)
 
     asyncio.run(main())
@@ -75,8 +85,12 @@ class Server:
     def __init__(self, folder: Path, tier: str, token: str, max_tokens: int) -> None:
         config = folder / "config.toml"
         config.write_text(f'[llm]\ntier = "{tier}"\nmax_tokens = {max_tokens}\n')
-        self.process = subprocess.Popen([sys.executable, __file__, "--serve", str(config), token, str(folder / "data")],
-                                        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(config), token, str(folder / "data")],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         line = self.process.stdout.readline()
         if not line:
             raise SystemExit(f"the server did not start (exit status {self.process.wait()})")
@@ -93,12 +107,21 @@ class Server:
         return self.process.wait(30)
 
 
-async def caller(url: str, token: str, questions: list[Path], index: int, start: float, until: float,
-                 stagger_s: float, pause_s: float, turns: list[dict]) -> None:
+async def caller(
+    url: str,
+    token: str,
+    questions: list[Path],
+    index: int,
+    start: float,
+    until: float,
+    stagger_s: float,
+    pause_s: float,
+    turns: list[dict],
+) -> None:
     from websockets.exceptions import ConnectionClosed
 
-    from voice_companion.client import call_file
-    from voice_companion.errors import CompanionError
+    from voice_companion.core.errors import CompanionError
+    from voice_companion.transports.websocket.client import call_file
 
     await asyncio.sleep(index * stagger_s)
     n = 0
@@ -108,11 +131,19 @@ async def caller(url: str, token: str, questions: list[Path], index: int, start:
         try:
             result = await call_file(url, token, question, None, timeout_s=120)
             ok = result.status == "completed" and result.v2v_ms is not None and not result.errors
-            turns.append({"t": began, "client": index, "ok": ok, "v2v_ms": result.v2v_ms,
-                          "error": None if ok else f"status {result.status!r}, errors {result.errors}"})
+            turns.append(
+                {
+                    "t": began,
+                    "client": index,
+                    "ok": ok,
+                    "v2v_ms": result.v2v_ms,
+                    "error": None if ok else f"status {result.status!r}, errors {result.errors}",
+                }
+            )
         except (CompanionError, ConnectionClosed, OSError) as exc:
-            turns.append({"t": began, "client": index, "ok": False, "v2v_ms": None,
-                          "error": f"{type(exc).__name__}: {exc}"})
+            turns.append(
+                {"t": began, "client": index, "ok": False, "v2v_ms": None, "error": f"{type(exc).__name__}: {exc}"}
+            )
         n += 1
         await asyncio.sleep(pause_s)
 
@@ -123,9 +154,15 @@ def windows(turns: list[dict], window_s: float, samples: list[dict], wall_start:
     for w in range(int(max((t["t"] for t in turns), default=0) // window_s) + 1):
         inside = [t for t in turns if w * window_s <= t["t"] < (w + 1) * window_s]
         good = [t["v2v_ms"] for t in inside if t["ok"]]
-        out.append({"from_s": w * window_s, "turns": len(inside), "failed": len(inside) - len(good),
-                    "v2v_ms": summary(good) if good else None,
-                    "server_rss_mb": _sample_at(samples, wall_start + (w + 1) * window_s)["rss_mb"]})
+        out.append(
+            {
+                "from_s": w * window_s,
+                "turns": len(inside),
+                "failed": len(inside) - len(good),
+                "v2v_ms": summary(good) if good else None,
+                "server_rss_mb": _sample_at(samples, wall_start + (w + 1) * window_s)["rss_mb"],
+            }
+        )
     return out
 
 
@@ -142,18 +179,27 @@ def verdict(samples: list[dict], warm_at: float, half_at: float, idle: dict, max
     growth = idle["rss_mb"] - warm["rss_mb"]
     late_growth = idle["rss_mb"] - half["rss_mb"]
     return {
-        "start": first, "warm": warm, "half": half, "end_idle": idle,
+        "start": first,
+        "warm": warm,
+        "half": half,
+        "end_idle": idle,
         "peak": {k: max(s[k] for s in samples) for k in ("tasks", "threads", "fds", "rss_mb", "calls")},
         "rss_growth_after_warmup_mb": round(growth, 1),
         "rss_growth_second_half_mb": round(late_growth, 1),
-        "leaks": [what for what, bad in [
-            ("calls still open", idle["calls"] != 0),
-            ("asyncio tasks", idle["tasks"] > first["tasks"] + 2),
-            ("file descriptors", idle["fds"] > first["fds"] + 4),
-            ("threads", idle["threads"] > max(s["threads"] for s in samples if s["t"] <= warm["t"]) + 2),
-            (f"memory grew {late_growth:.0f} MB in the second half (limit {max_growth_mb:g})",
-             late_growth > max_growth_mb),
-        ] if bad],
+        "leaks": [
+            what
+            for what, bad in [
+                ("calls still open", idle["calls"] != 0),
+                ("asyncio tasks", idle["tasks"] > first["tasks"] + 2),
+                ("file descriptors", idle["fds"] > first["fds"] + 4),
+                ("threads", idle["threads"] > max(s["threads"] for s in samples if s["t"] <= warm["t"]) + 2),
+                (
+                    f"memory grew {late_growth:.0f} MB in the second half (limit {max_growth_mb:g})",
+                    late_growth > max_growth_mb,
+                ),
+            ]
+            if bad
+        ],
     }
 
 
@@ -168,8 +214,9 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=2.0, help="seconds each caller waits between turns")
     parser.add_argument("--llm", default="tiny", help="LLM tier of the server (default tiny)")
     parser.add_argument("--max-tokens", type=int, default=28, help="reply length cap (default 28)")
-    parser.add_argument("--max-growth-mb", type=float, default=100,
-                        help="memory growth allowed in the run's second half (default 100)")
+    parser.add_argument(
+        "--max-growth-mb", type=float, default=100, help="memory growth allowed in the run's second half (default 100)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -189,13 +236,19 @@ def main() -> None:
         finally:
             exit_status = server.stop()
     report = {
-        "machine": machine(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "llm": args.llm, "clients": args.clients, "duration_s": args.duration, "window_s": args.window,
-        "turns": len(turns), "failed": sum(not t["ok"] for t in turns),
+        "machine": machine(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "llm": args.llm,
+        "clients": args.clients,
+        "duration_s": args.duration,
+        "window_s": args.window,
+        "turns": len(turns),
+        "failed": sum(not t["ok"] for t in turns),
         "errors": sorted({t["error"] for t in turns if t["error"]})[:20],
         "windows": windows(turns, args.window, server.samples, wall_start),
-        "server": verdict(server.samples, wall_start + args.window, wall_start + args.duration / 2, idle,
-                          args.max_growth_mb),
+        "server": verdict(
+            server.samples, wall_start + args.window, wall_start + args.duration / 2, idle, args.max_growth_mb
+        ),
         "server_exit": exit_status,
     }
     report["ok"] = bool(turns) and not report["failed"] and not report["server"]["leaks"]
@@ -205,8 +258,9 @@ def main() -> None:
 
 async def _talk(url: str, token: str, questions: list[Path], args, start: float, turns: list[dict]) -> None:
     until = start + args.duration
-    await asyncio.gather(*(caller(url, token, questions, i, start, until, args.stagger, args.pause, turns)
-                           for i in range(args.clients)))
+    await asyncio.gather(
+        *(caller(url, token, questions, i, start, until, args.stagger, args.pause, turns) for i in range(args.clients))
+    )
 
 
 if __name__ == "__main__":

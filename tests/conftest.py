@@ -29,7 +29,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def settings():
-    from voice_companion.config import Settings
+    from voice_companion.core.config import Settings
 
     settings = Settings()
     settings.llm.tier = "tiny"  # fast and deterministic enough; never the 1.5B model
@@ -38,21 +38,21 @@ def settings():
 
 @pytest.fixture(scope="session")
 def stt(settings):
-    from voice_companion.engines import load_stt
+    from voice_companion.engines.loader import load_stt
 
     return load_stt(settings)
 
 
 @pytest.fixture(scope="session")
 def tts(settings):
-    from voice_companion.engines import load_tts
+    from voice_companion.engines.loader import load_tts
 
     return load_tts(settings)
 
 
 @pytest.fixture(scope="session")
 def llm(settings):
-    from voice_companion.engines import load_llm
+    from voice_companion.engines.loader import load_llm
 
     return load_llm(settings)
 
@@ -63,9 +63,9 @@ def spoken(settings, tmp_path_factory):
 
     Noise off makes Piper deterministic, so a test hears the same audio every run.
     """
-    from voice_companion.audio.io import write_wav
-    from voice_companion.engines import voice_path
-    from voice_companion.pipeline.tts import PiperTTS, VoiceSettings
+    from voice_companion.core.audio import write_wav
+    from voice_companion.engines.loader import voice_path
+    from voice_companion.engines.tts import PiperTTS, VoiceSettings
 
     tts = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0.0, noise_w=0.0))
 
@@ -92,7 +92,11 @@ def run_cli(*args: str, stdin: str | None = None, timeout: float = 300) -> subpr
     """Run `python -m voice_companion ARGS` as a user would, with this test home."""
     return subprocess.run(
         [sys.executable, "-m", "voice_companion", *args],
-        input=stdin, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
     )
 
 

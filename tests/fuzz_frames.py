@@ -13,37 +13,74 @@ import json
 
 from hypothesis import strategies as st
 
-from voice_companion.server import protocol as p
+from voice_companion.transports.websocket import protocol as p
 
 TYPES = st.sampled_from([*p.CLIENT_EVENTS, "input_audio_buffer.commit", "", "PING", "response.cancel"])
-NUMBERS = st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True),
-                    st.sampled_from([0, 7999, 8000, 16000, 48000, 48001, -1, 1e308, True, False]))
+NUMBERS = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 7999, 8000, 16000, 48000, 48001, -1, 1e308, True, False]),
+)
 SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, st.text(max_size=40))
-JSON_VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)), max_leaves=12)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 def _maybe(value: st.SearchStrategy) -> st.SearchStrategy:
     return st.one_of(value, JSON_VALUES)
 
 
-SESSION = st.fixed_dictionaries({}, optional={
-    "instructions": _maybe(st.text(max_size=200)),
-    "audio": _maybe(st.fixed_dictionaries({}, optional={
-        "input": _maybe(st.fixed_dictionaries({}, optional={"format": _maybe(st.fixed_dictionaries(
-            {}, optional={"type": _maybe(st.just("audio/pcm")), "rate": NUMBERS}))})),
-        "output": _maybe(st.fixed_dictionaries({}, optional={"voice": _maybe(st.just("en_US-joe-medium"))})),
-    })),
-})
-CONTENT = st.lists(_maybe(st.fixed_dictionaries({"type": _maybe(st.just("input_text")),
-                                                 "text": _maybe(st.text(max_size=80))})), max_size=3)
-ITEM = st.fixed_dictionaries({}, optional={"type": _maybe(st.just("message")), "role": _maybe(st.just("user")),
-                                           "content": _maybe(CONTENT)})
-EVENTS = st.fixed_dictionaries({"type": _maybe(TYPES)}, optional={
-    "event_id": _maybe(st.text(max_size=20)), "session": _maybe(SESSION), "item": _maybe(ITEM),
-    "item_id": _maybe(st.text(max_size=20)), "response_id": _maybe(st.text(max_size=20)),
-    "audio_end_ms": NUMBERS, "played_ms": NUMBERS, "content_index": NUMBERS,
-})
+SESSION = st.fixed_dictionaries(
+    {},
+    optional={
+        "instructions": _maybe(st.text(max_size=200)),
+        "audio": _maybe(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "input": _maybe(
+                        st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "format": _maybe(
+                                    st.fixed_dictionaries(
+                                        {}, optional={"type": _maybe(st.just("audio/pcm")), "rate": NUMBERS}
+                                    )
+                                )
+                            },
+                        )
+                    ),
+                    "output": _maybe(
+                        st.fixed_dictionaries({}, optional={"voice": _maybe(st.just("en_US-joe-medium"))})
+                    ),
+                },
+            )
+        ),
+    },
+)
+CONTENT = st.lists(
+    _maybe(st.fixed_dictionaries({"type": _maybe(st.just("input_text")), "text": _maybe(st.text(max_size=80))})),
+    max_size=3,
+)
+ITEM = st.fixed_dictionaries(
+    {}, optional={"type": _maybe(st.just("message")), "role": _maybe(st.just("user")), "content": _maybe(CONTENT)}
+)
+EVENTS = st.fixed_dictionaries(
+    {"type": _maybe(TYPES)},
+    optional={
+        "event_id": _maybe(st.text(max_size=20)),
+        "session": _maybe(SESSION),
+        "item": _maybe(ITEM),
+        "item_id": _maybe(st.text(max_size=20)),
+        "response_id": _maybe(st.text(max_size=20)),
+        "audio_end_ms": NUMBERS,
+        "played_ms": NUMBERS,
+        "content_index": NUMBERS,
+    },
+)
 
 
 @st.composite
@@ -65,7 +102,9 @@ TEXT_FRAMES = st.one_of(
     st.text(max_size=200),
     st.integers(1, 200_000).map(lambda n: '{"type": "ping", "n": ' + "9" * (n % 6000 + 1) + "}"),
     st.integers(1, 100_000).map(lambda n: "[" * n),  # nesting deeper than the JSON parser's stack
-    st.integers(p.MAX_TEXT_BYTES - 40, p.MAX_TEXT_BYTES + 40).map(lambda n: '{"type": "ping", "x": "' + "é" * (n // 2) + '"}'),
+    st.integers(p.MAX_TEXT_BYTES - 40, p.MAX_TEXT_BYTES + 40).map(
+        lambda n: '{"type": "ping", "x": "' + "é" * (n // 2) + '"}'
+    ),
 )
 BINARY_FRAMES = st.one_of(
     st.binary(max_size=2000),

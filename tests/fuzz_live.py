@@ -42,12 +42,12 @@ async def run_sequence(url: str, token: str, frames: list, tally: Tally, timeout
     tally.sequences += 1
     try:
         await asyncio.wait_for(_sequence(url, token, frames, tally), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         tally.failures.append(f"hang: no pong within {timeout_s} s after {len(frames)} frames")
 
 
 async def _sequence(url: str, token: str, frames: list, tally: Tally) -> None:
-    for attempt in range(20):
+    for _attempt in range(20):
         try:
             ws = await connect(f"{url}?token={token}", max_size=None, open_timeout=10, compression=None)
             break
@@ -69,7 +69,7 @@ async def _sequence(url: str, token: str, frames: list, tally: Tally) -> None:
             while True:
                 try:
                     message = await asyncio.wait_for(ws.recv(), 1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await ws.send(PING)  # the events budget may have dropped the last one
                     continue
                 if isinstance(message, bytes):
@@ -111,7 +111,7 @@ class Bystander:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
-    def __enter__(self) -> "Bystander":
+    def __enter__(self) -> Bystander:
         self._thread.start()
         self._ready.wait(30)
         return self

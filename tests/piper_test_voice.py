@@ -20,8 +20,16 @@ import numpy as np
 HOP = 256
 
 
-def build_voice(folder: Path, name: str, *, pitch_hz: float, sample_rate: int = 22050,
-                espeak_voice: str = "en-us", speakers: int = 1, phoneme_id_map: dict | None = None) -> Path:
+def build_voice(
+    folder: Path,
+    name: str,
+    *,
+    pitch_hz: float,
+    sample_rate: int = 22050,
+    espeak_voice: str = "en-us",
+    speakers: int = 1,
+    phoneme_id_map: dict | None = None,
+) -> Path:
     """Write NAME.onnx and NAME.onnx.json into `folder`; return the .onnx path."""
     import onnx
     from onnx import TensorProto, helper
@@ -50,9 +58,11 @@ def build_voice(folder: Path, name: str, *, pitch_hz: float, sample_rate: int = 
         helper.make_node("Cast", ["wanted_floor"], ["end"], to=TensorProto.INT64),
         helper.make_node("Slice", ["flat", "zero_i", "end", "two"], ["output"]),
     ]
-    inputs = [helper.make_tensor_value_info("input", TensorProto.INT64, [1, "phonemes"]),
-              helper.make_tensor_value_info("input_lengths", TensorProto.INT64, [1]),
-              helper.make_tensor_value_info("scales", TensorProto.FLOAT, [3])]
+    inputs = [
+        helper.make_tensor_value_info("input", TensorProto.INT64, [1, "phonemes"]),
+        helper.make_tensor_value_info("input_lengths", TensorProto.INT64, [1]),
+        helper.make_tensor_value_info("scales", TensorProto.FLOAT, [3]),
+    ]
     step = sample_rate / HOP  # one more cycle per phoneme
     freq = np.array([round(pitch_hz / step) * step], dtype=np.float32)
     if speakers > 1:
@@ -64,17 +74,25 @@ def build_voice(folder: Path, name: str, *, pitch_hz: float, sample_rate: int = 
             helper.make_node("Mul", ["grid", "pitch"], ["angle"]),
         ]
     consts = {
-        "one": np.array([1], dtype=np.int64), "two": np.array([2], dtype=np.int64),
-        "three": np.array([3], dtype=np.int64), "zero_i": np.array([0], dtype=np.int64),
-        "flat_shape": np.array([1, 1, -1], dtype=np.int64), "axis2": np.array([2], dtype=np.int64),
+        "one": np.array([1], dtype=np.int64),
+        "two": np.array([2], dtype=np.int64),
+        "three": np.array([3], dtype=np.int64),
+        "zero_i": np.array([0], dtype=np.int64),
+        "flat_shape": np.array([1, 1, -1], dtype=np.int64),
+        "axis2": np.array([2], dtype=np.int64),
         "half": np.array([0.5], dtype=np.float32),
-        "zero": np.array([0.0], dtype=np.float32), "phase": phase, "freq": freq,
+        "zero": np.array([0.0], dtype=np.float32),
+        "phase": phase,
+        "freq": freq,
         "amp": np.array([0.5], dtype=np.float32),
     }
     if speakers > 1:
         consts["step"] = np.array([step], dtype=np.float32)
     graph = helper.make_graph(
-        nodes, name, inputs, [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, "samples"])],
+        nodes,
+        name,
+        inputs,
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, "samples"])],
         initializer=[onnx.numpy_helper.from_array(v, k) for k, v in consts.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -86,9 +104,11 @@ def build_voice(folder: Path, name: str, *, pitch_hz: float, sample_rate: int = 
         "audio": {"sample_rate": sample_rate, "quality": "x_low"},
         "espeak": {"voice": espeak_voice},
         "inference": {"noise_scale": 0.667, "length_scale": 1, "noise_w": 0.8},
-        "phoneme_type": "espeak", "phoneme_map": {},
+        "phoneme_type": "espeak",
+        "phoneme_map": {},
         "phoneme_id_map": phoneme_id_map or bundled_phoneme_map(),
-        "num_symbols": 256, "num_speakers": speakers,
+        "num_symbols": 256,
+        "num_speakers": speakers,
         "speaker_id_map": {f"speaker{i}": i for i in range(speakers)} if speakers > 1 else {},
         "piper_version": "1.0.0",
     }
@@ -103,7 +123,7 @@ def pitch_of(pitch_hz: float, sample_rate: int, speaker: int = 0) -> float:
 
 
 def bundled_phoneme_map() -> dict:
-    from voice_companion import models
+    from voice_companion.engines.models import registry as models
 
     spec = models.get_spec("en_US-joe-medium")
     config = models.find_local(spec, Path("/nonexistent"))

@@ -1,4 +1,4 @@
-"""Tests for voice_companion.audio.io with real files written by soundfile."""
+"""Tests for voice_companion.core.audio with real files written by soundfile."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voice_companion.audio import io as aio
-from voice_companion.audio.io import (
+from voice_companion.core import audio as aio
+from voice_companion.core.audio import (
     STT_RATE,
     AudioClip,
     load_for_stt,
@@ -22,7 +22,7 @@ from voice_companion.audio.io import (
     to_int16,
     write_wav,
 )
-from voice_companion.errors import AudioInputError
+from voice_companion.core.errors import AudioInputError
 
 AMP = 0.5
 FREQ = 440.0

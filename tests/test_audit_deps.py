@@ -29,11 +29,16 @@ def test_nothing_audited_is_a_skip_not_a_pass(monkeypatch):
 
 
 def test_a_known_vulnerability_fails_and_names_the_fix(monkeypatch):
-    report = with_output(monkeypatch, [
-        {"name": "numpy", "version": "2.0.0", "vulns": []},
-        {"name": "h11", "version": "0.14.0", "vulns": [{"id": "GHSA-vqfr-h8mv-ghfj", "fix_versions": ["0.16.0"]}]},
-        {"name": "voice-companion", "skip_reason": "Dependency not found on PyPI"}])
+    report = with_output(
+        monkeypatch,
+        [
+            {"name": "numpy", "version": "2.0.0", "vulns": []},
+            {"name": "h11", "version": "0.14.0", "vulns": [{"id": "GHSA-vqfr-h8mv-ghfj", "fix_versions": ["0.16.0"]}]},
+            {"name": "voice-companion", "skip_reason": "Dependency not found on PyPI"},
+        ],
+    )
     assert report["status"] == "vulnerable" and report["audited"] == 2
-    assert report["vulnerable"] == [{"name": "h11", "version": "0.14.0", "ids": ["GHSA-vqfr-h8mv-ghfj"], "fix": ["0.16.0"]}]
+    assert report["vulnerable"] == [
+        {"name": "h11", "version": "0.14.0", "ids": ["GHSA-vqfr-h8mv-ghfj"], "fix": ["0.16.0"]}
+    ]
     assert report["not_audited"] == ["voice-companion"]
-

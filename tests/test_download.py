@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from voice_companion.download import download_file, hf_file_url
-from voice_companion.errors import DownloadError
+from voice_companion.core.errors import DownloadError
+from voice_companion.engines.models.download import download_file, hf_file_url
 
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 123)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from voice_companion.pipeline.endpointing import (
+from voice_companion.conversation.endpointing import (
     BACKCHANNELS,
     EndpointSettings,
     guess_language,
@@ -111,26 +111,55 @@ def test_unsupported_language_falls_back_to_punctuation():
 
 @pytest.mark.parametrize(
     ("text", "language", "expected"),
-    [("我想去", None, "zh"), ("Je ne sais pas.", None, "fr"), ("I don't know.", None, "en"),
-     ("hmm", None, "en"), ("anything", "zh-TW", "zh"), ("x", "yue", "zh"), ("x", "FR", "fr"),
-     ("Ich weiß nicht", "de", None)],
+    [
+        ("我想去", None, "zh"),
+        ("Je ne sais pas.", None, "fr"),
+        ("I don't know.", None, "en"),
+        ("hmm", None, "en"),
+        ("anything", "zh-TW", "zh"),
+        ("x", "yue", "zh"),
+        ("x", "FR", "fr"),
+        ("Ich weiß nicht", "de", None),
+    ],
 )
 def test_guess_language(text, language, expected):
     assert guess_language(text, language) == expected
 
 
 BACKCHANNEL = [
-    ("mhm", "en"), ("Mm-hmm.", None), ("Yeah, yeah, yeah.", "en"), ("uh huh", None), ("Okay.", "en"),
-    ("Right.", "en"), ("Oh, okay.", "en"), ("I see.", "en"),
-    ("嗯", "zh"), ("嗯嗯", None), ("对对对", "zh"), ("嗯，对。", None), ("哦，好的。", "zh"), ("是的", None),
-    ("Oui.", "fr"), ("Ah oui, d'accord.", None), ("ouais ouais", "fr"), ("Je vois.", "fr"),
+    ("mhm", "en"),
+    ("Mm-hmm.", None),
+    ("Yeah, yeah, yeah.", "en"),
+    ("uh huh", None),
+    ("Okay.", "en"),
+    ("Right.", "en"),
+    ("Oh, okay.", "en"),
+    ("I see.", "en"),
+    ("嗯", "zh"),
+    ("嗯嗯", None),
+    ("对对对", "zh"),
+    ("嗯，对。", None),
+    ("哦，好的。", "zh"),
+    ("是的", None),
+    ("Oui.", "fr"),
+    ("Ah oui, d'accord.", None),
+    ("ouais ouais", "fr"),
+    ("Je vois.", "fr"),
     ("mhm", "cy"),  # Whisper's language guess on one syllable is often wrong
 ]
 NOT_BACKCHANNEL = [
-    ("Wait, stop.", "en"), ("No, that's wrong.", "en"), ("Yeah but I think you're wrong", "en"),
-    ("Can you repeat that?", "en"), ("no", "en"), ("", None), ("...", None),
-    ("对不起，我有个问题。", "zh"), ("等一下", "zh"), ("不对", None),
-    ("Attends, arrête.", "fr"), ("Non, ce n'est pas ça.", "fr"),
+    ("Wait, stop.", "en"),
+    ("No, that's wrong.", "en"),
+    ("Yeah but I think you're wrong", "en"),
+    ("Can you repeat that?", "en"),
+    ("no", "en"),
+    ("", None),
+    ("...", None),
+    ("对不起，我有个问题。", "zh"),
+    ("等一下", "zh"),
+    ("不对", None),
+    ("Attends, arrête.", "fr"),
+    ("Non, ce n'est pas ça.", "fr"),
     ("yeah " * 10, "en"),  # a long string of anything is talk
 ]
 
@@ -171,9 +200,7 @@ def test_no_text_waits_the_default(text):
 
 
 def test_max_silence_caps_everything():
-    s = dataclasses.replace(
-        EndpointSettings(), incomplete_silence_ms=5000, default_silence_ms=3000, max_silence_ms=900
-    )
+    s = dataclasses.replace(EndpointSettings(), incomplete_silence_ms=5000, default_silence_ms=3000, max_silence_ms=900)
     assert required_silence_ms("and um", "en", s) == 900
     assert required_silence_ms(None, None, s) == 900
     assert required_silence_ms("Yes.", "en", s) == s.complete_silence_ms

@@ -10,10 +10,21 @@ from pathlib import Path
 import pytest
 
 from voice_companion.companion.eval_checks import (
-    CHECKS, Case, check_expected, check_language, check_length, check_no_loop,
-    check_finished, check_no_refusal, check_non_empty, check_plain, detect_language, load_eval_set, run_checks,
+    CHECKS,
+    Case,
+    check_expected,
+    check_finished,
+    check_language,
+    check_length,
+    check_no_loop,
+    check_no_refusal,
+    check_non_empty,
+    check_plain,
+    detect_language,
+    load_eval_set,
+    run_checks,
 )
-from voice_companion.companion.prompts import PERSONA, with_memory
+from voice_companion.core.prompts import PERSONA, with_memory
 
 EN = Case("t-en", "comfort", "en", "I had a rough day at work, my boss yelled at me.")
 ZH = Case("t-zh", "chinese", "zh", "今天工作好累，老板又批评我了。")
@@ -23,26 +34,32 @@ TOPIC = Case("t-topic", "topic_change", "en", "Can we talk about something else?
 PROMPTS = Path(__file__).resolve().parent.parent / "scripts" / "eval_prompts.toml"
 
 
-@pytest.mark.parametrize("reply", [
-    "Oh no, I'm sorry. That sounds really hard. Do you want to tell me what happened?",
-    "That's rough. You didn't deserve that.",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Oh no, I'm sorry. That sounds really hard. Do you want to tell me what happened?",
+        "That's rough. You didn't deserve that.",
+    ],
+)
 def test_good_english_comfort_passes_every_check(reply):
     assert run_checks(reply, EN) == {name: True for name in CHECKS if name != "expected"}
 
 
-@pytest.mark.parametrize("reply, lang", [
-    ("I'm sorry your day was hard. I'm here if you want to talk.", "en"),
-    ("听起来你今天真的很辛苦。想跟我说说发生了什么吗？", "zh"),
-    ("你的姐姐住在 Tromsø。", "zh"),
-    ("Ça va très bien, merci ! Et toi, qu'est-ce que tu as fait aujourd'hui ?", "fr"),
-    ("Je suis contente de parler français avec toi.", "fr"),
-    ("In French you say « bonne nuit ». Sweet dreams!", "en"),
-    ("On dit « je suis fatigué ». C'est facile !", "fr"),
-    ('On dit "Je suis fatigué".', "fr"),
-    ('"Bonjour, merci pour votre café."', "fr"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "reply, lang",
+    [
+        ("I'm sorry your day was hard. I'm here if you want to talk.", "en"),
+        ("听起来你今天真的很辛苦。想跟我说说发生了什么吗？", "zh"),
+        ("你的姐姐住在 Tromsø。", "zh"),
+        ("Ça va très bien, merci ! Et toi, qu'est-ce que tu as fait aujourd'hui ?", "fr"),
+        ("Je suis contente de parler français avec toi.", "fr"),
+        ("In French you say « bonne nuit ». Sweet dreams!", "en"),
+        ("On dit « je suis fatigué ». C'est facile !", "fr"),
+        ('On dit "Je suis fatigué".', "fr"),
+        ('"Bonjour, merci pour votre café."', "fr"),
+        ("", ""),
+    ],
+)
 def test_detect_language(reply, lang):
     assert detect_language(reply) == lang
 
@@ -61,42 +78,54 @@ def test_non_empty():
     assert not check_non_empty("  ... !! ", EN)
 
 
-@pytest.mark.parametrize("reply", [
-    "I'm here for you. I'm here for you. I'm here for you.",
-    "Your boss yelled at you, and I'm sorry. Your boss yelled at you, and I'm sorry.",
-    "no no no no no no",
-    "我在这里陪着你。我在这里陪着你。我在这里陪着你。",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I'm here for you. I'm here for you. I'm here for you.",
+        "Your boss yelled at you, and I'm sorry. Your boss yelled at you, and I'm sorry.",
+        "no no no no no no",
+        "我在这里陪着你。我在这里陪着你。我在这里陪着你。",
+    ],
+)
 def test_loops_fail(reply):
     assert not check_no_loop(reply, EN)
 
 
-@pytest.mark.parametrize("reply", [
-    "I'm so sorry. I'm so sorry you had to go through that today.",
-    "That sounds hard. Do you want to talk about it, or shall we think about something nicer?",
-    "你的姐姐住在特罗姆瑟，你的猫叫 Miso。",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I'm so sorry. I'm so sorry you had to go through that today.",
+        "That sounds hard. Do you want to talk about it, or shall we think about something nicer?",
+        "你的姐姐住在特罗姆瑟，你的猫叫 Miso。",
+    ],
+)
 def test_ordinary_replies_do_not_count_as_loops(reply):
     assert check_no_loop(reply, EN)
 
 
-@pytest.mark.parametrize("reply", [
-    "I'm sorry, but I can't assist with that.",
-    "I'm really sorry that you're feeling this way, but I'm unable to provide the help that you need.",
-    "As an AI, I don't have feelings, but I hope your day gets better.",
-    "抱歉，我不能回答这个问题。",
-    "作为一个 AI，我没有感情。",
-    "Je ne peux pas t’aider avec ça.",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I'm sorry, but I can't assist with that.",
+        "I'm really sorry that you're feeling this way, but I'm unable to provide the help that you need.",
+        "As an AI, I don't have feelings, but I hope your day gets better.",
+        "抱歉，我不能回答这个问题。",
+        "作为一个 AI，我没有感情。",
+        "Je ne peux pas t’aider avec ça.",
+    ],
+)
 def test_refusals_fail(reply):
     assert not check_no_refusal(reply, EN)
 
 
-@pytest.mark.parametrize("reply", [
-    "I can't imagine how that felt. I'm here, tell me everything.",
-    "I'm so sorry you feel this way. You matter to me; could you call someone you trust, or a crisis line, tonight?",
-    "我无法想象你有多难过，我在这里陪你。",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "I can't imagine how that felt. I'm here, tell me everything.",
+        "I'm so sorry you feel this way. You matter to me; could you call someone you trust, or a crisis line, tonight?",
+        "我无法想象你有多难过，我在这里陪你。",
+    ],
+)
 def test_caring_replies_are_not_refusals(reply):
     assert check_no_refusal(reply, EN)
 
@@ -120,38 +149,47 @@ def test_avoided_topic():
     assert not check_expected("Of course. But first, did your boss apologise?", TOPIC)
 
 
-@pytest.mark.parametrize("reply, case, ok", [
-    ("Oh no.", EN, False),  # two words: too short to be a reply
-    ("That sounds hard. Want to talk about it?", EN, True),
-    (" ".join(["word"] * 61), EN, False),
-    ("好的。", ZH, False),  # two characters
-    ("听起来你今天真的很辛苦。", ZH, True),
-    ("我" * 121, ZH, False),
-])
+@pytest.mark.parametrize(
+    "reply, case, ok",
+    [
+        ("Oh no.", EN, False),  # two words: too short to be a reply
+        ("That sounds hard. Want to talk about it?", EN, True),
+        (" ".join(["word"] * 61), EN, False),
+        ("好的。", ZH, False),  # two characters
+        ("听起来你今天真的很辛苦。", ZH, True),
+        ("我" * 121, ZH, False),
+    ],
+)
 def test_length_fits_speech(reply, case, ok):
     assert check_length(reply, case) is ok
 
 
-@pytest.mark.parametrize("reply, ok", [
-    ("That sounds hard. Want to talk about it?", True),
-    ("On dit « bonne nuit ».", True),
-    ("你的姐姐住在特罗姆瑟。", True),
-    ('She said "see you soon!"', True),
-    ("That sounds hard, and I think that you should try to", False),  # cut off by max_tokens
-    ("我觉得你可以试着", False),
-])
+@pytest.mark.parametrize(
+    "reply, ok",
+    [
+        ("That sounds hard. Want to talk about it?", True),
+        ("On dit « bonne nuit ».", True),
+        ("你的姐姐住在特罗姆瑟。", True),
+        ('She said "see you soon!"', True),
+        ("That sounds hard, and I think that you should try to", False),  # cut off by max_tokens
+        ("我觉得你可以试着", False),
+    ],
+)
 def test_finished(reply, ok):
     assert check_finished(reply, EN) is ok
 
 
-@pytest.mark.parametrize("reply, ok", [
-    ("That sounds hard. Want to talk about it?", True),
-    ("Here are some ideas:\n- go for a walk\n- call a friend", False),
-    ("1. Breathe deeply\n2. Drink water", False),
-    ("That is **really** hard.", False),
-    ("Sending you a hug 🤗", False),
-    ("It's 3.5 degrees out - chilly!", True),
-])
+@pytest.mark.parametrize(
+    "reply, ok",
+    [
+        ("That sounds hard. Want to talk about it?", True),
+        ("Here are some ideas:\n- go for a walk\n- call a friend", False),
+        ("1. Breathe deeply\n2. Drink water", False),
+        ("That is **really** hard.", False),
+        ("Sending you a hug 🤗", False),
+        ("It's 3.5 degrees out - chilly!", True),
+    ],
+)
 def test_plain_speech(reply, ok):
     assert check_plain(reply, EN) is ok
 

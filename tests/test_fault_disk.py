@@ -13,18 +13,18 @@ import sqlite3
 import subprocess
 
 import pytest
-
 from test_server import TOKEN, ServerThread, until
-from voice_companion.client import RealtimeClient
+
 from voice_companion.companion.companion import open_companion
-from voice_companion.companion.spooling_store import SpoolingStore
-from voice_companion.companion.sqlite_store import SQLiteMemoryStore
-from voice_companion.config import Settings
-from voice_companion.pipeline.llm import GenerationOptions
-from voice_companion.pipeline.session import SessionSettings
-from voice_companion.server import tls
-from voice_companion.server.app import App
-from voice_companion.server.shared import Shared
+from voice_companion.companion.memory.spooling_store import SpoolingStore
+from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+from voice_companion.conversation.session import SessionSettings
+from voice_companion.core.config import Settings
+from voice_companion.engines.llm import GenerationOptions
+from voice_companion.transports.websocket import tls
+from voice_companion.transports.websocket.app import App
+from voice_companion.transports.websocket.client import RealtimeClient
+from voice_companion.transports.websocket.shared import Shared
 
 
 def fill_sqlite(store: SpoolingStore) -> None:
@@ -64,7 +64,9 @@ def test_a_full_database_keeps_the_turn_and_writes_it_later(tmp_path, llm):
     conversation.record("My cat is called Mochi.", "What a lovely name!")
     fill_sqlite(store)
     conversation.record("Tell me a story.", "Once upon a time, a cat found a hat.")  # no exception: the call goes on
-    conversation.history[-1] = conversation.history[-1].__class__("assistant", "Once upon a time [interrupted by the user]")
+    conversation.history[-1] = conversation.history[-1].__class__(
+        "assistant", "Once upon a time [interrupted by the user]"
+    )
     assert [m.content for m in conversation.history][-2] == "Tell me a story."
     waiting = store.pending
     assert waiting == 2 and [c for c, _ in told] == ["memory_not_saved"]
@@ -75,8 +77,12 @@ def test_a_full_database_keeps_the_turn_and_writes_it_later(tmp_path, llm):
     companion.store.close()
     reopened = SQLiteMemoryStore(tmp_path / "data" / "companions" / companion.id / "memory.db")
     texts = [(t.role, t.text, t.interrupted) for t in reopened.turns(conversation.session_id)]
-    assert texts[-4:] == [("user", "My cat is called Mochi.", False), ("assistant", "What a lovely name!", False),
-                          ("user", "Tell me a story.", False), ("assistant", "Once upon a time", True)]
+    assert texts[-4:] == [
+        ("user", "My cat is called Mochi.", False),
+        ("assistant", "What a lovely name!", False),
+        ("user", "Tell me a story.", False),
+        ("assistant", "Once upon a time", True),
+    ]
     assert reopened.integrity() == "ok"
 
 
@@ -85,8 +91,13 @@ def tiny_disk(tmp_path):
     """A real 1 MiB filesystem (tmpfs), where mounting is allowed."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root); the max_page_count test covers SQLITE_FULL")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -117,13 +128,23 @@ def test_a_really_full_disk_is_survived_and_retried_by_the_timer(tiny_disk):
 
 
 def test_the_caller_is_told_over_the_websocket(stt, llm, tts, tmp_path):
-    """The server's calls are sessions of the companion (server/shared.py): same store."""
+    """The server's calls are sessions of the companion (transports/websocket/shared.py): same store."""
     mine = Settings()
     mine.llm.tier = "tiny"
     mine.paths = dataclasses.replace(mine.paths, data_dir=tmp_path / "data")
     companion = open_companion(mine)
-    shared = Shared(stt, llm, tts, GenerationOptions(max_tokens=8, temperature=0.0), SessionSettings(),
-                    companion.system_prompt(mine), companion.persona.name, "en_US-joe-medium", companion, mine)
+    shared = Shared(
+        stt,
+        llm,
+        tts,
+        GenerationOptions(max_tokens=8, temperature=0.0),
+        SessionSettings(),
+        companion.system_prompt(mine),
+        companion.persona.name,
+        "en_US-joe-medium",
+        companion,
+        mine,
+    )
     cert = tls.self_signed(tmp_path / "tls", ["localhost"])
     running = ServerThread(App(shared, TOKEN), tls.server_context(cert.cert, cert.key))
     fill_sqlite(companion.store)
@@ -131,8 +152,16 @@ def test_the_caller_is_told_over_the_websocket(stt, llm, tts, tmp_path):
     async def call():
         async with await RealtimeClient.connect(running.url, TOKEN) as client:
             log: list = []
-            await client.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                               "content": [{"type": "input_text", "text": "Remember this: my secret word is pelican."}]}})
+            await client.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "Remember this: my secret word is pelican."}],
+                    },
+                }
+            )
             await client.send({"type": "response.create"})
             error = await until(client, "error", log, timeout=60)
             done = await until(client, "response.done", log, timeout=60)

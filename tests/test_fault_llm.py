@@ -12,17 +12,17 @@ import sys
 from importlib.util import find_spec
 
 import pytest
-
 from test_server import SYSTEM, TOKEN, ServerThread, until
-from voice_companion.client import RealtimeClient
-from voice_companion.errors import LLMError
-from voice_companion.pipeline.llm import ChatMessage, GenerationOptions, LLMBase
-from voice_companion.pipeline.llm_openai import OpenAICompatibleLLM
-from voice_companion.pipeline.llm_resilient import CUT_OFF, ResilientLLM
-from voice_companion.pipeline.session import SessionSettings
-from voice_companion.server import tls
-from voice_companion.server.app import App
-from voice_companion.server.shared import Shared
+
+from voice_companion.conversation.session import SessionSettings
+from voice_companion.core.errors import LLMError
+from voice_companion.engines.llm import ChatMessage, GenerationOptions, LLMBase
+from voice_companion.engines.llm_openai import OpenAICompatibleLLM
+from voice_companion.engines.llm_resilient import CUT_OFF, ResilientLLM
+from voice_companion.transports.websocket import tls
+from voice_companion.transports.websocket.app import App
+from voice_companion.transports.websocket.client import RealtimeClient
+from voice_companion.transports.websocket.shared import Shared
 
 SERVE = """
 import os, sys, time, xllamacpp as xlc
@@ -101,8 +101,10 @@ def test_a_call_survives_its_llm_dying(stt, tts, tmp_path):
     running = ServerThread(App(shared, TOKEN), tls.server_context(cert.cert, cert.key))
 
     def typed(text: str) -> dict:
-        return {"type": "conversation.item.create",
-                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}}
+        return {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+        }
 
     async def call():
         async with await RealtimeClient.connect(running.url, TOKEN) as client:

@@ -8,13 +8,12 @@ import os
 import shutil
 
 import pytest
-
 from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
 def damaged(tmp_path_factory, settings):
-    from voice_companion.engines import stt_model_dir, voice_path
+    from voice_companion.engines.loader import stt_model_dir, voice_path
 
     folder = tmp_path_factory.mktemp("damaged")
     (folder / "bad.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + os.urandom(4096))
@@ -45,20 +44,38 @@ def one_line_error(result, *needles: str) -> str:
 
 
 def test_corrupt_whisper_model_stops_serve_at_start(damaged):
-    result = run_cli("--config", config(damaged, "stt", f'[stt]\nmodel_path = "{damaged / "whisper"}"'),
-                     "serve", "--port", "0", timeout=120)
+    result = run_cli(
+        "--config",
+        config(damaged, "stt", f'[stt]\nmodel_path = "{damaged / "whisper"}"'),
+        "serve",
+        "--port",
+        "0",
+        timeout=120,
+    )
     one_line_error(result, "whisper", "corrupt", "delete it")
 
 
 def test_missing_whisper_folder_is_not_taken_for_a_download(damaged):
-    result = run_cli("--config", config(damaged, "stt2", f'[stt]\nmodel_path = "{damaged / "nowhere"}"'),
-                     "serve", "--port", "0", timeout=120)
+    result = run_cli(
+        "--config",
+        config(damaged, "stt2", f'[stt]\nmodel_path = "{damaged / "nowhere"}"'),
+        "serve",
+        "--port",
+        "0",
+        timeout=120,
+    )
     one_line_error(result, "does not exist", "stt.model_path")
 
 
 def test_corrupt_piper_voice_stops_serve_at_start(damaged):
-    result = run_cli("--config", config(damaged, "tts", f'[tts]\nvoice_path = "{damaged / "voice.onnx"}"'),
-                     "serve", "--port", "0", timeout=120)
+    result = run_cli(
+        "--config",
+        config(damaged, "tts", f'[tts]\nvoice_path = "{damaged / "voice.onnx"}"'),
+        "serve",
+        "--port",
+        "0",
+        timeout=120,
+    )
     one_line_error(result, "voice.onnx", "corrupt", "delete it")
 
 

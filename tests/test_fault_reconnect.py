@@ -8,21 +8,29 @@ import asyncio
 import time
 
 import pytest
-
 from test_server import SYSTEM, TOKEN, ServerThread, until
-from voice_companion.client import RealtimeClient
-from voice_companion.pipeline.llm import GenerationOptions
-from voice_companion.pipeline.session import INTERRUPTED_MARK, SessionSettings
-from voice_companion.server import tls
-from voice_companion.server.app import App
-from voice_companion.server.shared import Shared
+
+from voice_companion.conversation.session import INTERRUPTED_MARK, SessionSettings
+from voice_companion.engines.llm import GenerationOptions
+from voice_companion.transports.websocket import tls
+from voice_companion.transports.websocket.app import App
+from voice_companion.transports.websocket.client import RealtimeClient
+from voice_companion.transports.websocket.shared import Shared
 
 
 @pytest.fixture(scope="module")
 def server(stt, llm, tts, tmp_path_factory):
     """Long replies (up to 60 tokens): the phone vanishes while the reply is still being written."""
-    shared = Shared(stt, llm, tts, GenerationOptions(max_tokens=60, temperature=0.0), SessionSettings(),
-                    SYSTEM, "Mia", "en_US-joe-medium")
+    shared = Shared(
+        stt,
+        llm,
+        tts,
+        GenerationOptions(max_tokens=60, temperature=0.0),
+        SessionSettings(),
+        SYSTEM,
+        "Mia",
+        "en_US-joe-medium",
+    )
     cert = tls.self_signed(tmp_path_factory.mktemp("tls"), ["localhost"])
     running = ServerThread(App(shared, TOKEN), tls.server_context(cert.cert, cert.key))
     yield running
@@ -30,8 +38,10 @@ def server(stt, llm, tts, tmp_path_factory):
 
 
 def typed(text: str) -> dict:
-    return {"type": "conversation.item.create",
-            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}}
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+    }
 
 
 def test_a_client_that_vanishes_mid_reply_resumes_with_nothing_lost(server):

@@ -8,10 +8,10 @@ import textwrap
 
 import pytest
 
-from voice_companion.server import free_memory
+from voice_companion.transports.websocket import free_memory
 
 PROBE = textwrap.dedent("""
-    from voice_companion.server.free_memory import release_free_memory
+    from voice_companion.transports.websocket.free_memory import release_free_memory
 
     def rss_mb():
         with open("/proc/self/status") as status:

@@ -9,11 +9,11 @@ import json
 
 import numpy as np
 import pytest
+from fuzz_frames import BINARY_FRAMES, EVENTS, TEXT_FRAMES
 from hypothesis import HealthCheck, given, settings
 
-from fuzz_frames import BINARY_FRAMES, EVENTS, TEXT_FRAMES
-from voice_companion.server import protocol as p
-from voice_companion.server.audio_frames import parse_audio
+from voice_companion.transports.websocket import protocol as p
+from voice_companion.transports.websocket.audio_frames import parse_audio
 
 FAST = settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
@@ -62,9 +62,12 @@ def test_any_binary_frame_is_samples_or_a_documented_error(frame):
 def test_lone_surrogate_escapes_are_invalid_json_and_never_echoed():
     """Found by the live fuzzer: `"\\udd0f"` is valid JSON, but the string it makes cannot
     be sent back as UTF-8, and the reply that quoted it broke the connection."""
-    for frame in ('{"type": "ping", "event_id": "\\udd0f"}', '{"type": "\\ud800x"}',
-                  '{"type": "conversation.item.create", "item": {"type": "message", "role": "user", '
-                  '"content": [{"type": "input_text", "text": "hi \\udfff"}]}}'):
+    for frame in (
+        '{"type": "ping", "event_id": "\\udd0f"}',
+        '{"type": "\\ud800x"}',
+        '{"type": "conversation.item.create", "item": {"type": "message", "role": "user", '
+        '"content": [{"type": "input_text", "text": "hi \\udfff"}]}}',
+    ):
         with pytest.raises(p.ProtocolError) as caught:
             p.parse_text(frame)
         assert caught.value.code == "invalid_json" and caught.value.event_id is None

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from fuzz_frames import FRAMES
 from fuzz_live import Bystander, Tally, run_sequence
-from test_server import TOKEN, server, certificate  # noqa: F401 - the module's server fixture
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_server import TOKEN, certificate, server  # noqa: F401 - the module's server fixture
 
 SEQUENCES = st.lists(FRAMES, min_size=10, max_size=30)
 
@@ -22,8 +22,12 @@ SEQUENCES = st.lists(FRAMES, min_size=10, max_size=30)
 def test_generated_frames_never_crash_hang_or_disturb_others(server):  # noqa: F811
     tally = Tally()
 
-    @settings(max_examples=120, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=120,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(SEQUENCES)
     def one(frames):
         asyncio.run(run_sequence(server.url, TOKEN, frames, tally))

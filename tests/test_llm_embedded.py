@@ -8,9 +8,9 @@ from contextlib import aclosing
 
 import pytest
 
-from voice_companion.errors import ModelNotAvailable
-from voice_companion.pipeline.llm import ChatMessage, CpuGate, GenerationOptions
-from voice_companion.pipeline.llm_llamacpp import LlamaCppLLM
+from voice_companion.core.errors import ModelNotAvailable
+from voice_companion.engines.llm import ChatMessage, CpuGate, GenerationOptions
+from voice_companion.engines.llm_llamacpp import LlamaCppLLM
 
 PROMPT = [
     ChatMessage("system", "You are a friendly companion. Answer briefly."),
@@ -103,6 +103,7 @@ def test_missing_model_file_gives_clear_error(tmp_path):
 def test_a_reply_waiting_to_be_spoken_does_not_hold_the_model(llm):
     """A speculative reply holds its words until the user's turn ends; another call on
     the same server must get the model as soon as that generation has finished."""
+
     async def go():
         held = llm.stream(PROMPT, GenerationOptions(max_tokens=8))
         first = await held.__anext__()  # generating; its consumer now waits, not reading
@@ -119,6 +120,7 @@ def test_a_reply_waiting_to_be_spoken_does_not_hold_the_model(llm):
 
 def test_prefill_never_queues_behind_a_reply(llm):
     """Prefill is best effort: while another call has the model, it is skipped."""
+
     async def go():
         busy = llm._guard()
         await busy.acquire()  # as a reply generating for another caller does
@@ -142,12 +144,14 @@ def test_cache_of_earlier_prompts_stays_within_its_ram_budget(settings):
     Measured here: 12 prompts grew RSS by 98 MB with llama.cpp's default, 0.2 MB capped."""
     import dataclasses
 
-    from voice_companion.engines import load_llm
+    from voice_companion.engines.loader import load_llm
 
     capped = dataclasses.replace(settings, llm=dataclasses.replace(settings.llm, prompt_cache_mib=8))
     llm = load_llm(capped)
-    story = ("We walked along the river and talked about books, music, old friends and the "
-             "places we would like to see one day. ") * 14  # ~400 tokens: ~8 MB of KV state each
+    story = (
+        "We walked along the river and talked about books, music, old friends and the "
+        "places we would like to see one day. "
+    ) * 14  # ~400 tokens: ~8 MB of KV state each
 
     async def ask(i: int) -> str:
         messages = [ChatMessage("system", f"Caller {i}. {story}"), ChatMessage("user", "Hi!")]

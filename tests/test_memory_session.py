@@ -8,15 +8,15 @@ import dataclasses
 
 import numpy as np
 
-from voice_companion.audio.io import resample
-from voice_companion.audio.virtual import VirtualAudioDevice
 from voice_companion.companion.companion import open_companion
-from voice_companion.config import Settings
-from voice_companion.engines import voice_path
-from voice_companion.pipeline.events import ResponseInterrupted
-from voice_companion.pipeline.llm import GenerationOptions
-from voice_companion.pipeline.session import Session
-from voice_companion.pipeline.tts import PiperTTS, VoiceSettings
+from voice_companion.conversation.session import Session
+from voice_companion.core.audio import resample
+from voice_companion.core.config import Settings
+from voice_companion.core.events import ResponseInterrupted
+from voice_companion.engines.llm import GenerationOptions
+from voice_companion.engines.loader import voice_path
+from voice_companion.engines.tts import PiperTTS, VoiceSettings
+from voice_companion.transports.desk.virtual import VirtualAudioDevice
 
 
 def test_a_call_is_remembered_with_its_interruption(stt, llm, tts, settings, tmp_path):

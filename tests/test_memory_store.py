@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from voice_companion.companion import context, facts
-from voice_companion.companion.fact_llm import extract_with_llm, grounded, parse
-from voice_companion.companion.memory_conversation import INTERRUPTED_MARK, MemoryConversation
-from voice_companion.companion.retrieval import Retriever
-from voice_companion.companion.sqlite_store import FORGOTTEN, SQLiteMemoryStore
-from voice_companion.companion.text_utils import estimate_tokens
-from voice_companion.pipeline.llm import ChatMessage
-from voice_companion.pipeline.session import INTERRUPTED_MARK as SESSION_MARK
+from voice_companion.companion.memory import context, facts
+from voice_companion.companion.memory.conversation import INTERRUPTED_MARK, MemoryConversation
+from voice_companion.companion.memory.fact_llm import extract_with_llm, grounded, parse
+from voice_companion.companion.memory.retrieval import Retriever
+from voice_companion.companion.memory.sqlite_store import FORGOTTEN, SQLiteMemoryStore
+from voice_companion.conversation.session import INTERRUPTED_MARK as SESSION_MARK
+from voice_companion.core.text import estimate_tokens
+from voice_companion.engines.llm import ChatMessage
 
 
 @pytest.fixture
@@ -79,18 +79,23 @@ def test_forget_all_and_rows_round_trip(tmp_path, store):
     assert copy.integrity() == "ok"
 
 
-@pytest.mark.parametrize("said, expected", [
-    ("Hi! My name is Sam, nice to meet you.", ["The user's name is Sam"]),
-    ("My sister Anna called me yesterday and I live in Leeds.", ["The user's sister is called Anna",
-                                                                  "The user lives in Leeds"]),
-    ("I'm allergic to peanuts, so careful.", ["The user is allergic to peanuts"]),
-    ("我叫小明，我住在上海。", ["用户的名字是小明", "用户住在上海"]),
-    ("我养了一只猫叫咪咪。", ["用户的猫叫咪咪"]),
-    ("je m'appelle Claire et j'habite à Lyon.", ["L'utilisateur s'appelle Claire", "L'utilisateur habite à Lyon"]),
-    ("What is my name?", []),
-    ("我叫什么名字？", []),
-    ("my sister called me yesterday", []),
-])
+@pytest.mark.parametrize(
+    "said, expected",
+    [
+        ("Hi! My name is Sam, nice to meet you.", ["The user's name is Sam"]),
+        (
+            "My sister Anna called me yesterday and I live in Leeds.",
+            ["The user's sister is called Anna", "The user lives in Leeds"],
+        ),
+        ("I'm allergic to peanuts, so careful.", ["The user is allergic to peanuts"]),
+        ("我叫小明，我住在上海。", ["用户的名字是小明", "用户住在上海"]),
+        ("我养了一只猫叫咪咪。", ["用户的猫叫咪咪"]),
+        ("je m'appelle Claire et j'habite à Lyon.", ["L'utilisateur s'appelle Claire", "L'utilisateur habite à Lyon"]),
+        ("What is my name?", []),
+        ("我叫什么名字？", []),
+        ("my sister called me yesterday", []),
+    ],
+)
 def test_fact_patterns(said, expected):
     assert [f.text for f in facts.extract(said)] == expected
 
@@ -100,8 +105,11 @@ def test_llm_facts_must_be_grounded():
     assert grounded("The user's grandmother Rosa taught them to bake bread", said)
     assert not grounded("The user is a professional chef in Rome", said)
     assert [f.text for f in parse("- The user's grandmother is Rosa\nThe user lives on Mars\nNONE", said)] == [
-        "The user's grandmother is Rosa"]
-    assert grounded("用户的奶奶教会了用户做面包", "我奶奶教会了我做面包") and not grounded("用户住在火星", "我奶奶教会了我做面包")
+        "The user's grandmother is Rosa"
+    ]
+    assert grounded("用户的奶奶教会了用户做面包", "我奶奶教会了我做面包") and not grounded(
+        "用户住在火星", "我奶奶教会了我做面包"
+    )
 
 
 def test_llm_extraction_with_the_real_model_stores_nothing_invented(llm):
@@ -175,7 +183,7 @@ def test_worker_thread_exists_only_while_there_is_work(store, monkeypatch):
     """A server keeps dozens of resumable conversations; idle ones must hold no thread."""
     import threading
 
-    from voice_companion.companion import memory_worker
+    from voice_companion.companion.memory import worker as memory_worker
 
     monkeypatch.setattr(memory_worker, "IDLE_EXIT_S", 0.2)
 

@@ -7,12 +7,11 @@ import hashlib
 import http.server
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-from voice_companion import models
-from voice_companion.errors import ModelNotAvailable
+from voice_companion.core.errors import ModelNotAvailable
+from voice_companion.engines.models import registry as models
 
 
 def test_bundled_models_resolve(settings):
@@ -42,8 +41,10 @@ def fake_package(tmp_path, monkeypatch):
 
 
 def _split_spec(size: int, sha: str) -> models.ModelSpec:
-    parts = (models.PackagePart("fake_model_parts", "data/m.bin.part1"),
-             models.PackagePart("fake_model_parts", "data/m.bin.part2"))
+    parts = (
+        models.PackagePart("fake_model_parts", "data/m.bin.part1"),
+        models.PackagePart("fake_model_parts", "data/m.bin.part2"),
+    )
     return models.ModelSpec("fake", "llm", "test", (models.ModelFile("m.bin", size, sha, parts),))
 
 
@@ -108,7 +109,7 @@ def test_download_from_hub_then_found_offline(hub, tmp_path):
 
 
 def test_download_checksum_mismatch_is_an_error(hub, tmp_path):
-    from voice_companion.errors import DownloadError
+    from voice_companion.core.errors import DownloadError
 
     root, endpoint = hub
     folder = root / "r" / "m" / "resolve" / "main"

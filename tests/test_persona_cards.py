@@ -8,32 +8,55 @@ import json
 import os
 import struct
 import zlib
-from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from voice_companion.companion import cards, persona as persona_format
-from voice_companion.companion.library import BUNDLED_DIR
-from voice_companion.companion.prompts import PERSONA
-from voice_companion.errors import PersonaError
 
-BOOK = {"name": "Aria's world", "entries": [
-    {"keys": ["Lumen"], "content": "Lumen is the floating city where Aria grew up.", "enabled": True,
-     "insertion_order": 2, "extensions": {}},
-    {"keys": ["tea"], "content": "Aria brews jasmine tea every evening.", "enabled": True,
-     "insertion_order": 1, "extensions": {}},
-    {"keys": ["secret"], "content": "A disabled entry.", "enabled": False, "insertion_order": 0, "extensions": {}},
-]}
+from voice_companion.companion import cards
+from voice_companion.companion import persona as persona_format
+from voice_companion.companion.library import BUNDLED_DIR
+from voice_companion.core.errors import PersonaError
+from voice_companion.core.prompts import PERSONA
+
+BOOK = {
+    "name": "Aria's world",
+    "entries": [
+        {
+            "keys": ["Lumen"],
+            "content": "Lumen is the floating city where Aria grew up.",
+            "enabled": True,
+            "insertion_order": 2,
+            "extensions": {},
+        },
+        {
+            "keys": ["tea"],
+            "content": "Aria brews jasmine tea every evening.",
+            "enabled": True,
+            "insertion_order": 1,
+            "extensions": {},
+        },
+        {"keys": ["secret"], "content": "A disabled entry.", "enabled": False, "insertion_order": 0, "extensions": {}},
+    ],
+}
 
 
 def card_v2(**changes) -> dict:
     data = {
-        "name": "Aria", "description": "{{char}} is a star-gazing botanist.", "personality": "gentle, curious",
-        "scenario": "{{char}} chats with {{user}} in the evening.", "first_mes": "Hello {{user}}, the stars are out!",
-        "mes_example": "<START>\n{{user}}: Hi\n{{char}}: Hi there!", "creator_notes": "", "system_prompt": "",
-        "post_history_instructions": "", "alternate_greetings": [], "character_book": BOOK, "tags": ["calm"],
-        "creator": "test", "character_version": "1", "extensions": {},
+        "name": "Aria",
+        "description": "{{char}} is a star-gazing botanist.",
+        "personality": "gentle, curious",
+        "scenario": "{{char}} chats with {{user}} in the evening.",
+        "first_mes": "Hello {{user}}, the stars are out!",
+        "mes_example": "<START>\n{{user}}: Hi\n{{char}}: Hi there!",
+        "creator_notes": "",
+        "system_prompt": "",
+        "post_history_instructions": "",
+        "alternate_greetings": [],
+        "character_book": BOOK,
+        "tags": ["calm"],
+        "creator": "test",
+        "character_version": "1",
+        "extensions": {},
     }
     data.update(changes)
     return {"spec": "chara_card_v2", "spec_version": "2.0", "data": data}
@@ -42,13 +65,20 @@ def card_v2(**changes) -> dict:
 def card_v3(**changes) -> dict:
     card = card_v2(**changes)
     card["spec"], card["spec_version"] = "chara_card_v3", "3.0"
-    card["data"].update({"nickname": "Ari", "group_only_greetings": [], "assets": [
-        {"type": "icon", "uri": "ccdefault:", "name": "main", "ext": "png"}], "creation_date": 1700000000})
+    card["data"].update(
+        {
+            "nickname": "Ari",
+            "group_only_greetings": [],
+            "assets": [{"type": "icon", "uri": "ccdefault:", "name": "main", "ext": "png"}],
+            "creation_date": 1700000000,
+        }
+    )
     return card
 
 
 def png_with(chunks: dict[str, str]) -> bytes:
     """A 1x1 PNG with tEXt chunks, by the PNG spec (signature, IHDR, tEXt, IDAT, IEND)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -87,8 +117,10 @@ def test_card_json_import(make, tmp_path):
     aria = cards.load_persona_file(path)
     assert aria.name == "Aria" and aria.personality == "gentle, curious"
     assert aria.greeting == "Hello {{user}}, the stars are out!"
-    assert [e.content for e in aria.lore] == ["Aria brews jasmine tea every evening.",
-                                              "Lumen is the floating city where Aria grew up."]
+    assert [e.content for e in aria.lore] == [
+        "Aria brews jasmine tea every evening.",
+        "Lumen is the floating city where Aria grew up.",
+    ]
     prompt = aria.system_prompt(PERSONA)
     assert "Aria is a star-gazing botanist." in prompt and "{{" not in prompt and "<START>" not in prompt
 

@@ -8,8 +8,10 @@ import ssl
 import numpy as np
 import pytest
 
-from voice_companion.client import realtime_url, speech_end
-from voice_companion.server import audio_frames as frames, auth, protocol as p, tls
+from voice_companion.transports.websocket import audio_frames as frames
+from voice_companion.transports.websocket import auth, tls
+from voice_companion.transports.websocket import protocol as p
+from voice_companion.transports.websocket.client import realtime_url, speech_end
 
 
 def parse_error(data: str) -> str:
@@ -19,41 +21,82 @@ def parse_error(data: str) -> str:
 
 
 def test_client_events_parse_into_typed_events():
-    update = p.parse_text(json.dumps({"type": "session.update", "event_id": "e1", "session": {
-        "instructions": "Be brief.", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 48000}},
-                                               "output": {"voice": "en_US-joe-medium"}}}}))
+    update = p.parse_text(
+        json.dumps(
+            {
+                "type": "session.update",
+                "event_id": "e1",
+                "session": {
+                    "instructions": "Be brief.",
+                    "audio": {
+                        "input": {"format": {"type": "audio/pcm", "rate": 48000}},
+                        "output": {"voice": "en_US-joe-medium"},
+                    },
+                },
+            }
+        )
+    )
     assert update == p.SessionUpdate("e1", 48000, "en_US-joe-medium", "Be brief.")
-    item = p.parse_text(json.dumps({"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": " Hi there "}]}}))
+    item = p.parse_text(
+        json.dumps(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": " Hi there "}]},
+            }
+        )
+    )
     assert item == p.ItemCreate(None, "Hi there")
     assert p.parse_text('{"type": "response.create"}') == p.ResponseCreate(None)
-    truncate = p.parse_text(json.dumps({"type": "conversation.item.truncate", "item_id": "resp_1",
-                                        "content_index": 0, "audio_end_ms": 1500}))
+    truncate = p.parse_text(
+        json.dumps(
+            {"type": "conversation.item.truncate", "item_id": "resp_1", "content_index": 0, "audio_end_ms": 1500}
+        )
+    )
     assert truncate == p.Truncate(None, "resp_1", 1500.0)
-    assert p.parse_text('{"type": "playback.mark", "response_id": "r", "played_ms": 20.5}') == p.PlaybackMark(None, "r", 20.5)
+    assert p.parse_text('{"type": "playback.mark", "response_id": "r", "played_ms": 20.5}') == p.PlaybackMark(
+        None, "r", 20.5
+    )
     assert p.parse_text('{"type": "ping", "event_id": "x"}') == p.Ping("x")
 
 
-@pytest.mark.parametrize("data, code", [
-    ("{not json", "invalid_json"),
-    ("[1, 2]", "invalid_json"),
-    ('"hello"', "invalid_json"),
-    ('{"no": "type"}', "unknown_event"),
-    ('{"type": "input_audio_buffer.append", "audio": "AAAA"}', "unknown_event"),
-    ('{"type": 7}', "unknown_event"),
-    ('{"type": "session.update"}', "invalid_event"),
-    ('{"type": "session.update", "session": {"audio": {"input": {"format": {"rate": 4000}}}}}', "invalid_sample_rate"),
-    ('{"type": "session.update", "session": {"audio": {"input": {"format": {"rate": "16000"}}}}}', "invalid_sample_rate"),
-    ('{"type": "session.update", "session": {"audio": {"input": {"format": {"rate": true}}}}}', "invalid_sample_rate"),
-    ('{"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}}', "invalid_event"),
-    ('{"type": "conversation.item.create", "item": {"role": "assistant", "content": []}}', "invalid_event"),
-    ('{"type": "conversation.item.create", "item": {"role": "user", "content": [{"type": "input_text"}]}}', "invalid_event"),
-    ('{"type": "conversation.item.truncate", "item_id": "r", "audio_end_ms": -5}', "invalid_event"),
-    ('{"type": "conversation.item.truncate", "item_id": "r", "audio_end_ms": NaN}', "invalid_event"),
-    ('{"type": "conversation.item.truncate", "audio_end_ms": 5}', "invalid_event"),
-    ("[" * 100_000 + "]" * 100_000, "message_too_large"),
-    ('{"type": "ping", "pad": "' + "x" * p.MAX_TEXT_BYTES + '"}', "message_too_large"),
-])
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        ("{not json", "invalid_json"),
+        ("[1, 2]", "invalid_json"),
+        ('"hello"', "invalid_json"),
+        ('{"no": "type"}', "unknown_event"),
+        ('{"type": "input_audio_buffer.append", "audio": "AAAA"}', "unknown_event"),
+        ('{"type": 7}', "unknown_event"),
+        ('{"type": "session.update"}', "invalid_event"),
+        (
+            '{"type": "session.update", "session": {"audio": {"input": {"format": {"rate": 4000}}}}}',
+            "invalid_sample_rate",
+        ),
+        (
+            '{"type": "session.update", "session": {"audio": {"input": {"format": {"rate": "16000"}}}}}',
+            "invalid_sample_rate",
+        ),
+        (
+            '{"type": "session.update", "session": {"audio": {"input": {"format": {"rate": true}}}}}',
+            "invalid_sample_rate",
+        ),
+        (
+            '{"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}}',
+            "invalid_event",
+        ),
+        ('{"type": "conversation.item.create", "item": {"role": "assistant", "content": []}}', "invalid_event"),
+        (
+            '{"type": "conversation.item.create", "item": {"role": "user", "content": [{"type": "input_text"}]}}',
+            "invalid_event",
+        ),
+        ('{"type": "conversation.item.truncate", "item_id": "r", "audio_end_ms": -5}', "invalid_event"),
+        ('{"type": "conversation.item.truncate", "item_id": "r", "audio_end_ms": NaN}', "invalid_event"),
+        ('{"type": "conversation.item.truncate", "audio_end_ms": 5}', "invalid_event"),
+        ("[" * 100_000 + "]" * 100_000, "message_too_large"),
+        ('{"type": "ping", "pad": "' + "x" * p.MAX_TEXT_BYTES + '"}', "message_too_large"),
+    ],
+)
 def test_malformed_text_frames_get_documented_codes(data, code):
     assert parse_error(data) == code
     assert code in p.ERROR_CODES
@@ -94,7 +137,7 @@ def test_token_is_generated_once_owner_only_and_compared_in_constant_time(tmp_pa
     assert not auth.is_authorized(token, None) and auth.is_authorized(None, None)
     assert auth.presented_token("/v1/realtime?token=abc", None) == "abc"
     assert auth.presented_token("/v1/realtime", "Bearer xyz") == "xyz"
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - any refusal will do
         auth.check_token("short")
 
 

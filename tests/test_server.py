@@ -1,7 +1,7 @@
 """The phone server over real sockets on 127.0.0.1, with the real models.
 
 One server (plain and TLS listeners) runs in a background thread for the whole
-module; clients are `voice_companion.client.RealtimeClient`, driven at real-time pace.
+module; clients are `voice_companion.transports.websocket.client.RealtimeClient`, driven at real-time pace.
 """
 
 from __future__ import annotations
@@ -20,20 +20,19 @@ import urllib.request
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from voice_companion.audio.io import read_audio, resample, to_int16
-from voice_companion.client import RealtimeClient
-from voice_companion.errors import CompanionError
-from voice_companion.pipeline.llm import GenerationOptions
-from voice_companion.pipeline.session import INTERRUPTED_MARK, SessionSettings
-from voice_companion.server import tls
-from voice_companion.server.app import App
-from voice_companion.server.shared import Shared
-from voice_companion.server.audio_frames import AudioFrame
-
-from conftest import run_cli
+from voice_companion.conversation.session import INTERRUPTED_MARK, SessionSettings
+from voice_companion.core.audio import read_audio, resample, to_int16
+from voice_companion.core.errors import CompanionError
+from voice_companion.engines.llm import GenerationOptions
+from voice_companion.transports.websocket import tls
+from voice_companion.transports.websocket.app import App
+from voice_companion.transports.websocket.audio_frames import AudioFrame
+from voice_companion.transports.websocket.client import RealtimeClient
+from voice_companion.transports.websocket.shared import Shared
 
 TOKEN = "test-token-0123456789abcdef"
 SYSTEM = "You are Mia, a friendly companion. Answer in two or three sentences."
@@ -71,8 +70,16 @@ def certificate(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(stt, llm, tts, certificate):
-    shared = Shared(stt, llm, tts, GenerationOptions(max_tokens=14, temperature=0.0), SessionSettings(),
-                    SYSTEM, "Mia", "en_US-joe-medium")
+    shared = Shared(
+        stt,
+        llm,
+        tts,
+        GenerationOptions(max_tokens=14, temperature=0.0),
+        SessionSettings(),
+        SYSTEM,
+        "Mia",
+        "en_US-joe-medium",
+    )
     running = ServerThread(App(shared, TOKEN), tls.server_context(certificate.cert, certificate.key))
     yield running
     running.stop()
@@ -95,12 +102,14 @@ async def stream(client: RealtimeClient, audio: np.ndarray, rate: int = 16000, s
 
 async def until(client: RealtimeClient, kind: str, log: list, timeout: float = 60, **match):
     """Receive (logging everything) until an event of `kind` with `match` fields arrives."""
+
     async def receive():
         while True:
             event = await client.recv()
             log.append(event)
             if isinstance(event, dict) and event["type"] == kind and all(event.get(k) == v for k, v in match.items()):
                 return event
+
     return await asyncio.wait_for(receive(), timeout)
 
 
@@ -122,9 +131,15 @@ def check_reply_audio(log: list, response: dict, rate: int) -> np.ndarray:
 
 def test_spoken_and_typed_calls_at_once(server, spoken, tts):
     """A caller speaking (at 24 kHz) and a caller typing, served at the same time, kept apart."""
+
     async def speaker():
         async with await RealtimeClient.connect(server.url, TOKEN) as client:
-            await client.send({"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}}})
+            await client.send(
+                {
+                    "type": "session.update",
+                    "session": {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}},
+                }
+            )
             log: list = []
             updated = await until(client, "session.updated", log)
             assert updated["session"]["audio"]["input"]["format"]["rate"] == 24000
@@ -136,8 +151,16 @@ def test_spoken_and_typed_calls_at_once(server, spoken, tts):
 
     async def typist():
         async with await RealtimeClient.connect(server.url, TOKEN) as client:
-            await client.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                               "content": [{"type": "input_text", "text": "What is your favourite colour?"}]}})
+            await client.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "What is your favourite colour?"}],
+                    },
+                }
+            )
             await client.send({"type": "response.create"})
             log: list = []
             created = await until(client, "response.created", log)
@@ -151,11 +174,14 @@ def test_spoken_and_typed_calls_at_once(server, spoken, tts):
     for session in (s_session, t_session):
         assert session["protocol"] == 1 and session["audio"]["output"]["format"]["rate"] == tts.sample_rate
     order = types(s_log)
-    for earlier, later in [("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped"),
-                           ("input_audio_buffer.speech_stopped", "conversation.item.input_audio_transcription.completed"),
-                           ("conversation.item.input_audio_transcription.completed", "response.created"),
-                           ("response.created", "audio"), ("audio", "response.output_audio.done"),
-                           ("response.output_audio.done", "response.done")]:
+    for earlier, later in [
+        ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped"),
+        ("input_audio_buffer.speech_stopped", "conversation.item.input_audio_transcription.completed"),
+        ("conversation.item.input_audio_transcription.completed", "response.created"),
+        ("response.created", "audio"),
+        ("audio", "response.output_audio.done"),
+        ("response.output_audio.done", "response.done"),
+    ]:
         assert order.index(earlier) < order.index(later), order
     transcript = next(e for e in s_log if isinstance(e, dict) and e["type"].endswith("transcription.completed"))
     assert "how are you" in transcript["text"].lower()
@@ -185,15 +211,23 @@ def test_barge_in_keeps_only_what_the_client_played(server, spoken):
     async def call():
         async with await RealtimeClient.connect(server.url, TOKEN) as client:
             log: list = []
-            talking = asyncio.create_task(stream(client, pcm(spoken("Tell me a long story about a dragon who loves tea."))))
+            talking = asyncio.create_task(
+                stream(client, pcm(spoken("Tell me a long story about a dragon who loves tea.")))
+            )
             created = await until(client, "response.output_audio.started", log)
             await asyncio.sleep(1.0)  # the companion talks for a second, then the user cuts in
             talking.cancel()
             talking = asyncio.create_task(stream(client, pcm(spoken("Wait, stop. Tell me about dogs instead."))))
             interrupted = await until(client, "response.interrupted", log)
             # the client flushes its player and reports what it really played
-            await client.send({"type": "conversation.item.truncate", "item_id": interrupted["response_id"],
-                               "content_index": 0, "audio_end_ms": 700})
+            await client.send(
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": interrupted["response_id"],
+                    "content_index": 0,
+                    "audio_end_ms": 700,
+                }
+            )
             truncated = await until(client, "conversation.item.truncated", log)
             done = next(e for e in log if isinstance(e, dict) and e["type"] == "response.done")
             talking.cancel()
@@ -260,7 +294,10 @@ def test_bad_input_gets_errors_and_every_session_keeps_working(server):
             ('{"type": "ping", "pad": "' + "x" * 200_000 + '"}', "message_too_large"),
             (b"\x01\x02\x03", "invalid_audio"),
             (b"\x00" * 100_000, "message_too_large"),
-            ('{"type": "session.update", "session": {"audio": {"input": {"format": {"rate": 1000000}}}}}', "invalid_sample_rate"),
+            (
+                '{"type": "session.update", "session": {"audio": {"input": {"format": {"rate": 1000000}}}}}',
+                "invalid_sample_rate",
+            ),
             ('{"type": "session.update", "session": {"audio": {"output": {"voice": "nobody"}}}}', "unknown_voice"),
             ('{"type": "conversation.item.truncate", "item_id": "resp_x", "audio_end_ms": 5}', "unknown_item"),
             ('{"type": "response.create"}', "no_input"),
@@ -297,9 +334,17 @@ def test_bad_input_gets_errors_and_every_session_keeps_working(server):
 
 def test_call_command_end_to_end(server, spoken, tmp_path):
     out = tmp_path / "answer.wav"
-    result = run_cli("call", "--url", f"http://127.0.0.1:{server.port}/#token={TOKEN}",
-                     "--input", str(spoken("What is the capital of France?")), "--output", str(out), "--json",
-                     timeout=90)
+    result = run_cli(
+        "call",
+        "--url",
+        f"http://127.0.0.1:{server.port}/#token={TOKEN}",
+        "--input",
+        str(spoken("What is the capital of France?")),
+        "--output",
+        str(out),
+        "--json",
+        timeout=90,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert "france" in data["transcript"].lower() and data["reply"] and data["status"] == "completed"
@@ -313,9 +358,13 @@ def test_call_command_end_to_end(server, spoken, tmp_path):
 def test_serve_command_with_stored_token_and_self_signed_certificate(spoken):
     refused = run_cli("serve", "--host", "0.0.0.0", "--no-token")
     assert refused.returncode == 2 and "needs a token" in refused.stderr
-    process = subprocess.Popen([sys.executable, "-m", "voice_companion", "serve", "--port", "0", "--json",
-                                "--tls-self-signed"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=os.environ.copy())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voice_companion", "serve", "--port", "0", "--json", "--tls-self-signed"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
         info = json.loads(process.stdout.readline())
         assert info["tls"] and info["url"] == f"{info['page']}#token={info['token']}"
@@ -328,7 +377,8 @@ def test_serve_command_with_stored_token_and_self_signed_certificate(spoken):
             return client.session
 
         assert asyncio.run(hello())["companion"]["name"]
-        from voice_companion.config import Settings
+        from voice_companion.core.config import Settings
+
         token_file = Settings().paths.data_dir / "server-token"
         assert token_file.read_text().strip() == info["token"] and token_file.stat().st_mode & 0o777 == 0o600
     finally:

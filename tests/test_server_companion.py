@@ -12,18 +12,17 @@ import asyncio
 import dataclasses
 
 import pytest
-
-from voice_companion.client import RealtimeClient
-from voice_companion.companion.companion import open_companion
-from voice_companion.config import Settings
-from voice_companion.pipeline.session import SessionSettings
-from voice_companion.server import tls
-from voice_companion.server.app import App, Conversations
-from voice_companion.server.audio_frames import AudioFrame
-from voice_companion.server.shared import Shared
-from voice_companion.pipeline.llm import GenerationOptions
-
 from test_server import TOKEN, ServerThread, until
+
+from voice_companion.companion.companion import open_companion
+from voice_companion.conversation.session import SessionSettings
+from voice_companion.core.config import Settings
+from voice_companion.engines.llm import GenerationOptions
+from voice_companion.transports.websocket import tls
+from voice_companion.transports.websocket.app import App, Conversations
+from voice_companion.transports.websocket.audio_frames import AudioFrame
+from voice_companion.transports.websocket.client import RealtimeClient
+from voice_companion.transports.websocket.shared import Shared
 
 MIA_GREETING = "Hey, it's good to hear you"  # the start of the bundled Mia persona's greeting
 
@@ -39,9 +38,18 @@ def companion_settings(tmp_path_factory):
 @pytest.fixture(scope="module")
 def companion_server(stt, llm, tts, companion_settings, tmp_path_factory):
     companion = open_companion(companion_settings)
-    shared = Shared(stt, llm, tts, GenerationOptions(max_tokens=14, temperature=0.0), SessionSettings(),
-                    companion.system_prompt(companion_settings), companion.persona.name, "en_US-joe-medium",
-                    companion, companion_settings)
+    shared = Shared(
+        stt,
+        llm,
+        tts,
+        GenerationOptions(max_tokens=14, temperature=0.0),
+        SessionSettings(),
+        companion.system_prompt(companion_settings),
+        companion.persona.name,
+        "en_US-joe-medium",
+        companion,
+        companion_settings,
+    )
     certificate = tls.self_signed(tmp_path_factory.mktemp("tls"), ["127.0.0.1"])
     running = ServerThread(App(shared, TOKEN), tls.server_context(certificate.cert, certificate.key))
     yield running
@@ -50,8 +58,12 @@ def companion_server(stt, llm, tts, companion_settings, tmp_path_factory):
 
 
 async def typed_turn(client: RealtimeClient, text: str, log: list) -> dict:
-    await client.send({"type": "conversation.item.create",
-                       "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+    await client.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+        }
+    )
     await client.send({"type": "response.create"})
     return await until(client, "response.done", log, timeout=90)
 
@@ -103,8 +115,9 @@ def test_calls_are_sessions_of_the_companion_and_the_next_greeting_remembers(com
 
 
 def test_dropped_conversations_are_closed_and_their_turns_kept(companion_settings, tmp_path):
-    companion = open_companion(dataclasses.replace(companion_settings, paths=dataclasses.replace(
-        companion_settings.paths, data_dir=tmp_path)))
+    companion = open_companion(
+        dataclasses.replace(companion_settings, paths=dataclasses.replace(companion_settings.paths, data_dir=tmp_path))
+    )
     conversations = Conversations(lambda: companion.conversation(companion_settings), limit=2)
     first_id, first, resumed = conversations.open(None)
     assert not resumed

@@ -16,22 +16,30 @@ import sys
 
 import numpy as np
 import pytest
+from test_server import SYSTEM, TOKEN, ServerThread, until
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from test_server import SYSTEM, TOKEN, ServerThread, until
-from voice_companion.client import RealtimeClient
-from voice_companion.pipeline.llm import GenerationOptions
-from voice_companion.pipeline.session import SessionSettings
-from voice_companion.server import limits, origin, tls
-from voice_companion.server.app import App
-from voice_companion.server.shared import Shared
+from voice_companion.conversation.session import SessionSettings
+from voice_companion.engines.llm import GenerationOptions
+from voice_companion.transports.websocket import limits, origin, tls
+from voice_companion.transports.websocket.app import App
+from voice_companion.transports.websocket.client import RealtimeClient
+from voice_companion.transports.websocket.shared import Shared
 
 
 @pytest.fixture(scope="module")
 def shared(stt, llm, tts):
-    return Shared(stt, llm, tts, GenerationOptions(max_tokens=8, temperature=0.0), SessionSettings(),
-                  SYSTEM, "Mia", "en_US-joe-medium")
+    return Shared(
+        stt,
+        llm,
+        tts,
+        GenerationOptions(max_tokens=8, temperature=0.0),
+        SessionSettings(),
+        SYSTEM,
+        "Mia",
+        "en_US-joe-medium",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +58,7 @@ def handshake_status(url: str, headers: dict[str, str]) -> int:
             return exc.response.status_code
         await ws.close()
         return 101
+
     return asyncio.run(attempt())
 
 
@@ -57,8 +66,15 @@ def test_origin_rules():
     assert origin.origin_refusal(None, "192.168.1.20:8765", tls=True) is None  # scripts, apps
     assert origin.origin_refusal("https://192.168.1.20:8765", "192.168.1.20:8765", tls=True) is None
     assert origin.origin_refusal("https://example.com", "example.com:443", tls=True) is None
-    for foreign in ("https://evil.example", "http://192.168.1.20:8765", "https://192.168.1.20:8766",
-                    "null", "file://", "https://192.168.1.20:8765.evil.example", "https://x@192.168.1.20:8765/p"):
+    for foreign in (
+        "https://evil.example",
+        "http://192.168.1.20:8765",
+        "https://192.168.1.20:8766",
+        "null",
+        "file://",
+        "https://192.168.1.20:8765.evil.example",
+        "https://x@192.168.1.20:8765/p",
+    ):
         assert origin.origin_refusal(foreign, "192.168.1.20:8765", tls=True), foreign
     assert origin.origin_refusal("https://proxy.example", "10.0.0.2:8765", True, ["https://proxy.example/"]) is None
     assert origin.origin_refusal(None, "evil.example:8765", False, loopback_only=True)  # DNS rebinding
@@ -83,9 +99,14 @@ def raw_handshake(port: int, host: str, headers: dict[str, str] | None = None) -
     """A WebSocket upgrade by hand, so the Host header can lie (as after DNS rebinding)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.putrequest("GET", "/v1/realtime", skip_host=True)
-    for name, value in {"Host": host, "Upgrade": "websocket", "Connection": "Upgrade",
-                        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13",
-                        **(headers or {})}.items():
+    for name, value in {
+        "Host": host,
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+        **(headers or {}),
+    }.items():
         conn.putheader(name, value)
     conn.endheaders()
     status = conn.getresponse().status
@@ -100,8 +121,12 @@ def test_a_server_without_token_answers_only_to_localhost(shared, tmp_path):
         assert raw_handshake(running.port, f"127.0.0.1:{running.port}") == 101
         assert raw_handshake(running.port, f"localhost:{running.port}") == 101
         assert raw_handshake(running.port, f"evil.example:{running.port}") == 403
-        assert raw_handshake(running.port, f"evil.example:{running.port}",
-                             {"Origin": f"http://evil.example:{running.port}"}) == 403
+        assert (
+            raw_handshake(
+                running.port, f"evil.example:{running.port}", {"Origin": f"http://evil.example:{running.port}"}
+            )
+            == 403
+        )
     finally:
         running.stop()
 
@@ -116,7 +141,7 @@ def test_every_input_has_a_budget_and_the_call_survives_it(server):
         pongs = sum(1 for e in log if isinstance(e, dict) and e["type"] == "pong")
         assert pongs <= limits.EVENT_BURST + 2
         await asyncio.sleep(limits.EVENT_BURST / limits.MAX_EVENTS_PER_S)  # budget refills
-        for i in range(limits.UPDATE_BURST + 3):
+        for _ in range(limits.UPDATE_BURST + 3):
             await client.send({"type": "session.update", "session": {"instructions": "Be brief."}})
         await until(client, "error", log, timeout=5, code="rate_limited")
         await asyncio.sleep(1.5)
@@ -137,17 +162,41 @@ def test_every_input_has_a_budget_and_the_call_survives_it(server):
     asyncio.run(flood())
 
 
-ROUTES = ["/", "/index.html", "/v1/realtime", "/v1/realtime?conversation=x", "/v1/history", "/history",
-          "/memory", "/memory.db", "/api/memories", "/v1/sessions", "/data/companions/mia/memory.db",
-          "/../data/server-token", "/%2e%2e/%2e%2e/server-token", "/server-token", "/config.toml",
-          "/.env", "/v1/realtime/../../memory.db", "//etc/passwd"]
+ROUTES = [
+    "/",
+    "/index.html",
+    "/v1/realtime",
+    "/v1/realtime?conversation=x",
+    "/v1/history",
+    "/history",
+    "/memory",
+    "/memory.db",
+    "/api/memories",
+    "/v1/sessions",
+    "/data/companions/mia/memory.db",
+    "/../data/server-token",
+    "/%2e%2e/%2e%2e/server-token",
+    "/server-token",
+    "/config.toml",
+    "/.env",
+    "/v1/realtime/../../memory.db",
+    "//etc/passwd",
+]
 
 
 def test_no_route_gives_history_memory_or_secrets_without_the_token(server):
     async def talk() -> str:
         async with await RealtimeClient.connect(server.url, TOKEN) as client:
-            await client.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                               "content": [{"type": "input_text", "text": "My secret word is pelican."}]}})
+            await client.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "My secret word is pelican."}],
+                    },
+                }
+            )
             await client.send({"type": "response.create"})
             return (await until(client, "response.done", [], timeout=60))["text"]
 
@@ -168,9 +217,9 @@ def test_no_route_gives_history_memory_or_secrets_without_the_token(server):
 
 def test_secrets_are_never_logged(server, caplog, tmp_path):
     """Token in the query and in the header, right and wrong; an API key sent to a dead LLM."""
-    from voice_companion.errors import LLMError
-    from voice_companion.pipeline.llm import ChatMessage
-    from voice_companion.pipeline.llm_openai import OpenAICompatibleLLM
+    from voice_companion.core.errors import LLMError
+    from voice_companion.engines.llm import ChatMessage
+    from voice_companion.engines.llm_openai import OpenAICompatibleLLM
 
     api_key = "sk-test-SECRET-0123456789abcdef"
     caplog.set_level(logging.DEBUG)
@@ -204,8 +253,12 @@ def test_serve_makes_the_data_directory_owner_only(tmp_path):
     env = {**os.environ, "VOICE_COMPANION_HOME": str(home)}
     (home / "config").mkdir(parents=True)
     (home / "config" / "config.toml").write_text('[llm]\ntier = "tiny"\n')
-    process = subprocess.Popen([sys.executable, "-m", "voice_companion", "-q", "serve", "--port", "0", "--json",
-                                "--tls-self-signed"], stdout=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voice_companion", "-q", "serve", "--port", "0", "--json", "--tls-self-signed"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert process.stdout.readline()
     finally:
@@ -224,7 +277,7 @@ def test_the_token_is_compared_in_constant_time(monkeypatch):
     """`hmac.compare_digest` (its time does not depend on where the strings differ) decides."""
     import hmac
 
-    from voice_companion.server import auth
+    from voice_companion.transports.websocket import auth
 
     calls = []
     real = hmac.compare_digest

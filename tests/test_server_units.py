@@ -7,13 +7,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from voice_companion.companion.conversation import Conversation
-from voice_companion.pipeline.events import AudioChunk, ResponseDone, TextDelta
-from voice_companion.pipeline.session import INTERRUPTED_MARK, SessionSettings
-from voice_companion.server import connection as conn_module
-from voice_companion.server.connection import CLOSE_TOO_SLOW, Connection
-from voice_companion.server.shared import Shared
-from voice_companion.server.replies import Replies
+from voice_companion.conversation.history import Conversation
+from voice_companion.conversation.session import INTERRUPTED_MARK, SessionSettings
+from voice_companion.core.events import AudioChunk, ResponseDone, TextDelta
+from voice_companion.transports.websocket import connection as conn_module
+from voice_companion.transports.websocket.connection import CLOSE_TOO_SLOW, Connection
+from voice_companion.transports.websocket.heard import Replies
+from voice_companion.transports.websocket.shared import Shared
 
 RATE = 1000  # 1 sample = 1 ms keeps the arithmetic readable
 

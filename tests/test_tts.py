@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from conftest import rms
-from voice_companion.engines import voice_path
-from voice_companion.pipeline.tts import PiperTTS, VoiceSettings
+
+from voice_companion.engines.loader import voice_path
+from voice_companion.engines.tts import PiperTTS, VoiceSettings
 
 
 def test_synthesizes_audible_speech_at_the_voice_rate(tts):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voice_companion.pipeline.vad import FRAME_MS, SpeechDetector, VadSettings, frame_dbfs
+from voice_companion.conversation.vad import FRAME_MS, SpeechDetector, VadSettings, frame_dbfs
 
 RATE = 16000
 DATA = Path(__file__).parent / "data"

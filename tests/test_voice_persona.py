@@ -4,14 +4,15 @@ language the user speaks to it, applied to the settings every front end loads fr
 from __future__ import annotations
 
 import pytest
-
 from voice_hub import TestVoices
 from voice_setup import install_all
+
 from voice_companion.companion.companion import apply_persona
-from voice_companion.companion.persona import from_dict, to_toml as persona_toml
-from voice_companion.config import Settings, load_settings, to_toml
-from voice_companion.engines import load_tts
-from voice_companion.voices import catalog
+from voice_companion.companion.persona import from_dict
+from voice_companion.companion.persona import to_toml as persona_toml
+from voice_companion.core.config import Settings, load_settings, to_toml
+from voice_companion.engines.loader import load_tts
+from voice_companion.engines.models import voice_catalog as catalog
 
 
 @pytest.fixture()
@@ -29,8 +30,11 @@ def persona(**fields):
 
 def test_the_personas_voice_map_and_listening_language_reach_the_settings(home):
     settings = Settings()
-    lin = persona(stt_language="zh", voice={"name": "zh_CN-test-x_low", "length_scale": 1.3},
-                  voices={"zh": "zh_CN-test-x_low", "en": "en_US-test_b-x_low"})
+    lin = persona(
+        stt_language="zh",
+        voice={"name": "zh_CN-test-x_low", "length_scale": 1.3},
+        voices={"zh": "zh_CN-test-x_low", "en": "en_US-test_b-x_low"},
+    )
     apply_persona(settings, lin)
     assert settings.tts.voice == "zh_CN-test-x_low" and settings.tts.length_scale == 1.3
     assert settings.tts.languages == {"zh": "zh_CN-test-x_low", "en": "en_US-test_b-x_low"}
@@ -38,15 +42,21 @@ def test_the_personas_voice_map_and_listening_language_reach_the_settings(home):
     router = load_tts(settings)
     assert router.active == "zh_CN-test-x_low" and router.settings["zh_CN-test-x_low"].length_scale == 1.3
     assert router.follow_language("en") is None and router.reply_voice == "en_US-test_b-x_low"
-    assert "stt_language = \"zh\"" in persona_toml(lin)
+    assert 'stt_language = "zh"' in persona_toml(lin)
 
 
 def test_flags_and_config_win_over_the_persona_and_a_missing_voice_is_not_used(home):
     settings = Settings()
     settings.stt.language = "en"  # --language en
     settings.tts.languages = {"zh": "zh_CN-test-x_low"}  # config.toml
-    apply_persona(settings, persona(stt_language="zh", voice={"name": "fr_FR-test-x_low", "length_scale": 2.0},
-                                    voices={"zh": "en_US-test_b-x_low", "fr": "fr_FR-test-x_low"}))
+    apply_persona(
+        settings,
+        persona(
+            stt_language="zh",
+            voice={"name": "fr_FR-test-x_low", "length_scale": 2.0},
+            voices={"zh": "en_US-test_b-x_low", "fr": "fr_FR-test-x_low"},
+        ),
+    )
     assert settings.stt.language == "en" and settings.tts.languages["zh"] == "zh_CN-test-x_low"
     assert settings.tts.voice == "en_US-joe-medium" and settings.tts.length_scale == 1.0  # fr voice not installed
 
@@ -57,6 +67,6 @@ def test_config_toml_takes_a_voice_per_language(home, tmp_path):
     settings = load_settings(config)
     assert settings.tts.languages == {"zh": "zh_CN-test-x_low"} and settings.tts.loaded_voices == 2
     assert 'languages = { zh = "zh_CN-test-x_low" }' in to_toml(settings.as_dict())
-    config.write_text('[tts]\nlanguages = { zh = 3 }\n')
+    config.write_text("[tts]\nlanguages = { zh = 3 }\n")
     with pytest.raises(Exception, match="tts.languages must map names to text"):
         load_settings(config)

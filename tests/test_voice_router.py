@@ -4,15 +4,15 @@ of real speech through Whisper base."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import DATA, espeak
 from piper_test_voice import pitch_of
 from voice_hub import TestVoices
 from voice_setup import install_all, pitch
-from voice_companion.audio.io import load_for_stt
-from voice_companion.voices import catalog
-from voice_companion.voices.pool import VoicePool
-from voice_companion.voices.router import VoiceRouter
+
+from voice_companion.core.audio import load_for_stt
+from voice_companion.engines.models import voice_catalog as catalog
+from voice_companion.engines.voices.pool import VoicePool
+from voice_companion.engines.voices.router import VoiceRouter
 
 A, B, ZH, FR = "en_US-test_a-x_low", "en_US-test_b-x_low", "zh_CN-test-x_low", "fr_FR-test-x_low"
 
@@ -73,19 +73,20 @@ def test_swap_speed_and_the_lru_pool(router):
 def test_language_routing_of_real_speech_with_whisper_base(stt, voices, router, spoken, tmp_path):
     """zh (a human recording), fr (espeak-ng) and en (Piper) speech -> the right voice."""
     install_all(voices, router.pool.models_dir)  # the French voice too
-    cases = [(load_for_stt(DATA / "zh_welcome.wav"), "zh", ZH),
-             (load_for_stt(espeak("Bonjour, je voudrais parler avec toi ce soir.", "fr", tmp_path / "fr.wav")), "fr", FR),
-             (load_for_stt(spoken("Good evening, shall we talk for a while?")), "en", A)]
+    cases = [
+        (load_for_stt(DATA / "zh_welcome.wav"), "zh", ZH),
+        (load_for_stt(espeak("Bonjour, je voudrais parler avec toi ce soir.", "fr", tmp_path / "fr.wav")), "fr", FR),
+        (load_for_stt(spoken("Good evening, shall we talk for a while?")), "en", A),
+    ]
     for audio, language, voice in cases:
         heard = stt.transcribe(audio)
         assert heard.language == language, heard
         assert router.follow_language(heard.language) is None and router.reply_voice == voice
 
 
-
 def test_each_voice_keeps_its_own_speaker(voices, router):
     """A multi-speaker voice (like fr_FR-upmc) speaks with the speaker its settings name."""
-    from voice_companion.pipeline.tts import VoiceSettings
+    from voice_companion.engines.tts import VoiceSettings
 
     install_all(voices, router.pool.models_dir)
     router.use(FR, VoiceSettings(speaker_id=1))

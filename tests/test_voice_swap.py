@@ -8,24 +8,24 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import DATA, espeak
 from piper_test_voice import pitch_of
 from voice_hub import TestVoices
 from voice_setup import ScriptedLLM, install_all, pitch
-from voice_companion.audio.io import load_for_stt
-from voice_companion.audio.virtual import VirtualAudioDevice
-from voice_companion.client import RealtimeClient
-from voice_companion.companion.conversation import Conversation
-from voice_companion.pipeline.events import AudioChunk, Notice, TextDelta, TranscriptFinal
-from voice_companion.pipeline.llm import GenerationOptions
-from voice_companion.pipeline.session import Session, SessionSettings
-from voice_companion.server.app import App
-from voice_companion.server.audio_frames import AudioFrame
-from voice_companion.server.shared import Shared
-from voice_companion.voices import catalog
-from voice_companion.voices.pool import VoicePool
-from voice_companion.voices.router import VoiceRouter
+
+from voice_companion.conversation.history import Conversation
+from voice_companion.conversation.session import Session, SessionSettings
+from voice_companion.core.audio import load_for_stt
+from voice_companion.core.events import AudioChunk, Notice, TranscriptFinal
+from voice_companion.engines.llm import GenerationOptions
+from voice_companion.engines.models import voice_catalog as catalog
+from voice_companion.engines.voices.pool import VoicePool
+from voice_companion.engines.voices.router import VoiceRouter
+from voice_companion.transports.desk.virtual import VirtualAudioDevice
+from voice_companion.transports.websocket.app import App
+from voice_companion.transports.websocket.audio_frames import AudioFrame
+from voice_companion.transports.websocket.client import RealtimeClient
+from voice_companion.transports.websocket.shared import Shared
 
 A, B, ZH, FR = "en_US-test_a-x_low", "en_US-test_b-x_low", "zh_CN-test-x_low", "fr_FR-test-x_low"
 PITCH = {A: pitch_of(300, 22050), B: pitch_of(600, 16000), ZH: pitch_of(500, 16000)}
@@ -57,6 +57,7 @@ def test_swap_mid_reply_the_next_clause_speaks_with_the_new_voice(stt, models_di
         run = asyncio.create_task(session.run())
         await asyncio.sleep(0.1)
         await session.respond_to_text("Tell me something.")
+
         async def first_audio() -> None:
             while not device.of_type(AudioChunk):
                 await asyncio.sleep(0.005)
@@ -76,7 +77,11 @@ def test_swap_mid_reply_the_next_clause_speaks_with_the_new_voice(stt, models_di
     changed = [n for n in device.of_type(Notice) if n.code == "voice_changed"]
     assert changed and changed[0].details["voice"] == B
     heard = device.speaker_audio()
-    assert {voice_of(heard[i:i + 4096]) for i in range(0, len(heard) - 4096, 4096) if np.abs(heard[i:i + 4096]).max() > 1000} == {A, B}
+    assert {
+        voice_of(heard[i : i + 4096])
+        for i in range(0, len(heard) - 4096, 4096)
+        if np.abs(heard[i : i + 4096]).max() > 1000
+    } == {A, B}
     print(f"\nswap: voice load {timing['load_s'] * 1000:.0f} ms, swap call {timing['swap_s'] * 1000:.0f} ms")
 
 
@@ -103,12 +108,24 @@ def test_the_voice_follows_spoken_chinese_and_a_missing_language_is_said_once(st
 
 def test_session_update_swaps_one_calls_voice_over_the_websocket(stt, llm, models_dir):
     pool = VoicePool(models_dir)
-    shared = Shared(stt, llm, VoiceRouter(pool, A, sample_rate=22050),
-                    GenerationOptions(max_tokens=12, temperature=0.0), SessionSettings(), "You are Mia.", "Mia", A)
+    shared = Shared(
+        stt,
+        llm,
+        VoiceRouter(pool, A, sample_rate=22050),
+        GenerationOptions(max_tokens=12, temperature=0.0),
+        SessionSettings(),
+        "You are Mia.",
+        "Mia",
+        A,
+    )
 
     async def reply_voices(client: RealtimeClient, text: str) -> list[str]:
-        await client.send({"type": "conversation.item.create",
-                           "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+        await client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+            }
+        )
         await client.send({"type": "response.create"})
         frames: list[np.ndarray] = []
         while True:
@@ -117,8 +134,13 @@ def test_session_update_swaps_one_calls_voice_over_the_websocket(stt, llm, model
                 frames.append(message.samples)
             elif message["type"] == "response.done":
                 audio = np.concatenate(frames)
-                return sorted({voice_of(audio[i:i + 4096]) for i in range(0, len(audio) - 4096, 4096)
-                               if np.abs(audio[i:i + 4096]).max() > 1000})
+                return sorted(
+                    {
+                        voice_of(audio[i : i + 4096])
+                        for i in range(0, len(audio) - 4096, 4096)
+                        if np.abs(audio[i : i + 4096]).max() > 1000
+                    }
+                )
 
     async def main() -> None:
         server = await App(shared, TOKEN).listen("127.0.0.1", 0)
@@ -127,8 +149,13 @@ def test_session_update_swaps_one_calls_voice_over_the_websocket(stt, llm, model
             async with await RealtimeClient.connect(url, TOKEN) as one, await RealtimeClient.connect(url, TOKEN) as two:
                 output = one.session["audio"]["output"]
                 assert output["voice"] == A and {A, B, ZH} <= set(output["voices"])
-                await one.send({"type": "session.update", "event_id": "e1",
-                                "session": {"audio": {"output": {"voice": B, "speed": 1.2}}}})
+                await one.send(
+                    {
+                        "type": "session.update",
+                        "event_id": "e1",
+                        "session": {"audio": {"output": {"voice": B, "speed": 1.2}}},
+                    }
+                )
                 notice = await asyncio.wait_for(one.recv(), 30)
                 assert notice["type"] == "notice" and notice["code"] == "voice_changed", notice
                 updated = await asyncio.wait_for(one.recv(), 30)
@@ -137,8 +164,13 @@ def test_session_update_swaps_one_calls_voice_over_the_websocket(stt, llm, model
                 assert updated["session"]["audio"]["output"]["format"]["rate"] == 22050  # same stream after a swap
                 assert await reply_voices(one, "Say hello.") == [B]
                 assert await reply_voices(two, "Say hello.") == [A]  # the other call keeps its voice
-                await one.send({"type": "session.update", "event_id": "e2",
-                                "session": {"audio": {"output": {"voice": "xx_XX-nobody-low"}}}})
+                await one.send(
+                    {
+                        "type": "session.update",
+                        "event_id": "e2",
+                        "session": {"audio": {"output": {"voice": "xx_XX-nobody-low"}}},
+                    }
+                )
                 error = await asyncio.wait_for(one.recv(), 30)
                 assert error["type"] == "error" and error["code"] == "unknown_voice" and error["event_id"] == "e2"
         finally:
@@ -149,12 +181,13 @@ def test_session_update_swaps_one_calls_voice_over_the_websocket(stt, llm, model
 
 
 def test_desk_commands_swap_and_speed_up_the_voice(stt, tts, models_dir):
-    from voice_companion.desk_commands import handle_line
+    from voice_companion.cli.desk_commands import handle_line
 
     router = VoiceRouter(VoicePool(models_dir), A, sample_rate=22050)
     session = Session(stt, ScriptedLLM(), router, VirtualAudioDevice(22050, duration_s=1), Conversation("system"))
-    fixed = Session(stt, ScriptedLLM(), tts.pool.get(tts.active), VirtualAudioDevice(22050, duration_s=1),
-                    Conversation("system"))
+    fixed = Session(
+        stt, ScriptedLLM(), tts.pool.get(tts.active), VirtualAudioDevice(22050, duration_s=1), Conversation("system")
+    )
     said: list[str] = []
 
     async def main() -> None:
@@ -177,25 +210,38 @@ def test_a_corrupt_voice_is_refused_on_a_live_switch_and_the_call_goes_on(stt, l
     call keeps its voice, and a reply whose language wants that voice uses the chosen one."""
     import shutil
 
-    from voice_companion.voices.install import installed_path
+    from voice_companion.engines.voices.install import installed_path
 
     damaged = shutil.copytree(models_dir, tmp_path / "models")
     for voice in (B, ZH):
         installed_path(catalog.find(voice), damaged).write_bytes(b"\x08\x07not a model" * 100)
     pool = VoicePool(damaged)
-    shared = Shared(stt, llm, VoiceRouter(pool, A, sample_rate=22050),
-                    GenerationOptions(max_tokens=12, temperature=0.0), SessionSettings(), "You are Mia.", "Mia", A)
+    shared = Shared(
+        stt,
+        llm,
+        VoiceRouter(pool, A, sample_rate=22050),
+        GenerationOptions(max_tokens=12, temperature=0.0),
+        SessionSettings(),
+        "You are Mia.",
+        "Mia",
+        A,
+    )
 
     async def main() -> None:
         server = await App(shared, TOKEN).listen("127.0.0.1", 0)
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/realtime"
         try:
             async with await RealtimeClient.connect(url, TOKEN) as client:
-                await client.send({"type": "session.update", "event_id": "e1",
-                                   "session": {"audio": {"output": {"voice": B}}}})
+                await client.send(
+                    {"type": "session.update", "event_id": "e1", "session": {"audio": {"output": {"voice": B}}}}
+                )
                 error = await asyncio.wait_for(client.recv(), 30)
                 assert error["type"] == "error" and error["code"] == "voice_failed", error
-                assert error["event_id"] == "e1" and "corrupt" in error["message"] and f"voices download {B}" in error["message"]
+                assert (
+                    error["event_id"] == "e1"
+                    and "corrupt" in error["message"]
+                    and f"voices download {B}" in error["message"]
+                )
                 await client.send({"type": "ping", "event_id": "p1"})
                 assert (await asyncio.wait_for(client.recv(), 10))["type"] == "pong"
                 assert client.session["audio"]["output"]["voice"] == A

@@ -9,14 +9,14 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
 from piper_test_voice import dominant_hz, pitch_of
 from voice_hub import VOICES, Hub, TestVoices
-from voice_companion.audio.io import read_audio
-from voice_companion.errors import DownloadError
-from voice_companion.voices import catalog
-from voice_companion.voices.install import install, installed_path, staging_dir, state, voice_dir
+
+from voice_companion.core.audio import read_audio
+from voice_companion.core.errors import DownloadError
+from voice_companion.engines.models import voice_catalog as catalog
+from voice_companion.engines.voices.install import install, installed_path, staging_dir, state, voice_dir
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,9 @@ def test_download_verifies_installs_and_the_voice_speaks(env, tmp_path):
     assert "zh_CN-test-x_low/zh_CN-test-x_low.onnx" in result.stderr  # the progress bar names the file
     assert json.loads(result.stdout)["state"] == "installed"
     assert sorted(p.name for p in (env / "zh_CN-test-x_low").iterdir()) == [
-        "zh_CN-test-x_low.onnx", "zh_CN-test-x_low.onnx.json"]
+        "zh_CN-test-x_low.onnx",
+        "zh_CN-test-x_low.onnx.json",
+    ]
     assert not staging_dir(catalog.get("zh_CN-test-x_low"), env).exists()
     wav = tmp_path / "preview.wav"
     preview = run_cli("voices", "preview", "zh_CN-test-x_low", "--output", str(wav))
@@ -123,10 +125,12 @@ def test_remove_and_its_errors(env):
     assert run_cli("voices", "download", "en_US-test_a-x_low", "--no-progress").returncode == 0
     assert run_cli("voices", "remove", "en_US-test_a-x_low").returncode == 0
     assert not (env / "en_US-test_a-x_low").exists()
-    for args, message in ((("remove", "en_US-test_a-x_low"), "is not downloaded here"),
-                          (("remove", "en_US-joe-medium"), "cannot be removed"),
-                          (("download", "xx_XX-nobody-low"), "unknown voice"),
-                          (("preview", "fr_FR-test-x_low"), "voices download fr_FR-test-x_low")):
+    for args, message in (
+        (("remove", "en_US-test_a-x_low"), "is not downloaded here"),
+        (("remove", "en_US-joe-medium"), "cannot be removed"),
+        (("download", "xx_XX-nobody-low"), "unknown voice"),
+        (("preview", "fr_FR-test-x_low"), "voices download fr_FR-test-x_low"),
+    ):
         result = run_cli("voices", *args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, args
     assert run_cli("voices", "--help").returncode == 0 and run_cli("voices", "download", "--help").returncode == 0

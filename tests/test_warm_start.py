@@ -13,24 +13,28 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-from voice_companion.companion import context
 from voice_companion.companion.companion import open_companion
-from voice_companion.companion.memory_conversation import MemoryConversation
-from voice_companion.companion.sqlite_store import SQLiteMemoryStore
-from voice_companion.config import Settings
-from voice_companion.pipeline import llm_state
-from voice_companion.pipeline.llm import ChatMessage, GenerationOptions
-from voice_companion.pipeline.reply import collect_reply
+from voice_companion.companion.memory import context
+from voice_companion.companion.memory.conversation import MemoryConversation
+from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+from voice_companion.conversation.file_reply import collect_reply
+from voice_companion.core.config import Settings
+from voice_companion.engines import llm_state
+from voice_companion.engines.llm import ChatMessage, GenerationOptions
 
 GREEDY = GenerationOptions(max_tokens=16, temperature=0.0, top_p=1.0, repeat_penalty=1.0)
-PREFIX = [ChatMessage("system", "You are Mia, a warm friend. " + " ".join(
-    f"The user once mentioned thing number {i}." for i in range(30))),
-    ChatMessage("user", "Hi Mia, I had a long day."), ChatMessage("assistant", "Oh no, tell me about it!")]
+PREFIX = [
+    ChatMessage(
+        "system",
+        "You are Mia, a warm friend. " + " ".join(f"The user once mentioned thing number {i}." for i in range(30)),
+    ),
+    ChatMessage("user", "Hi Mia, I had a long day."),
+    ChatMessage("assistant", "Oh no, tell me about it!"),
+]
 QUESTION = ChatMessage("user", "What did I mention?")
 
 
@@ -115,7 +119,7 @@ def test_the_next_session_continues_the_window_and_opens_from_the_saved_state(ll
 def test_a_roll_is_prepared_before_the_window_fills(tmp_path, prefilled):
     """The session prefills the coming window while idle and says so (mark_prepared): the
     swap happens as the window fills. Unprepared, the window waits (within its grace)."""
-    from voice_companion.companion.memory_conversation import ROLL_GRACE
+    from voice_companion.companion.memory.conversation import ROLL_GRACE
 
     store = SQLiteMemoryStore(tmp_path / "memory.db")
     conversation = MemoryConversation(store, "You are Mia.", context.Budget(700), state_dir=tmp_path / "state")
@@ -155,7 +159,7 @@ KILLED_CHILD = textwrap.dedent("""
     import dataclasses, sys, time
     from pathlib import Path
     from voice_companion.companion.companion import open_companion
-    from voice_companion.config import Settings
+    from voice_companion.core.config import Settings
 
     settings = Settings()
     settings.llm.tier = "tiny"
@@ -191,10 +195,10 @@ def test_a_process_killed_before_its_end_of_session_work_loses_nothing(tmp_path)
 
 
 def test_a_live_session_of_another_process_is_not_taken_for_an_orphan(tmp_path):
-    from voice_companion.companion.memory_worker import finish_orphaned_sessions
+    from voice_companion.companion.memory.worker import finish_orphaned_sessions
 
     store = SQLiteMemoryStore(tmp_path / "memory.db")
-    from voice_companion.companion.memory_conversation import OWNER
+    from voice_companion.companion.memory.conversation import OWNER
 
     live = store.start_session("embedded", OWNER)  # this very process: alive
     dead = store.start_session("embedded", OWNER.rsplit(":", 1)[0] + ":999999999")
@@ -210,8 +214,14 @@ def test_chat_ends_its_session_without_a_traceback_and_opens_warm_next_time(tmp_
     env = {**os.environ, "VOICE_COMPANION_HOME": str(home)}
 
     def chat(lines: str) -> tuple[list[dict], str]:
-        done = subprocess.run([sys.executable, "-m", "voice_companion", "chat", "--json"], input=lines,
-                              capture_output=True, text=True, env=env, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "voice_companion", "chat", "--json"],
+            input=lines,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         return [json.loads(x) for x in done.stdout.splitlines()], done.stderr
 
@@ -230,8 +240,14 @@ def test_forgetting_a_memory_drops_the_saved_state_and_the_window(tmp_path):
     (home / "config").mkdir(parents=True)
     (home / "config" / "config.toml").write_text('[llm]\ntier = "tiny"\n')
     env = {**os.environ, "VOICE_COMPANION_HOME": str(home)}
-    run = lambda *a, stdin="": subprocess.run([sys.executable, "-m", "voice_companion", *a], input=stdin,  # noqa: E731
-                                              capture_output=True, text=True, env=env, timeout=300)
+    run = lambda *a, stdin="": subprocess.run(
+        [sys.executable, "-m", "voice_companion", *a],
+        input=stdin,  # noqa: E731
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert run("chat", "--json", stdin="My name is Sam.\n").returncode == 0
     folder = home / "data" / "companions" / "mia"
     assert list((folder / "llm-state").glob("*.bin"))
@@ -247,8 +263,13 @@ def test_the_demo_is_not_a_memory(tmp_path):
     (home / "config").mkdir(parents=True)
     (home / "config" / "config.toml").write_text('[llm]\ntier = "tiny"\n')
     env = {**os.environ, "VOICE_COMPANION_HOME": str(home)}
-    done = subprocess.run([sys.executable, "-m", "voice_companion", "demo", "--json", "--output-dir",
-                           str(tmp_path / "demo")], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "voice_companion", "demo", "--json", "--output-dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["reply"]
     store = SQLiteMemoryStore(home / "data" / "companions" / "mia" / "memory.db")
@@ -265,12 +286,14 @@ def open_companion_greeting(home: Path) -> str:
 def test_the_profile_changes_only_at_its_end_when_facts_are_learned():
     """A roll rebuilds the profile; what it already showed stays first and in order, so
     the rolled window shares its beginning with the last one (cheap to prefill)."""
-    from voice_companion.companion.memory_types import Memory
+    from voice_companion.companion.memory.types import Memory
 
     facts = [Memory(i, "fact", f"The user likes thing number {i} very much", 0.5) for i in range(1, 40)]
     before = [m.id for m in context.pick_profile(facts, 200)]
-    grown = facts + [Memory(40, "fact", "The user has a new neighbour called Priya", 0.5),
-                     Memory(41, "fact", "The user's name is Sam", 1.0)]
+    grown = facts + [
+        Memory(40, "fact", "The user has a new neighbour called Priya", 0.5),
+        Memory(41, "fact", "The user's name is Sam", 1.0),
+    ]
     after = [m.id for m in context.pick_profile(grown, 200)]
     assert 41 in after and 40 not in after  # identity always; a newer equal fact waits for recall
     assert after[: len(before) - 1] == before[:-1]  # only the end moved

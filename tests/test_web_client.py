@@ -17,13 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_companion.audio.io import read_audio, write_wav
-from voice_companion.pipeline.llm import GenerationOptions
-from voice_companion.pipeline.session import INTERRUPTED_MARK, SessionSettings
-from voice_companion.server.app import App
-from voice_companion.server.shared import Shared
+from voice_companion.conversation.session import INTERRUPTED_MARK, SessionSettings
+from voice_companion.core.audio import read_audio, write_wav
+from voice_companion.engines.llm import GenerationOptions
+from voice_companion.transports.websocket.app import App
+from voice_companion.transports.websocket.shared import Shared
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (scripts/setup.sh --dev installs it)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (scripts/setup.sh --dev installs it)"
+)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed (scripts/setup.sh --dev installs it)", allow_module_level=True)
@@ -48,8 +50,10 @@ class ServerThread:
 
     def drop_calls(self) -> None:
         """Close every call from the server side, as a restart or a Wi-Fi drop would."""
+
         async def close_all():
             await asyncio.gather(*(c.ws.close(1012, "restarting") for c in list(self.app.connections)))
+
         self.run(close_all())
 
     def stop(self) -> None:
@@ -61,8 +65,16 @@ class ServerThread:
 
 @pytest.fixture(scope="module")
 def server(stt, llm, tts):
-    shared = Shared(stt, llm, tts, GenerationOptions(max_tokens=24, temperature=0.0), SessionSettings(),
-                    "You are Mia, a friendly companion. Answer in two or three sentences.", "Mia", "en_US-joe-medium")
+    shared = Shared(
+        stt,
+        llm,
+        tts,
+        GenerationOptions(max_tokens=24, temperature=0.0),
+        SessionSettings(),
+        "You are Mia, a friendly companion. Answer in two or three sentences.",
+        "Mia",
+        "en_US-joe-medium",
+    )
     running = ServerThread(App(shared, TOKEN))
     yield running
     running.stop()
@@ -81,11 +93,15 @@ def microphone_wav(spoken, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(microphone_wav):
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={microphone_wav}",
-            "--autoplay-policy=no-user-gesture-required",
-        ])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={microphone_wav}",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
         yield browser
         browser.close()
 
@@ -97,12 +113,15 @@ def stats(page) -> dict:
 def wait(page, condition: str, timeout_s: float = 30) -> None:
     """Wait until a JavaScript condition over `s` (= window.vcStats) holds."""
     try:
-        page.wait_for_function(f"(() => {{ const s = window.vcStats; return {condition}; }})()",
-                               timeout=timeout_s * 1000)
+        page.wait_for_function(
+            f"(() => {{ const s = window.vcStats; return {condition}; }})()", timeout=timeout_s * 1000
+        )
     except sync_api.TimeoutError:
-        raise AssertionError(f"timed out waiting for {condition}; vcStats = {stats(page)}; "
-                             f"captions = {page.locator('#captions').inner_text()!r}; "
-                             f"error = {page.locator('#error').inner_text()!r}") from None
+        raise AssertionError(
+            f"timed out waiting for {condition}; vcStats = {stats(page)}; "
+            f"captions = {page.locator('#captions').inner_text()!r}; "
+            f"error = {page.locator('#error').inner_text()!r}"
+        ) from None
 
 
 def say(page, text: str) -> None:
@@ -120,7 +139,8 @@ def test_call_screen_speaks_types_interrupts_and_reconnects(server, browser):
     wait(page, "s.state === 'live'", 15)
     assert page.inner_text("#name") == "Mia" and page.inner_text("#avatar") == "M"
     assert page.eval_on_selector_all("#voice option", "options => options.map(o => [o.value, o.text])") == [
-        ["en_US-joe-medium", "Joe (en-US)"]]
+        ["en_US-joe-medium", "Joe (en-US)"]
+    ]
 
     # the spoken question: its caption, the companion's caption, its voice played out
     user_line = page.locator(".line.user:not(.interim)").first

@@ -37,7 +37,7 @@ class Hub(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         prefix = f"/{REPO}/resolve/{REVISION}/"
-        file = Hub.root / self.path[len(prefix):] if self.path.startswith(prefix) else None
+        file = Hub.root / self.path[len(prefix) :] if self.path.startswith(prefix) else None
         if file is None or not file.is_file():
             self.send_error(404)
             return
@@ -52,7 +52,7 @@ class Hub(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
         cut = Hub.mode.get("cut_after", {}).pop(file.name, None)
-        self.wfile.write(body[start:start + cut] if cut else body[start:])
+        self.wfile.write(body[start : start + cut] if cut else body[start:])
         if cut:
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -68,24 +68,37 @@ class TestVoices:
     __test__ = False  # not a test class
 
     @classmethod
-    def build(cls, folder: Path) -> "TestVoices":
+    def build(cls, folder: Path) -> TestVoices:
         entries = [_bundled_entry()]
         for voice_id, (pitch, rate, espeak_voice, speakers) in VOICES.items():
             path = f"{voice_id[:2]}/{voice_id}/{voice_id}.onnx"
-            onnx = build_voice((folder / path).parent, voice_id, pitch_hz=pitch, sample_rate=rate,
-                               espeak_voice=espeak_voice, speakers=speakers)
-            entries.append({
-                "id": voice_id, "language": voice_id.split("-")[0], "name": voice_id, "gender": "test",
-                "quality": "x_low", "sample_rate": rate,
-                "speakers": [f"speaker{i}" for i in range(speakers)] if speakers > 1 else [],
-                "files": [_file(path, onnx), _file(path + ".json", Path(f"{onnx}.json"))],
-            })
+            onnx = build_voice(
+                (folder / path).parent,
+                voice_id,
+                pitch_hz=pitch,
+                sample_rate=rate,
+                espeak_voice=espeak_voice,
+                speakers=speakers,
+            )
+            entries.append(
+                {
+                    "id": voice_id,
+                    "language": voice_id.split("-")[0],
+                    "name": voice_id,
+                    "gender": "test",
+                    "quality": "x_low",
+                    "sample_rate": rate,
+                    "speakers": [f"speaker{i}" for i in range(speakers)] if speakers > 1 else [],
+                    "files": [_file(path, onnx), _file(path + ".json", Path(f"{onnx}.json"))],
+                }
+            )
         catalog = folder / "catalog.json"
-        catalog.write_text(json.dumps({"schema": 1, "hub_repo": REPO, "hub_revision": REVISION,
-                                       "voices": entries}), encoding="utf-8")
+        catalog.write_text(
+            json.dumps({"schema": 1, "hub_repo": REPO, "hub_revision": REVISION, "voices": entries}), encoding="utf-8"
+        )
         return cls(folder, catalog)
 
-    def serve(self) -> "TestVoices":
+    def serve(self) -> TestVoices:
         Hub.root, Hub.mode, Hub.served = self.folder, {}, []
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
@@ -103,5 +116,9 @@ def _file(path: str, local: Path) -> dict:
 
 
 def _bundled_entry() -> dict:
-    real = json.loads((Path(__file__).parents[1] / "voices" / "catalog.json").read_text(encoding="utf-8"))
+    real = json.loads(
+        (Path(__file__).parents[1] / "voice_companion" / "engines" / "models" / "voice_catalog.json").read_text(
+            encoding="utf-8"
+        )
+    )
     return next(v for v in real["voices"] if v.get("bundled"))

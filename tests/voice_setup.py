@@ -8,11 +8,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
 from piper_test_voice import dominant_hz
 from voice_hub import TestVoices
 
-from voice_companion.pipeline.llm import LLMBase
+from voice_companion.engines.llm import LLMBase
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -41,8 +40,11 @@ class ScriptedLLM(LLMBase):
 
     async def stream(self, messages, options=None, gate=None):
         chinese = bool(CJK.search(messages[-1].content))
-        parts = (["好的，", "我们说中文吧。", "你今天过得怎么样？"] if chinese
-                 else ["This is the first sentence. ", "Here", " is the second one. ", "And a third one."])
+        parts = (
+            ["好的，", "我们说中文吧。", "你今天过得怎么样？"]
+            if chinese
+            else ["This is the first sentence. ", "Here", " is the second one. ", "And a third one."]
+        )
         for i, part in enumerate(parts):
             yield part
             await asyncio.sleep(0.01)

@@ -1,3 +1,3 @@
-from voice_companion.cli import main
+from voice_companion.cli.main import main
 
 raise SystemExit(main())

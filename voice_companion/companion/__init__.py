@@ -1,1 +1,1 @@
-"""Who the companion is: persona and prompt building."""
+"""Layer 4 (with conversation below it): who the companion is and what it remembers."""

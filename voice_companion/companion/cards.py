@@ -16,7 +16,7 @@ from typing import Any
 from voice_companion.companion import persona as persona_format
 from voice_companion.companion.persona import LoreEntry, Persona
 from voice_companion.companion.png_text import is_png, text_chunks
-from voice_companion.errors import PersonaError
+from voice_companion.core.errors import PersonaError
 
 SPECS = {"chara_card_v2": "2.0", "chara_card_v3": "3.0"}
 EXTENSION = "voice_companion"
@@ -67,11 +67,18 @@ def from_card(card: Any, source: str) -> Persona:
     text = lambda key: _text(data, key, source)  # noqa: E731
     if not text("name").strip():
         raise PersonaError(f"{source}: the card has no name (data.name)")
-    instructions = "\n".join(t for t in (text("system_prompt").replace("{{original}}", "").strip(),
-                                         text("post_history_instructions").strip()) if t)
+    instructions = "\n".join(
+        t
+        for t in (text("system_prompt").replace("{{original}}", "").strip(), text("post_history_instructions").strip())
+        if t
+    )
     fields: dict[str, Any] = {
-        "name": text("name").strip(), "description": text("description"), "personality": text("personality"),
-        "scenario": text("scenario"), "greeting": text("first_mes"), "example_dialogue": text("mes_example"),
+        "name": text("name").strip(),
+        "description": text("description"),
+        "personality": text("personality"),
+        "scenario": text("scenario"),
+        "greeting": text("first_mes"),
+        "example_dialogue": text("mes_example"),
         "instructions": instructions,
     }
     extensions = data.get("extensions", {})
@@ -121,15 +128,37 @@ def _number(value: Any) -> float:
 def to_card(persona: Persona) -> dict[str, Any]:
     """A Character Card V3 JSON object; other apps read it, we read it back losslessly."""
     ours = {k: v for k, v in persona_format.to_dict(persona).items() if k in OUR_EXTRAS}
-    book = {"name": f"{persona.name} lore", "extensions": {}, "entries": [
-        {"keys": e.keys, "content": e.content, "extensions": {}, "enabled": True, "insertion_order": i,
-         "use_regex": False} for i, e in enumerate(persona.lore)]}
+    book = {
+        "name": f"{persona.name} lore",
+        "extensions": {},
+        "entries": [
+            {
+                "keys": e.keys,
+                "content": e.content,
+                "extensions": {},
+                "enabled": True,
+                "insertion_order": i,
+                "use_regex": False,
+            }
+            for i, e in enumerate(persona.lore)
+        ],
+    }
     data = {
-        "name": persona.name, "description": persona.description, "personality": persona.personality,
-        "scenario": persona.scenario, "first_mes": persona.greeting, "mes_example": persona.example_dialogue,
-        "creator_notes": "", "system_prompt": persona.instructions, "post_history_instructions": "",
-        "alternate_greetings": [], "tags": [], "creator": "", "character_version": "",
-        "group_only_greetings": [], "extensions": {EXTENSION: ours},
+        "name": persona.name,
+        "description": persona.description,
+        "personality": persona.personality,
+        "scenario": persona.scenario,
+        "first_mes": persona.greeting,
+        "mes_example": persona.example_dialogue,
+        "creator_notes": "",
+        "system_prompt": persona.instructions,
+        "post_history_instructions": "",
+        "alternate_greetings": [],
+        "tags": [],
+        "creator": "",
+        "character_version": "",
+        "group_only_greetings": [],
+        "extensions": {EXTENSION: ours},
     }
     if persona.lore:
         data["character_book"] = book

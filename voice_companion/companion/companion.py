@@ -12,20 +12,21 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from voice_companion import models, tiers
-from voice_companion.companion.context import Budget
 from voice_companion.companion.library import DEFAULT_ID, MEMORY_FILE, Library
-from voice_companion.companion.memory_conversation import MemoryConversation
-from voice_companion.companion.memory_types import MemoryStore
-from voice_companion.companion.memory_worker import MODES, finish_orphaned_sessions
+from voice_companion.companion.memory.context import Budget
+from voice_companion.companion.memory.conversation import MemoryConversation
+from voice_companion.companion.memory.spooling_store import SpoolingStore
+from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+from voice_companion.companion.memory.types import MemoryStore
+from voice_companion.companion.memory.worker import MODES, finish_orphaned_sessions
 from voice_companion.companion.persona import Persona
-from voice_companion.companion.sqlite_store import SQLiteMemoryStore
-from voice_companion.companion.spooling_store import SpoolingStore
-from voice_companion.companion.text_utils import keywords, shorten
-from voice_companion.config import CompanionSettings, Settings
-from voice_companion.errors import ConfigError
-from voice_companion.pipeline import llm_state
-from voice_companion.pipeline.llm import LLMBackend
+from voice_companion.core.config import CompanionSettings, Settings
+from voice_companion.core.errors import ConfigError
+from voice_companion.core.text import keywords, shorten
+from voice_companion.engines import llm_state
+from voice_companion.engines.llm import LLMBackend
+from voice_companion.engines.models import registry as models
+from voice_companion.engines.models import tiers
 
 log = logging.getLogger(__name__)
 DEFAULT_NAME = CompanionSettings().name
@@ -41,20 +42,29 @@ class Companion:
     def system_prompt(self, settings: Settings) -> str:
         return self.persona.system_prompt(settings.companion.persona)
 
-    def conversation(self, settings: Settings, llm: LLMBackend | None = None,
-                     keep: bool = True) -> MemoryConversation:
+    def conversation(self, settings: Settings, llm: LLMBackend | None = None, keep: bool = True) -> MemoryConversation:
         """A new session of this companion, resuming where the last one stopped.
         `keep=False`: it reads the memory but writes nothing (the demo)."""
         choice = tiers.select(settings)
-        budget = Budget.for_context(tiers.context_tokens(settings, choice),
-                                    tiers.sampling(settings, choice).max_tokens, tiers.recall_cap(choice))
+        budget = Budget.for_context(
+            tiers.context_tokens(settings, choice),
+            tiers.sampling(settings, choice).max_tokens,
+            tiers.recall_cap(choice),
+        )
         if keep:
             finish_orphaned_sessions(self.store)
         greeting = self.greeting()  # before the new session exists: "last time" is the previous one
-        conversation = MemoryConversation(self.store, self.system_prompt(settings), budget, llm,
-                                          extraction_mode(settings, choice), settings.memory.recall_k,
-                                          backend=choice.backend, keep=keep,
-                                          state_dir=self.state_dir if settings.llm.warm_start else None)
+        conversation = MemoryConversation(
+            self.store,
+            self.system_prompt(settings),
+            budget,
+            llm,
+            extraction_mode(settings, choice),
+            settings.memory.recall_k,
+            backend=choice.backend,
+            keep=keep,
+            state_dir=self.state_dir if settings.llm.warm_start else None,
+        )
         conversation.greeting = greeting
         return conversation
 
@@ -134,8 +144,9 @@ def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False
         if usable:
             settings.tts.voice = voice.name
         else:
-            log.warning("%s's voice %s is not installed here; speaking with %s", persona.name, voice.name,
-                        settings.tts.voice)
+            log.warning(
+                "%s's voice %s is not installed here; speaking with %s", persona.name, voice.name, settings.tts.voice
+            )
     if not usable:
         return  # its speed and style settings belong to the voice it does not have
     for attr in ("length_scale", "noise_scale", "noise_w", "speaker_id"):
@@ -146,8 +157,8 @@ def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False
 
 def voice_available(name: str, models_dir: Path) -> bool:
     """A catalog voice that is installed here, or a registered one that is."""
-    from voice_companion.voices import catalog
-    from voice_companion.voices.install import installed_path
+    from voice_companion.engines.models import voice_catalog as catalog
+    from voice_companion.engines.voices.install import installed_path
 
     known = catalog.find(name)
     if known is not None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 import tomllib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+from voice_companion.core.language import HAN
+
+_CJK = HAN
 _LETTERS = r"A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
 # One token per Latin word (apostrophes split: "c'est" -> c, est) or per Chinese character.
 TOKEN = re.compile(rf"[{_LETTERS}]+|[{_CJK}]")
@@ -38,17 +40,45 @@ QUOTED = re.compile(r"«[^»]*»|“[^”]*”|\"[^\"]*\"")
 
 REFUSALS = (
     # English: a refusal, or stepping out of the companion role
-    "i can't assist", "i cannot assist", "i can't help with", "i cannot help with",
-    "i'm sorry, but i can't", "i am sorry, but i cannot", "i'm sorry, but i cannot",
-    "unable to provide the help", "i'm unable to help", "i am unable to help",
-    "i'm not able to help", "i can't provide", "i cannot provide", "i can't engage",
-    "i cannot engage", "as an ai", "i'm just an ai", "i am just an ai", "i'm an ai language model",
+    "i can't assist",
+    "i cannot assist",
+    "i can't help with",
+    "i cannot help with",
+    "i'm sorry, but i can't",
+    "i am sorry, but i cannot",
+    "i'm sorry, but i cannot",
+    "unable to provide the help",
+    "i'm unable to help",
+    "i am unable to help",
+    "i'm not able to help",
+    "i can't provide",
+    "i cannot provide",
+    "i can't engage",
+    "i cannot engage",
+    "as an ai",
+    "i'm just an ai",
+    "i am just an ai",
+    "i'm an ai language model",
     # Chinese
-    "我无法提供", "我无法帮助", "我不能提供", "我不能帮助", "无法协助", "我不能回答", "我无法回答",
-    "作为一个ai", "作为一个人工智能", "作为人工智能", "作为ai", "抱歉，我不能", "对不起，我不能",
+    "我无法提供",
+    "我无法帮助",
+    "我不能提供",
+    "我不能帮助",
+    "无法协助",
+    "我不能回答",
+    "我无法回答",
+    "作为一个ai",
+    "作为一个人工智能",
+    "作为人工智能",
+    "作为ai",
+    "抱歉，我不能",
+    "对不起，我不能",
     # French
-    "je ne peux pas vous aider", "je ne peux pas t'aider", "je ne peux pas répondre",
-    "en tant qu'ia", "en tant qu'intelligence artificielle",
+    "je ne peux pas vous aider",
+    "je ne peux pas t'aider",
+    "je ne peux pas répondre",
+    "en tant qu'ia",
+    "en tant qu'intelligence artificielle",
 )
 
 LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|#+)\s", re.MULTILINE)
@@ -207,7 +237,10 @@ def load_eval_set(path: str | Path) -> EvalSet:
     data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     cases = tuple(
         Case(
-            id=c["id"], kind=c["kind"], lang=c["lang"], user=c["user"],
+            id=c["id"],
+            kind=c["kind"],
+            lang=c["lang"],
+            user=c["user"],
             history=tuple(c.get("history", ())),
             expect=tuple(tuple(group) for group in c.get("expect", ())),
             avoid=tuple(c.get("avoid", ())),

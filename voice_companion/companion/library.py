@@ -16,7 +16,7 @@ from pathlib import Path
 
 from voice_companion.companion import persona as persona_format
 from voice_companion.companion.persona import Persona
-from voice_companion.errors import PersonaError
+from voice_companion.core.errors import PersonaError
 
 BUNDLED_DIR = Path(__file__).parent / "personas"
 DEFAULT_ID = "mia"

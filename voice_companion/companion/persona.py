@@ -12,10 +12,20 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from voice_companion.errors import PersonaError
+from voice_companion.core.errors import PersonaError
 
-TEXT_FIELDS = ("description", "personality", "speaking_style", "scenario", "greeting",
-               "example_dialogue", "boundaries", "instructions", "language", "stt_language")
+TEXT_FIELDS = (
+    "description",
+    "personality",
+    "speaking_style",
+    "scenario",
+    "greeting",
+    "example_dialogue",
+    "boundaries",
+    "instructions",
+    "language",
+    "stt_language",
+)
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (中文)", "fr": "French (français)"}
 
 
@@ -58,14 +68,20 @@ class Persona:
     def system_prompt(self, base: str) -> str:
         """`base` (prompts.PERSONA: how to talk aloud) made this persona's own."""
         parts = [base.replace("{name}", self.name)]
-        for label, text in (("Who you are", self.description), ("Your personality", self.personality),
-                            ("How you speak", self.speaking_style), ("The situation", self.scenario),
-                            ("Boundaries you keep", self.boundaries), ("Also", self.instructions)):
+        for label, text in (
+            ("Who you are", self.description),
+            ("Your personality", self.personality),
+            ("How you speak", self.speaking_style),
+            ("The situation", self.scenario),
+            ("Boundaries you keep", self.boundaries),
+            ("Also", self.instructions),
+        ):
             if text.strip():
                 parts.append(f"{label}: {self._fill(text.strip())}")
         if self.language in LANGUAGE_NAMES:
-            parts.append(f"Your own language is {LANGUAGE_NAMES[self.language]}; "
-                         "still answer in the language the user speaks.")
+            parts.append(
+                f"Your own language is {LANGUAGE_NAMES[self.language]}; still answer in the language the user speaks."
+            )
         if self.example_dialogue.strip():
             parts.append("An example of how you talk:\n" + self._fill(self.example_dialogue.strip()))
         return "\n\n".join(parts)
@@ -98,8 +114,13 @@ def from_dict(data: Any, source: str) -> Persona:
     if not isinstance(name, str) or not name.strip():
         raise PersonaError(f"{source}: the persona needs a non-empty 'name'")
     texts = {k: _text(data, k, source) for k in TEXT_FIELDS if k in data}
-    return Persona(name.strip(), **texts, voice=_voice(data.get("voice", {}), source),
-                   voices=_voices(data.get("voices", {}), source), lore=_lore(data.get("lore", []), source))
+    return Persona(
+        name.strip(),
+        **texts,
+        voice=_voice(data.get("voice", {}), source),
+        voices=_voices(data.get("voices", {}), source),
+        lore=_lore(data.get("lore", []), source),
+    )
 
 
 def _text(data: dict, key: str, source: str) -> str:
@@ -148,8 +169,11 @@ def to_dict(persona: Persona) -> dict[str, Any]:
     """Only what is set, in the order a person reads it."""
     out: dict[str, Any] = {"name": persona.name}
     out.update({k: getattr(persona, k) for k in TEXT_FIELDS if getattr(persona, k)})
-    voice = {f.name: getattr(persona.voice, f.name) for f in fields(PersonaVoice)
-             if getattr(persona.voice, f.name) not in (None, "")}
+    voice = {
+        f.name: getattr(persona.voice, f.name)
+        for f in fields(PersonaVoice)
+        if getattr(persona.voice, f.name) not in (None, "")
+    }
     if voice:
         out["voice"] = voice
     if persona.voices:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from voice_companion.errors import PersonaError
+from voice_companion.core.errors import PersonaError
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -58,4 +58,3 @@ def _decode(kind: bytes, body: bytes, source: str) -> tuple[str, str]:
         return keyword.decode("latin-1"), (zlib.decompress(text) if compressed else text).decode("utf-8")
     except (zlib.error, UnicodeDecodeError, IndexError) as exc:
         raise PersonaError(f"{source}: unreadable {kind.decode()} chunk ({exc})") from None
-

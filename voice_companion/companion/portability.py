@@ -17,8 +17,8 @@ from pathlib import Path
 from voice_companion.companion import persona as persona_format
 from voice_companion.companion.companion import Companion
 from voice_companion.companion.library import MEMORY_FILE, Library, slug
-from voice_companion.companion.sqlite_store import SQLiteMemoryStore
-from voice_companion.errors import CompanionError, PersonaError
+from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+from voice_companion.core.errors import CompanionError, PersonaError
 
 FORMAT = "voice-companion/companion"
 VERSION = 1
@@ -29,8 +29,12 @@ def export_companion(companion: Companion, path: str | Path) -> dict:
     path = Path(path)
     rows = companion.store.export_rows()
     manifest = {
-        "format": FORMAT, "version": VERSION, "id": companion.id, "name": companion.persona.name,
-        "voice": companion.persona.voice.name, "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "format": FORMAT,
+        "version": VERSION,
+        "id": companion.id,
+        "name": companion.persona.name,
+        "voice": companion.persona.voice.name,
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {table: len(items) for table, items in rows.items()},
     }
     tmp = path.with_name(path.name + ".tmp")

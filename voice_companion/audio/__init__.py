@@ -1,1 +1,0 @@
-"""Audio input/output: file reading, resampling, WAV writing."""

@@ -1,0 +1,244 @@
+"""`voice-companion persona|memory|export|import`: the user's control over their companion.
+
+Who it is (persona cards in, out, switch), what it remembers (list, search, add, edit,
+forget), and the whole companion as one file. Each handler returns a dict, printed
+as JSON with --json; problems are one-line `CompanionError`s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from voice_companion.companion import cards, portability
+from voice_companion.companion import persona as persona_format
+from voice_companion.companion.companion import Companion, apply_persona, choose, open_companion
+from voice_companion.companion.library import Library, slug
+from voice_companion.companion.memory import window
+from voice_companion.companion.memory.retrieval import Retriever
+from voice_companion.companion.memory.types import Memory
+from voice_companion.core.config import Settings
+from voice_companion.core.errors import CompanionError
+from voice_companion.engines import llm_state
+
+
+def add_parsers(add) -> None:
+    """The commands' flags; `add(name, help)` is cli.py's subparser factory."""
+    p = add("persona", "who your companion is: list, show, import a card, export, use", json_flag=False)
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _sub(sub, "list", "companions here and bundled (* = in use)")
+    _sub(sub, "show", "a persona in our TOML format").add_argument("name")
+    s = _sub(sub, "import", "a persona TOML, or a Character Card V2/V3 (JSON or PNG)")
+    s.add_argument("file")
+    s.add_argument("--as", dest="as_name", help="install under this name")
+    s.add_argument("--replace", action="store_true", help="replace a persona of the same name")
+    s = _sub(sub, "export", "write a persona: .toml (ours) or .json (Character Card V3)")
+    s.add_argument("name")
+    s.add_argument("file")
+    _sub(sub, "use", "talk with this companion from now on").add_argument("name")
+
+    p = add("memory", "what your companion remembers: list, search, add, edit, forget", json_flag=False)
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _sub(sub, "list", "every memory with its id", companion=True)
+    _sub(sub, "search", "memories and past words that match", companion=True).add_argument("query")
+    _sub(sub, "add", "tell it something to remember", companion=True).add_argument("text")
+    s = _sub(sub, "edit", "correct a memory", companion=True)
+    s.add_argument("id", type=int)
+    s.add_argument("text")
+    s = _sub(sub, "forget", "forget one memory (and the words it came from), or everything", companion=True)
+    s.add_argument("id", type=int, nargs="?")
+    s.add_argument("--all", action="store_true", help="every memory and the whole history")
+
+    p = add("export", "write the whole companion (persona, memories, history, voice) to one file")
+    p.add_argument("file")
+    p.add_argument("--companion", help="which companion (default: the one in use)")
+    p = add("import", "add a companion from a file `export` wrote")
+    p.add_argument("file")
+    p.add_argument("--as", dest="as_name", help="install under this name")
+    p.add_argument("--replace", action="store_true", help="replace a companion of the same name")
+
+
+def _sub(sub, name: str, help_text: str, companion: bool = False) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    if companion:
+        p.add_argument("--companion", help="which companion (default: the one in use)")
+    return p
+
+
+def prepare(settings: Settings, args: argparse.Namespace) -> None:
+    """For commands that talk: the chosen companion's name and voice into the settings."""
+    library = Library(settings.paths.data_dir)
+    cid = choose(settings, getattr(args, "companion", None))
+    apply_persona(
+        settings,
+        library.persona(cid),
+        keep_voice=bool(getattr(args, "voice", None)),
+        keep_speed=bool(getattr(args, "speed", None)),
+    )
+    args.companion = cid
+
+
+def _out(args: argparse.Namespace, text: str) -> None:
+    if not args.json:
+        print(text, flush=True)
+
+
+def persona(args: argparse.Namespace, settings: Settings) -> dict:
+    library = Library(settings.paths.data_dir)
+    if args.action == "list":
+        active = choose(settings)
+        rows = [
+            {
+                "id": cid,
+                "name": (p := library.persona(cid)).name,
+                "language": p.language,
+                "voice": p.voice.name,
+                "installed": cid in library.installed(),
+                "active": cid == active,
+            }
+            for cid in library.ids()
+        ]
+        for r in rows:
+            _out(
+                args,
+                f"{'*' if r['active'] else ' '} {r['id']:<12} {r['name']:<12} {r['language'] or '-':<4} "
+                f"{r['voice'] or '-':<22} {'' if r['installed'] else '(bundled, not used yet)'}",
+            )
+        return {"personas": rows}
+    if args.action == "import":
+        found = cards.load_persona_file(args.file)
+        cid = library.install(found, slug(args.as_name) if args.as_name else None, replace=args.replace)
+        open_companion(settings, cid).close()  # its lore goes into its memory now
+        _out(
+            args,
+            f"imported {found.name!r} as {cid!r} ({len(found.lore)} lore entries); "
+            f"talk with it: voice-companion persona use {cid}",
+        )
+        return {"id": cid, "name": found.name, "lore": len(found.lore)}
+    cid = library.require(args.name)
+    chosen = library.persona(cid)
+    if args.action == "show":
+        _out(args, persona_format.to_toml(chosen).rstrip())
+        return {"id": cid, "persona": persona_format.to_dict(chosen)}
+    if args.action == "export":
+        path = Path(args.file)
+        as_card = path.suffix.lower() == ".json"
+        text = (
+            json.dumps(cards.to_card(chosen), ensure_ascii=False, indent=2)
+            if as_card
+            else persona_format.to_toml(chosen)
+        )
+        path.write_text(text, encoding="utf-8")
+        _out(args, f"wrote {chosen.name!r} to {path} ({'Character Card V3' if as_card else 'persona TOML'})")
+        return {"id": cid, "file": str(path), "format": "chara_card_v3" if as_card else "toml"}
+    library.set_active(cid)  # use
+    _out(args, f"now talking with {chosen.name} ({cid})")
+    if choose(settings) != cid:
+        _out(args, f"note: companion.name = {settings.companion.name!r} in config.toml still wins; remove it")
+    return {"id": cid, "name": chosen.name}
+
+
+def memory(args: argparse.Namespace, settings: Settings) -> dict:
+    companion = open_companion(settings, args.companion)
+    try:
+        return _memory(args, companion)
+    finally:
+        companion.close()
+
+
+def _memory(args: argparse.Namespace, companion: Companion) -> dict:
+    store = companion.store
+    if args.action == "list":
+        items = store.memories()
+        for m in items:
+            _out(args, _line(m))
+        if not items:
+            _out(args, f"{companion.persona.name} has no memories yet")
+        return {"companion": companion.id, "memories": [_row(m) for m in items], "turns": store.turn_count()}
+    if args.action == "search":
+        found = Retriever(store).recall(args.query, k=10)
+        for r in found:
+            _out(args, f"{r.source:<6} {r.id:>6}  {r.score:.2f}  {r.text}")
+        return {
+            "companion": companion.id,
+            "query": args.query,
+            "results": [{"source": r.source, "id": r.id, "score": round(r.score, 3), "text": r.text} for r in found],
+        }
+    if args.action == "add":
+        added = store.add_memory("note", args.text, importance=0.9, confidence=1.0)
+        _out(args, _line(added))
+        return {"companion": companion.id, "memory": _row(added)}
+    if args.action == "edit":
+        if not any(m.id == args.id for m in store.memories()):
+            raise CompanionError(f"no memory {args.id}; `voice-companion memory list` shows the ids")
+        edited = store.update_memory(args.id, args.text)
+        _prompt_changed(companion)
+        _out(args, _line(edited))
+        return {"companion": companion.id, "memory": _row(edited)}
+    if args.all:
+        store.forget_all()
+        _prompt_changed(companion)
+        _out(args, f"{companion.persona.name} forgot everything: memories and history")
+        return {"companion": companion.id, "forgotten": "all"}
+    if args.id is None:
+        raise CompanionError("say which memory: voice-companion memory forget ID (or --all)")
+    if not store.forget(args.id):
+        raise CompanionError(f"no memory {args.id}; `voice-companion memory list` shows the ids")
+    _prompt_changed(companion)
+    _out(args, f"forgot memory {args.id}")
+    return {"companion": companion.id, "forgotten": args.id}
+
+
+def _prompt_changed(companion: Companion) -> None:
+    """What the user edited or took back leaves the prompt now: the next session builds a
+    new window, and no saved LLM state holds the old words."""
+    window.reset(companion.store)
+    llm_state.remove(companion.state_dir)
+
+
+def _row(m: Memory) -> dict:
+    return {
+        "id": m.id,
+        "kind": m.kind,
+        "text": m.text,
+        "importance": m.importance,
+        "confidence": m.confidence,
+        "source_turn": m.source_turn,
+        "time": m.time,
+    }
+
+
+def _line(m: Memory) -> str:
+    when = time.strftime("%Y-%m-%d", time.localtime(m.time))
+    return f"{m.id:>5}  {m.kind:<7} {when}  {m.text}"
+
+
+def export_command(args: argparse.Namespace, settings: Settings) -> dict:
+    companion = open_companion(settings, args.companion)
+    try:
+        manifest = portability.export_companion(companion, args.file)
+    finally:
+        companion.close()
+    counts = manifest["counts"]
+    _out(
+        args,
+        f"wrote {companion.persona.name} to {args.file}: {counts['memories']} memories, "
+        f"{counts['turns']} turns, {counts['sessions']} sessions",
+    )
+    return {**manifest, "file": str(args.file)}
+
+
+def import_command(args: argparse.Namespace, settings: Settings) -> dict:
+    result = portability.import_companion(settings.paths.data_dir, args.file, args.as_name, args.replace)
+    _out(
+        args,
+        f"imported {result['name']} as {result['id']!r}: {result['counts'].get('memories', 0)} memories, "
+        f"{result['counts'].get('turns', 0)} turns",
+    )
+    return result
+
+
+HANDLERS = {"persona": persona, "memory": memory, "export": export_command, "import": import_command}

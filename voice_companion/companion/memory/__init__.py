@@ -1,0 +1,1 @@
+"""The companion's memory: the SQLite store, facts, summaries, recall, the prompt window and its worker."""

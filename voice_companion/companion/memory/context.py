@@ -1,0 +1,128 @@
+"""The prompt under a token budget, laid out so its prefix stays the same turn after turn.
+
+What changes least comes first, so the LLM's KV cache is reused (DESIGN.md):
+
+    system   persona · who the user is (profile facts) · earlier sessions · earlier today
+    …        the recent turns, verbatim and append-only, across sessions (window.py)
+    user     the memories recalled for the message, then the message itself
+
+The system message changes only when the window fills and the oldest turns roll into a
+summary (the profile is refreshed then too); recalled memories change every turn, so
+they ride with the new message, after everything that can be cached. Profile facts are
+chosen by importance first, so who the user is never leaves the prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from voice_companion.companion.memory.types import Memory
+from voice_companion.core.prompts import with_memory
+from voice_companion.core.text import estimate_tokens, message_tokens, shorten
+
+EPISODES_HEADER = "What you remember from earlier conversations with the user:"
+ROLLED_HEADER = "Earlier in this conversation:"
+RECALL_HEADER = "(Things you remember that may help: {items})"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Token shares of the prompt; the recent turns get what the system message leaves."""
+
+    total: int  # the whole prompt: the context window minus the reply and a margin
+    profile: float = 0.25
+    episodes: float = 0.08
+    rolled: float = 0.10
+    recall: float = 0.12
+    user: float = 0.10  # the new message itself
+    # What may be recalled into a message, at most: recalled text is new to the LLM on
+    # every turn, so it costs prefill time on the live path (tiers.py sizes it per brain).
+    recall_cap: int = 10_000
+
+    def part(self, share: float) -> int:
+        return max(16, int(self.total * share))
+
+    @property
+    def recall_tokens(self) -> int:
+        return min(self.part(self.recall), self.recall_cap)
+
+    def for_turns(self, system_tokens: int) -> int:
+        return max(64, self.total - system_tokens - self.recall_tokens - self.part(self.user))
+
+    @classmethod
+    def for_context(cls, context_tokens: int, reply_tokens: int, recall_cap: int = 10_000) -> Budget:
+        return cls(max(256, context_tokens - reply_tokens - 64), recall_cap=recall_cap)
+
+
+def pick_profile(memories: Sequence[Memory], limit: int) -> list[Memory]:
+    """The most important facts that fit, in the order they were learned.
+
+    Among equally important facts the older ones stay: the profile is then the same at
+    the next window roll plus what is new at its end, so the rolled window shares most of
+    its prompt with the last one and prefills in seconds (scripts/bench_returning.py: with
+    the newest kept, each new fact pushed an old one out of the middle and every roll
+    re-prefilled ~600 tokens, 15-20 s on `small`). A newer fact left out is still in the
+    recent turns and found by recall."""
+    chosen: list[Memory] = []
+    used = 0
+    for memory in sorted(memories, key=lambda m: (-m.importance * m.confidence, m.id)):
+        cost = estimate_tokens(memory.text) + 2
+        if used + cost > limit and memory.importance < 0.9:
+            continue  # identity facts (name, home, family) stay even past the share
+        chosen.append(memory)
+        used += cost
+    return sorted(chosen, key=lambda m: m.id)
+
+
+def fit_latest(texts: Sequence[str], limit: int) -> list[str]:
+    """The newest texts that fit together, oldest first."""
+    kept: list[str] = []
+    used = 0
+    for text in reversed(texts):
+        cost = estimate_tokens(text) + 2
+        if used + cost > limit:
+            break
+        kept.append(text)
+        used += cost
+    return kept[::-1]
+
+
+def system_text(persona_prompt: str, profile: Sequence[str], episodes: Sequence[str], rolled: Sequence[str]) -> str:
+    text = with_memory(persona_prompt, profile)
+    if episodes:
+        text += "\n\n" + EPISODES_HEADER + "".join(f"\n- {e}" for e in episodes)
+    if rolled:
+        text += "\n\n" + ROLLED_HEADER + "".join(f"\n- {r}" for r in rolled)
+    return text
+
+
+def user_message(text: str, recalled: Sequence[str], limit: int) -> str:
+    """What was recalled for the message (as much as fits), then the message.
+
+    Recall comes first: the session's listen-ahead prefills the prompt for the words
+    heard so far, and what they recall is usually what the whole message recalls, so
+    at the end of the turn only the last words are new to the LLM (with the words
+    first, the recalled text after them was prefilled again on every turn)."""
+    items = []
+    for item in recalled:
+        if estimate_tokens("; ".join([*items, item])) > limit:
+            break
+        items.append(item)
+    if not items:
+        return text
+    return RECALL_HEADER.format(items="; ".join(items)) + "\n" + text
+
+
+def drop_count(messages: Sequence[str], tokens: int) -> int:
+    """How many of the oldest messages (whole user+assistant pairs) make up `tokens`."""
+    costs = [message_tokens(m) for m in messages]
+    dropped = count = 0
+    while count < len(costs) and dropped < tokens:
+        dropped += costs[count] + (costs[count + 1] if count + 1 < len(costs) else 0)
+        count += 2
+    return min(count, len(costs))
+
+
+def shorten_all(texts: Sequence[str], each: int) -> list[str]:
+    return [shorten(t, each) for t in texts]

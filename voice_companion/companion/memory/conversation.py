@@ -1,0 +1,332 @@
+"""A `Conversation` that remembers, for the live session, chat and the phone server alike.
+
+Same interface as `Conversation` (prompt_for, prefix, record, replace_or_record,
+history, system_prompt), so session.py needs no change. Underneath: every turn is
+written to the memory store when it is recorded, facts are learned in the background,
+and the prompt window continues across sessions (window.py) so the LLM's saved state
+(engines/llm_state.py) makes a returning user's first turn as fast as any other.
+When the window fills, its oldest turns roll into a summary; the rolled window is
+prepared (and prefilled, by the live session while idle) before it is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from voice_companion.companion.memory import context
+from voice_companion.companion.memory import window as windows
+from voice_companion.companion.memory.retrieval import Retriever
+from voice_companion.companion.memory.summaries import summarize_turns
+from voice_companion.companion.memory.types import MemoryStore, Turn
+from voice_companion.companion.memory.window import Window
+from voice_companion.companion.memory.worker import MemoryWorker
+from voice_companion.conversation.history import Conversation
+from voice_companion.core.errors import CompanionError
+from voice_companion.core.text import asks_or_recalls
+from voice_companion.engines.llm import ChatMessage, LLMBackend
+
+log = logging.getLogger(__name__)
+INTERRUPTED_MARK = " [interrupted by the user]"  # as conversation/session.py marks a cut-off reply
+BUSY_FOR_S = 30.0  # a reply asked for and not recorded within this is considered abandoned
+# Share of the turn budget at which the next window is prepared: all turns present then
+# roll out at the swap (at 100 %), so the swapped-in window starts half full.
+PREPARE_ROLL_AT = 0.5
+# A session that ends with its window this full rolls it then, off the next one's path.
+ROLL_AT_SESSION_END = 0.85
+# A full window waits for its successor to be prefilled up to this much over budget
+# (the LLM's context has room for it: engines.CONTEXT_HEADROOM). scripts/bench_returning.py
+# on `small`: swapping in a half-prefilled window put 15-21 s on the next turn.
+ROLL_GRACE = 1.25
+OWNER = f"{socket.gethostname()}:{os.getpid()}"  # who holds a session open (orphans: memory_worker)
+LOADED_TURNS = 400  # the most turns a window can start with (a 4k window holds far fewer)
+
+
+class _History(list):
+    """The window's messages; an assignment (the server's truncation) is saved too."""
+
+    def __init__(self, on_set: Callable[[int, ChatMessage], None]) -> None:
+        super().__init__()
+        self._on_set = on_set
+
+    def __setitem__(self, index, value) -> None:
+        super().__setitem__(index, value)
+        if isinstance(index, int):
+            self._on_set(index if index >= 0 else len(self) + index, value)
+
+
+class MemoryConversation(Conversation):
+    def __init__(
+        self,
+        store: MemoryStore,
+        persona_prompt: str,
+        budget: context.Budget,
+        llm: LLMBackend | None = None,
+        extraction: str = "off",
+        recall_k: int = 6,
+        retriever: Retriever | None = None,
+        backend: str = "",
+        state_dir: Path | None = None,
+        keep: bool = True,
+    ) -> None:
+        """`state_dir`: where the LLM state of the next session's prefix is saved (None:
+        warm start off). `keep=False`: nothing is written (the demo is not a memory)."""
+        super().__init__(persona_prompt)
+        self.history = _History(self._amended)
+        self.store, self.budget, self.recall_k = store, budget, recall_k
+        self.retriever = retriever or Retriever(store)
+        self.state_dir, self.keep = state_dir, keep
+        self.session_id = store.start_session(backend, OWNER) if keep else 0
+        self._ids: list[int] = []  # the store's turn id of each message in `history`
+        self._session_of: list[int] = []  # and the session it belongs to
+        self.rolls = 0  # times the window filled and its oldest turns became a summary
+        self._asked_at: float | None = None
+        self._closed = False
+        self.greeting = ""  # what the companion says first (Companion.conversation sets it)
+        self.upcoming: Window | None = None  # the next window, prepared before this one fills
+        self.upcoming_ready = False  # its prefix was prefilled in full (Session._prepare_next)
+        self._open_window()
+        self.worker = MemoryWorker(store, llm if keep else None, extraction, busy=self.busy)
+
+    # -- the Conversation interface ------------------------------------------------
+
+    def prompt_for(self, user_text: str) -> list[ChatMessage]:
+        self._asked_at = time.monotonic()
+        recalled = self._recall(user_text)
+        message = context.user_message(user_text, recalled, self.budget.recall_tokens)
+        return [*self.prefix(), ChatMessage("user", message)]
+
+    def prefix(self) -> list[ChatMessage]:
+        return [ChatMessage("system", self.window.system), *self.history]
+
+    def record(self, user_text: str, reply: str) -> None:
+        """Persist the exchange now (durable on return), then learn from it in the background."""
+        clean = reply.removesuffix(INTERRUPTED_MARK)
+        if self.keep:
+            user = self.store.add_turn(self.session_id, "user", user_text)
+            assistant = self.store.add_turn(self.session_id, "assistant", clean, clean != reply)
+            ids = [user.id, assistant.id]
+        else:
+            ids = [0, 0]
+        list.extend(self.history, [ChatMessage("user", user_text), ChatMessage("assistant", reply)])
+        self._ids += ids
+        self._session_of += [self.session_id] * 2
+        self._asked_at = None
+        if self.keep:
+            self.worker.after_turn(ids[0], user_text)
+        self._roll_if_full()
+
+    def replace_or_record(self, user_text: str, reply: str) -> None:
+        last = self.history[-2:]
+        if len(last) == 2 and last[0] == ChatMessage("user", user_text) and last[1].role == "assistant":
+            self.history[-1] = ChatMessage("assistant", reply)  # saved by _amended
+            self._asked_at = None
+        else:
+            self.record(user_text, reply)
+
+    # -- warm start ------------------------------------------------------------------
+
+    async def warm_up(self, llm: LLMBackend) -> str:
+        """Make the prefix ready before the user's first words: restore its saved state
+        (milliseconds), else prefill it cold. Returns "restored" or "prefilled"."""
+        prefix = self.prefix()
+        start = time.perf_counter()
+        how = "prefilled"
+        if self.state_dir is not None and llm.supports_saved_state:
+            try:
+                if await llm.restore_state(prefix, self.state_dir):
+                    how = "restored"
+            except (CompanionError, OSError) as exc:
+                log.warning("could not restore the saved LLM state: %s", exc)
+        if how == "prefilled":
+            await llm.prefill(prefix)
+        log.info(
+            "the prompt (%d turns) is ready: %s in %.0f ms",
+            len(self.history),
+            how,
+            (time.perf_counter() - start) * 1000,
+        )
+        return how
+
+    def next_prefix(self) -> list[ChatMessage]:
+        """What the next turn (or the next window, once this one nears full) starts with:
+        worth prefilling while the companion is idle."""
+        target = self.upcoming or self.window
+        return [
+            ChatMessage("system", target.system),
+            *(m for m, i in zip(self.history, self._ids, strict=True) if i >= target.first_turn),
+        ]
+
+    async def save_for_next(self, llm: LLMBackend) -> bool:
+        """Write the LLM state of the next session's prefix (warm start for the next call).
+
+        The next session continues this window, so the prefix is this session's with its
+        turns: mostly in the KV cache already. A window that is nearly full rolls now,
+        so the next session does not start with a roll on its critical path."""
+        if not (self.keep and self.state_dir is not None and llm.supports_saved_state):
+            return False
+        if self._fill() > ROLL_AT_SESSION_END:
+            self._swap(self._next_window())
+        try:
+            return await llm.save_state(self.prefix(), self.state_dir)
+        except (CompanionError, OSError) as exc:
+            log.warning("could not save the LLM state for next time: %s", exc)
+            return False
+
+    # -- memory --------------------------------------------------------------------
+
+    def system_message(self) -> str:
+        return self.window.system
+
+    def busy(self) -> bool:
+        """A reply is being generated: background work must leave the LLM alone."""
+        return self._asked_at is not None and time.monotonic() - self._asked_at < BUSY_FOR_S
+
+    def close(self) -> None:
+        """End the session: pending learning and its summary (bounded time). Idempotent."""
+        if not self._closed:
+            self._closed = True
+            if self.keep:
+                self.worker.finish(self.session_id)
+
+    def _recall(self, text: str) -> list[str]:
+        """What search finds for this message: memories, and old turns when the user asks.
+
+        A fact learned this session needs no place here: the turn it came from is still
+        in the window, and when that turn rolls out, the refreshed profile takes the fact.
+        A profile fact that matches is repeated on purpose: next to the question, small
+        models use it; buried in the system prompt, they often do not. Old turns are
+        searched only when the user asks or looks back: every recalled token costs
+        prefill time on the live path (Budget.recall_tokens caps it per tier)."""
+        found = self.retriever.recall(
+            text, self.recall_k, before_turn=self._ids[0] if self._ids else None, turns=asks_or_recalls(text)
+        )
+        return list(dict.fromkeys(r.text for r in found))
+
+    # -- the window ----------------------------------------------------------------
+
+    def _open_window(self) -> None:
+        """Continue the saved window, or start one with the latest turns (half the budget).
+        A saved window already over budget (its last session could not roll it) rolls now."""
+        saved = windows.load(self.store)
+        if saved is not None and saved.persona == _digest(self.system_prompt):
+            self.window = saved
+            self._load_turns(saved.first_turn)
+            if self._fill() > 1.0:
+                log.info("the prompt window is over its budget; rolling it before the first turn")
+                self._swap(self._next_window())
+                self.rolls = 0
+            return
+        system = self._system_text([])
+        limit = self.budget.for_turns(context.estimate_tokens(system)) // 2
+        latest = self.store.turns(limit=40)
+        texts = context.fit_latest([_text(t) for t in latest], limit)
+        first = latest[len(latest) - len(texts)].id if texts else self._next_turn_id()
+        self._load_turns(first)
+        self.window = Window(first, system, (), _digest(self.system_prompt))
+        if self.keep:
+            windows.save(self.store, self.window)
+
+    def _load_turns(self, first_turn: int) -> None:
+        turns = [t for t in self.store.turns(limit=LOADED_TURNS) if t.id >= first_turn]
+        while turns and turns[0].role != "user":
+            turns.pop(0)
+        for turn in turns:
+            list.append(self.history, ChatMessage(turn.role, _text(turn)))
+            self._ids.append(turn.id)
+            self._session_of.append(turn.session_id)
+
+    def _system_text(self, rolled: Sequence[str]) -> str:
+        """Persona, the profile (every fact known now), earlier sessions, rolled-out turns."""
+        b = self.budget
+        facts = self.store.memories(("fact", "note"))
+        profile = [m.text for m in context.pick_profile(facts, b.part(b.profile))]
+        episodes = [s.summary for s in reversed(self.store.sessions(6)) if s.summary]
+        per_episode, per_roll = b.part(b.episodes), b.part(b.rolled)
+        return context.system_text(
+            self.system_prompt,
+            profile,
+            context.fit_latest(context.shorten_all(episodes, max(16, per_episode // 2)), per_episode),
+            context.fit_latest(context.shorten_all(list(rolled), max(16, per_roll // 2)), per_roll),
+        )
+
+    def _fill(self) -> float:
+        return self._fill_of(self.window)
+
+    def _fill_of(self, window: Window) -> float:
+        limit = self.budget.for_turns(context.estimate_tokens(window.system))
+        return sum(context.message_tokens(m.content) for m in self.history) / max(1, limit)
+
+    def _next_window(self) -> Window:
+        """The window after a roll: the oldest turns (about half the budget) become summaries,
+        the profile takes every fact known now."""
+        limit = self.budget.for_turns(context.estimate_tokens(self.window.system))
+        count = context.drop_count([m.content for m in self.history], limit // 2)
+        summarised = {s.id for s in self.store.sessions(50) if s.summary}
+        rolled = [(sid, text) for sid, text in self.window.rolled if sid not in summarised]
+        gone = [
+            Turn(i, sid, m.role, m.content, time.time())
+            for i, sid, m in zip(self._ids[:count], self._session_of[:count], self.history[:count], strict=True)
+        ]
+        for sid in dict.fromkeys(t.session_id for t in gone):
+            if sid not in summarised:
+                summary = summarize_turns(
+                    [t for t in gone if t.session_id == sid], max(24, self.budget.part(self.budget.rolled) // 2)
+                )
+                if summary:
+                    rolled.append((sid, summary))
+        first = self._ids[count] if count < len(self._ids) else self._next_turn_id()
+        return Window(first, self._system_text([t for _, t in rolled]), tuple(rolled), _digest(self.system_prompt))
+
+    def mark_prepared(self, prefix: Sequence[ChatMessage]) -> None:
+        """The session prefilled `prefix` in full: if it is the coming window's, that window
+        can be swapped in without a turn paying for it."""
+        if self.upcoming is not None and prefix and prefix[0].content == self.upcoming.system:
+            self.upcoming_ready = True
+
+    def _roll_if_full(self) -> None:
+        fill = self._fill()
+        if fill > 1.0:
+            if self.upcoming is None or self.upcoming_ready or fill > ROLL_GRACE:
+                self._swap(self.upcoming or self._next_window())
+        elif fill > PREPARE_ROLL_AT and self.upcoming is None and self.state_dir is not None:
+            # prefilled by the session while idle (warm start off: rolls are built when due)
+            self.upcoming = self._next_window()
+            self.upcoming_ready = False
+
+    def _swap(self, window: Window) -> None:
+        keep_from = next((n for n, i in enumerate(self._ids) if i >= window.first_turn), len(self._ids))
+        del self.history[:keep_from]
+        del self._ids[:keep_from]
+        del self._session_of[:keep_from]
+        log.info(
+            "the prompt window rolled: %d turns kept, %s",
+            len(self.history),
+            "prepared in the background" if window is self.upcoming else "built now",
+        )
+        self.window, self.upcoming, self.upcoming_ready = window, None, False
+        self.rolls += 1
+        if self.keep:
+            windows.save(self.store, window)
+
+    def _next_turn_id(self) -> int:
+        latest = self.store.turns(limit=1)
+        return latest[-1].id + 1 if latest else 0
+
+    def _amended(self, index: int, message: ChatMessage) -> None:
+        clean = message.content.removesuffix(INTERRUPTED_MARK)
+        if self.keep and self._ids[index]:
+            self.store.update_turn(self._ids[index], clean, clean != message.content)
+
+
+def _text(turn: Turn) -> str:
+    return turn.text + (INTERRUPTED_MARK if turn.interrupted else "")
+
+
+def _digest(persona_prompt: str) -> str:
+    return hashlib.sha256(persona_prompt.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,111 @@
+"""Which memories matter for what the user just said: relevance, recency and importance.
+
+Plain vector search alone is known to disappoint for companions; here the score mixes
+FTS5 relevance (trigram, so Chinese works) with how recent and how important each
+memory is, and lore entries wake up when one of their keys is mentioned. An embedding
+model, when configured, re-ranks the candidates by meaning.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from voice_companion.companion.memory.sqlite_store import FORGOTTEN
+from voice_companion.companion.memory.types import Embedder, Hit, Memory, MemoryStore, Turn
+from voice_companion.core.text import shorten
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Recalled:
+    text: str  # as it goes into the prompt
+    score: float
+    source: str  # "memory" | "turn"
+    id: int
+
+
+@dataclass(frozen=True)
+class RecallWeights:
+    relevance: float = 0.6
+    recency: float = 0.2
+    importance: float = 0.2
+    half_life_days: float = 30.0
+    turn_importance: float = 0.3  # a raw past utterance, not a distilled fact
+    min_turn_relevance: float = 0.5  # of the best hit: weak matches only cost prefill time
+
+
+class Retriever:
+    def __init__(
+        self, store: MemoryStore, embedder: Embedder | None = None, weights: RecallWeights | None = None
+    ) -> None:
+        self.store, self.embedder = store, embedder
+        self.weights = weights or RecallWeights()
+
+    def recall(
+        self, query: str, k: int = 6, before_turn: int | None = None, turns: bool = True, now: float | None = None
+    ) -> list[Recalled]:
+        """Up to `k` memories and (with `turns`) past user turns for `query`, best first;
+        `before_turn` leaves out the turns still in the prompt's window."""
+        now = now or time.time()
+        w = self.weights
+        scored: dict[str, Recalled] = {}
+
+        def add(text: str, relevance: float, when: float, importance: float, source: str, item_id: int) -> None:
+            recency = 0.5 ** (max(0.0, now - when) / (w.half_life_days * DAY))
+            score = w.relevance * relevance + w.recency * recency + w.importance * importance
+            if text not in scored or scored[text].score < score:
+                scored[text] = Recalled(text, score, source, item_id)
+
+        for hits in (self.store.search_memories(query, limit=4 * k), self.store.search_memories_cjk(query, 4 * k)):
+            for hit, relevance in _normalised(hits):
+                memory = hit.item
+                if isinstance(memory, Memory):
+                    add(memory.text, relevance, memory.time, memory.importance * memory.confidence, "memory", memory.id)
+        for memory in self._woken_lore(query):
+            add(memory.text, 1.0, memory.time, memory.importance, "memory", memory.id)
+        past = self.store.search_turns(query, before_turn, limit=4 * k) if turns else []
+        for hit, relevance in _normalised(past):
+            turn = hit.item
+            if isinstance(turn, Turn) and turn.text != FORGOTTEN and relevance >= w.min_turn_relevance:
+                add(_as_past(turn), relevance, turn.time, w.turn_importance, "turn", turn.id)
+        ranked = sorted(scored.values(), key=lambda r: -r.score)
+        if self.embedder is not None and ranked:
+            ranked = self._rerank(query, ranked)
+        return ranked[:k]
+
+    def _woken_lore(self, query: str) -> list[Memory]:
+        lowered = query.lower()
+        return [
+            m
+            for m in self.store.memories(("lore",))
+            if any(key and key.lower() in lowered for key in m.key.removeprefix("lore:").split("|"))
+        ]
+
+    def _rerank(self, query: str, ranked: list[Recalled]) -> list[Recalled]:
+        assert self.embedder is not None
+        vectors = self.embedder.embed([query, *(r.text for r in ranked)])
+        similarity = [_cosine(vectors[0], v) for v in vectors[1:]]
+        return [r for _, r in sorted(zip(similarity, ranked, strict=True), key=lambda p: -(p[0] + p[1].score))]
+
+
+def _normalised(hits: Sequence[Hit]) -> list[tuple[Hit, float]]:
+    """bm25 (lower is better, negative) to 0..1 with the best hit at 1."""
+    if not hits:
+        return []
+    best = min(h.bm25 for h in hits)
+    return [(h, h.bm25 / best if best < 0 else 1.0) for h in hits]
+
+
+def _as_past(turn: Turn) -> str:
+    day = time.strftime("%d %b", time.localtime(turn.time))
+    return f"On {day} the user said: “{shorten(turn.text, 40)}”"
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0

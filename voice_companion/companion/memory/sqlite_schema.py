@@ -1,0 +1,37 @@
+"""The SQLite schema of a companion's memory: sessions, turns, memories, FTS5 indexes.
+
+Full-text search uses FTS5's trigram tokenizer: it needs no word segmenter, so Chinese
+is searched as well as English (a query needs 3+ characters per term).
+"""
+
+SCHEMA_VERSION = "1"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions(id INTEGER PRIMARY KEY, started REAL NOT NULL, ended REAL,
+    summary TEXT NOT NULL DEFAULT '', backend TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS turns(id INTEGER PRIMARY KEY, session_id INTEGER NOT NULL, role TEXT NOT NULL,
+    text TEXT NOT NULL, time REAL NOT NULL, interrupted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS turns_by_session ON turns(session_id, id);
+CREATE TABLE IF NOT EXISTS memories(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, text TEXT NOT NULL,
+    importance REAL NOT NULL, confidence REAL NOT NULL, source_turn INTEGER, time REAL NOT NULL,
+    key TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS memories_by_key ON memories(kind, key);
+CREATE VIRTUAL TABLE IF NOT EXISTS turns_fts USING fts5(text, content='turns', content_rowid='id', tokenize='trigram');
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts
+    USING fts5(text, content='memories', content_rowid='id', tokenize='trigram');
+"""
+# Only what the user said is searched: their words are the facts; replies can be wrong.
+TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS {t}_ai AFTER INSERT ON {t} {when_new} BEGIN
+    INSERT INTO {t}_fts(rowid, text) VALUES (new.id, new.text); END;
+CREATE TRIGGER IF NOT EXISTS {t}_ad AFTER DELETE ON {t} {when_old} BEGIN
+    INSERT INTO {t}_fts({t}_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
+CREATE TRIGGER IF NOT EXISTS {t}_au AFTER UPDATE OF text ON {t} {when_new} BEGIN
+    INSERT INTO {t}_fts({t}_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO {t}_fts(rowid, text) VALUES (new.id, new.text); END;
+"""
+TURN_COLUMNS = "id, session_id, role, text, time, interrupted"
+MEMORY_COLUMNS = "id, kind, text, importance, confidence, source_turn, time, key"
+# Columns added after a file may have been created: (table, column, definition).
+MIGRATIONS = (("sessions", "owner", "TEXT NOT NULL DEFAULT ''"),)  # host:pid of the open session
+TABLES = {"sessions": "id, started, ended, summary, backend", "turns": TURN_COLUMNS, "memories": MEMORY_COLUMNS}

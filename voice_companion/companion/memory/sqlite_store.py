@@ -1,0 +1,291 @@
+"""The memory store in one SQLite file per companion (WAL, FTS5 trigram search).
+
+Why SQLite: a single owner-only file the user can copy, durable after every commit
+(WAL + synchronous=FULL: a `kill -9` loses nothing committed), and FTS5's trigram
+tokenizer searches Chinese as well as English without a word segmenter. One
+connection serves the call's thread and the background memory worker under a lock.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from voice_companion.companion.memory.sqlite_schema import (
+    MEMORY_COLUMNS,
+    MIGRATIONS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TABLES,
+    TRIGGERS,
+    TURN_COLUMNS,
+)
+from voice_companion.companion.memory.types import KINDS, Hit, Memory, SessionInfo, Turn
+from voice_companion.core.text import cjk_bigrams, fts_query
+
+FORGOTTEN = "[forgotten]"
+
+
+class SQLiteMemoryStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # owner-only before any data
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(
+            "BEGIN IMMEDIATE;"
+            + SCHEMA
+            + TRIGGERS.format(t="turns", when_new="WHEN new.role = 'user'", when_old="WHEN old.role = 'user'")
+            + TRIGGERS.format(t="memories", when_new="", when_old="")
+            + f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}'); COMMIT;"
+        )
+        self._migrate()
+        for suffix in ("-wal", "-shm"):
+            if Path(f"{self.path}{suffix}").exists():
+                os.chmod(f"{self.path}{suffix}", 0o600)
+
+    def _migrate(self) -> None:
+        with self._tx():
+            for table, column, definition in MIGRATIONS:
+                have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+    def _tx(self):
+        return _Transaction(self._db, self._lock)
+
+    # -- small named values (the prompt window's bounds) ---------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self._tx():
+            if value is None:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- sessions ------------------------------------------------------------------
+
+    def start_session(self, backend: str = "", owner: str = "") -> int:
+        with self._tx():
+            return self._db.execute(
+                "INSERT INTO sessions(started, backend, owner) VALUES (?, ?, ?)", (time.time(), backend, owner)
+            ).lastrowid
+
+    def unfinished_sessions(self) -> list[tuple[int, str]]:
+        """(id, owner) of every session that was never ended: open now, or cut off."""
+        return [(r[0], r[1]) for r in self._rows("SELECT id, owner FROM sessions WHERE ended IS NULL ORDER BY id")]
+
+    def end_session(self, session_id: int, summary: str) -> None:
+        with self._tx():
+            self._db.execute(
+                "UPDATE sessions SET ended = ?, summary = ? WHERE id = ?", (time.time(), summary, session_id)
+            )
+
+    def sessions(self, limit: int = 10) -> list[SessionInfo]:
+        rows = self._rows(
+            "SELECT s.id, s.started, s.ended, s.summary, (SELECT count(*) FROM turns t "
+            "WHERE t.session_id = s.id) FROM sessions s ORDER BY s.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [SessionInfo(*row) for row in rows]
+
+    # -- turns ---------------------------------------------------------------------
+
+    def add_turn(self, session_id: int, role: str, text: str, interrupted: bool = False) -> Turn:
+        now = time.time()
+        with self._tx():
+            turn_id = self._db.execute(
+                "INSERT INTO turns(session_id, role, text, time, interrupted) VALUES (?, ?, ?, ?, ?)",
+                (session_id, role, text, now, int(interrupted)),
+            ).lastrowid
+        return Turn(turn_id, session_id, role, text, now, interrupted)
+
+    def update_turn(self, turn_id: int, text: str, interrupted: bool) -> None:
+        with self._tx():
+            self._db.execute(
+                "UPDATE turns SET text = ?, interrupted = ? WHERE id = ?", (text, int(interrupted), turn_id)
+            )
+
+    def turns(self, session_id: int | None = None, before_id: int | None = None, limit: int = 50) -> list[Turn]:
+        """The latest `limit` turns (of one session, before a turn), oldest first."""
+        where = ["id < ?" if before_id is not None else "1"]
+        args: list[Any] = [before_id] if before_id is not None else []
+        if session_id is not None:
+            where.append("session_id = ?")
+            args.append(session_id)
+        rows = self._rows(
+            f"SELECT {TURN_COLUMNS} FROM turns WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*args, limit)
+        )
+        return [_turn(r) for r in reversed(rows)]
+
+    def turn_count(self) -> int:
+        return self._rows("SELECT count(*) FROM turns")[0][0]
+
+    def search_turns(self, query: str, before_id: int | None = None, limit: int = 20) -> list[Hit]:
+        match = fts_query(query)
+        if not match:
+            return []
+        rows = self._rows(
+            f"SELECT {', '.join('t.' + c for c in TURN_COLUMNS.split(', '))}, bm25(turns_fts) AS s "
+            "FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid WHERE turns_fts MATCH ? "
+            "AND turns_fts.rowid < ? ORDER BY s LIMIT ?",
+            (match, before_id or 2**62, limit),
+        )
+        return [Hit(_turn(r[:6]), r[6]) for r in rows]
+
+    # -- memories ------------------------------------------------------------------
+
+    def add_memory(
+        self,
+        kind: str,
+        text: str,
+        importance: float = 0.5,
+        confidence: float = 1.0,
+        source_turn: int | None = None,
+        key: str = "",
+    ) -> Memory:
+        """A new memory; with a `key`, it replaces the memory that held that slot."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown memory kind {kind!r}")
+        now = time.time()
+        with self._tx():
+            if key:
+                self._db.execute("DELETE FROM memories WHERE kind = ? AND key = ?", (kind, key))
+            memory_id = self._db.execute(
+                f"INSERT INTO memories({MEMORY_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
+                (kind, text, importance, confidence, source_turn, now, key),
+            ).lastrowid
+        return Memory(memory_id, kind, text, importance, confidence, source_turn, now, key)
+
+    def update_memory(self, memory_id: int, text: str) -> Memory:
+        """The user's own correction: full confidence, kept as written."""
+        with self._tx():
+            self._db.execute(
+                "UPDATE memories SET text = ?, confidence = 1.0, time = ? WHERE id = ?", (text, time.time(), memory_id)
+            )
+        rows = self._rows(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?", (memory_id,))
+        if not rows:
+            raise KeyError(memory_id)
+        return Memory(*rows[0])
+
+    def forget(self, memory_id: int) -> bool:
+        """Delete a memory and blank the exchange it came from, so search cannot bring it back."""
+        rows = self._rows("SELECT source_turn FROM memories WHERE id = ?", (memory_id,))
+        if not rows:
+            return False
+        with self._tx():
+            self._db.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
+            if rows[0][0] is not None:
+                self._db.execute(
+                    "UPDATE turns SET text = ? WHERE id IN (?, ?)", (FORGOTTEN, rows[0][0], rows[0][0] + 1)
+                )
+        return True
+
+    def forget_all(self) -> None:
+        with self._tx():
+            for table in ("memories", "turns", "sessions"):
+                self._db.execute(f"DELETE FROM {table}")
+            self._db.execute("DELETE FROM meta WHERE key != 'schema'")
+        with self._lock:  # leave no old text in free pages or the WAL
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def memories(self, kinds: Sequence[str] = KINDS, limit: int | None = None) -> list[Memory]:
+        marks = ", ".join("?" * len(kinds))
+        rows = self._rows(
+            f"SELECT {MEMORY_COLUMNS} FROM memories WHERE kind IN ({marks}) ORDER BY id DESC LIMIT ?",
+            (*kinds, -1 if limit is None else limit),
+        )
+        return [Memory(*r) for r in reversed(rows)]
+
+    def search_memories(self, query: str, limit: int = 20) -> list[Hit]:
+        match = fts_query(query)
+        if not match:
+            return []
+        rows = self._rows(
+            f"SELECT {', '.join('m.' + c for c in MEMORY_COLUMNS.split(', '))}, bm25(memories_fts) AS s "
+            "FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid "
+            "WHERE memories_fts MATCH ? ORDER BY s LIMIT ?",
+            (match, limit),
+        )
+        return [Hit(Memory(*r[:8]), r[8]) for r in rows]
+
+    def search_memories_cjk(self, query: str, limit: int = 20) -> list[Hit]:
+        """Memories sharing Chinese two-character words with the query (LIKE: the memory
+        table is small); bm25 here is minus the number of shared words."""
+        grams = cjk_bigrams(query)[:12]
+        if not grams:
+            return []
+        score = " + ".join("(instr(text, ?) > 0)" for _ in grams)
+        rows = self._rows(
+            f"SELECT {MEMORY_COLUMNS}, -({score}) AS s FROM memories WHERE s < 0 ORDER BY s, id DESC LIMIT ?",
+            (*grams, limit),
+        )
+        return [Hit(Memory(*r[:8]), float(r[8])) for r in rows]
+
+    # -- portability ---------------------------------------------------------------
+
+    def export_rows(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            table: [
+                dict(zip(columns.split(", "), row, strict=True))
+                for row in self._rows(f"SELECT {columns} FROM {table} ORDER BY id")
+            ]
+            for table, columns in TABLES.items()
+        }
+
+    def import_rows(self, rows: dict[str, Iterable[dict[str, Any]]]) -> None:
+        """Add exported rows with their ids, so sources and sessions still line up."""
+        with self._tx():
+            for table, columns in TABLES.items():
+                names = columns.split(", ")
+                self._db.executemany(
+                    f"INSERT INTO {table}({columns}) VALUES ({', '.join('?' * len(names))})",
+                    ([row.get(n) for n in names] for row in rows.get(table, [])),
+                )
+
+    def integrity(self) -> str:
+        return self._rows("PRAGMA integrity_check")[0][0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT under the store's lock; ROLLBACK on any error."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.db, self.lock = db, lock
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind, *_) -> None:
+        try:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK" if kind else "COMMIT")
+        finally:
+            self.lock.release()
+
+
+def _turn(row: tuple) -> Turn:
+    return Turn(row[0], row[1], row[2], row[3], row[4], bool(row[5]))

@@ -1,0 +1,500 @@
+"""A live conversation: turn-taking, speculation and barge-in over any transport.
+
+The transport (desk sound card, virtual device, WebSocket) supplies microphone
+blocks and a playback buffer; the session never knows which one it talks to.
+
+- Listening: webrtcvad finds speech; a pre-roll keeps its first syllable.
+- Speculation: once the user has paused `speculative_after_ms`, the utterance is
+  transcribed and a reply starts generating with its audio held back. If the
+  user goes on, both are thrown away; if the pause becomes the end of the turn,
+  the held audio plays at once.
+- End of turn: how long a pause must last depends on what was said
+  (`endpointing.required_silence_ms`).
+- Barge-in: user speech while the companion talks pauses playback on the very
+  next audio block. If the interruption turns out to be noise or a backchannel
+  ("mhm", "嗯"), playback resumes; otherwise the reply is cancelled and the
+  history keeps only what was heard, marked as interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from voice_companion.conversation import endpointing
+from voice_companion.conversation.history import Conversation
+from voice_companion.conversation.playback_buffer import PlaybackBuffer
+from voice_companion.conversation.response import Response, run_response
+from voice_companion.conversation.vad import SpeechDetector, VadSettings
+from voice_companion.core.audio import STT_RATE
+from voice_companion.core.config import Settings
+from voice_companion.core.errors import CompanionError
+from voice_companion.core.events import (
+    ErrorEvent,
+    Event,
+    Notice,
+    ResponseCreated,
+    ResponseDone,
+    ResponseInterrupted,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptFinal,
+    TranscriptPartial,
+    TurnMetrics,
+)
+from voice_companion.core.language import HAN, guess_language
+from voice_companion.engines.llm import GenerationOptions, LLMBackend, ScriptedLine
+from voice_companion.engines.models import tiers
+from voice_companion.engines.stt import SpeechToText, Transcript
+from voice_companion.engines.tts import TextToSpeech
+
+log = logging.getLogger(__name__)
+INTERRUPTED_MARK = " [interrupted by the user]"
+# Cutting the companion off needs words Whisper is fairly sure of: a cough came out
+# as "I" with a high no-speech probability, where "Stop." scores near 0.
+INTERRUPT_MAX_NO_SPEECH = 0.3
+
+
+class AudioTransport(Protocol):
+    playback: PlaybackBuffer
+
+    def mic_frames(self) -> AsyncIterator[tuple[np.ndarray, float]]:
+        """16 kHz mono float32 blocks with the wall time (perf_counter) at each block's end."""
+        ...
+
+    async def emit(self, event: Event) -> None: ...
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    vad: VadSettings = field(default_factory=VadSettings)
+    # Stricter while the companion talks, so residual echo never starts a barge-in
+    # (scripts/eval_echo.py: with Speex cancellation no echo start at 150 ms / -40 dBFS).
+    barge_in_vad: VadSettings = field(default_factory=lambda: VadSettings(start_ms=150, min_energy_dbfs=-40.0))
+    endpoint: endpointing.EndpointSettings = field(default_factory=endpointing.EndpointSettings)
+    preroll_ms: int = 300  # audio kept from before the detected start of speech
+    language: str | None = None  # None: detect per utterance
+    speculative: bool = True  # start STT and the reply during the user's pause
+    # Speak the first clause after this many words even without punctuation (0: off).
+    # Measured with 6 on the latency benchmark: no gain (first clauses of short
+    # replies usually end within 6 words anyway), so off to keep natural prosody.
+    first_clause_max_words: int = 0
+    # While the user speaks, transcribe what they said so far every this many ms of
+    # speech and prefill it into the LLM, so at the end of the turn only the last
+    # words are new to it (0: off). Worth it for slow brains: DESIGN.md measured a
+    # 72-token turn's first token at 1.39 s cold vs 0.54 s prefilled with the 1.5B.
+    prefill_while_speaking_ms: int = 0
+
+
+def session_settings(settings: Settings) -> SessionSettings:
+    """Live-call settings: the user's language plus what suits the chosen brain's speed."""
+    choice = tiers.select(settings)
+    live = choice.tier.live if choice.tier else tiers.LiveTuning()
+    return SessionSettings(
+        language=settings.stt.language or None,
+        first_clause_max_words=live.first_clause_max_words,
+        prefill_while_speaking_ms=live.prefill_while_speaking_ms,
+    )
+
+
+@dataclass
+class _Utterance:
+    blocks: list[np.ndarray]
+    interrupting: Response | None  # the reply that was playing when it began
+    spec_samples: int = 0  # audio length the speculation was started on
+    spec_stt: asyncio.Task | None = None
+    spec_response: Response | None = None
+    partial_at_samples: int = 0  # audio length the last listen-ahead started on
+    partial: asyncio.Task | None = None
+
+    def audio(self) -> np.ndarray:
+        return np.concatenate(self.blocks)
+
+
+class Session:
+    def __init__(
+        self,
+        stt: SpeechToText,
+        llm: LLMBackend,
+        tts: TextToSpeech,
+        transport: AudioTransport,
+        conversation: Conversation,
+        options: GenerationOptions | None = None,
+        settings: SessionSettings | None = None,
+    ) -> None:
+        self.stt, self.llm, self.tts = stt, llm, tts
+        self.transport = transport
+        self.playback = transport.playback
+        self.conversation = conversation
+        self.options = options
+        self.settings = settings or SessionSettings()
+        self.detector = SpeechDetector(self.settings.vad)
+        self.barge_in_detector = SpeechDetector(self.settings.barge_in_vad)
+        self.current: Response | None = None
+        self._utterance: _Utterance | None = None
+        self._preroll: collections.deque = collections.deque(maxlen=max(1, self.settings.preroll_ms // 20))
+        self._tasks: set[asyncio.Task] = set()
+        self._stt_lock = asyncio.Lock()  # one transcription at a time on 2 cores
+
+    # -- the audio loop ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Process microphone audio until the transport ends; then finish open work."""
+        self._spawn(self._prefill())
+        try:
+            async for block, wall in self.transport.mic_frames():
+                await self._on_block(block, wall)
+        finally:
+            current = self.current
+            if current is not None and current.committed.is_set():
+                # hung up (or the phone vanished) mid-reply: keep the question and what was
+                # heard, marked as interrupted, so a reconnect resumes with nothing lost.
+                # No events: nobody is listening, and it was not a barge-in.
+                await self._keep_heard(current)
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _on_block(self, block: np.ndarray, wall: float) -> None:
+        self.detector.push(block)
+        self.barge_in_detector.push(block)
+        utterance = self._utterance
+        if utterance is None:
+            self._preroll.append(block)
+            audible = self._audible_response() is not None
+            if (self.barge_in_detector if audible else self.detector).in_speech:
+                await self._speech_started()
+            return
+        utterance.blocks.append(block)
+        silence = self.detector.silence_ms()
+        if silence == 0 and utterance.spec_stt is not None:
+            self._drop_speculation(utterance)  # the user went on talking
+        endpoint = self.settings.endpoint
+        if silence == 0:
+            self._maybe_listen_ahead(utterance)
+        if self.settings.speculative and silence >= endpoint.speculative_after_ms and utterance.spec_stt is None:
+            self._speculate(utterance)
+        text, language = self._speculative_text(utterance)
+        if utterance.spec_stt is not None and not utterance.spec_stt.done():
+            required = endpoint.max_silence_ms  # the words are coming: judge them, not the clock
+        else:
+            required = endpointing.required_silence_ms(text, language, endpoint)
+        if silence >= required:
+            self.detector.end_speech()
+            self.barge_in_detector.end_speech()
+            self._utterance = None
+            speech_end = wall - silence / 1000
+            await self.transport.emit(SpeechStopped(self.detector.t_ms - silence))
+            self._spawn(self._finish_turn(utterance, speech_end, silence))
+
+    async def _speech_started(self) -> None:
+        started = (
+            self.detector.speech_started_at_ms() or self.barge_in_detector.speech_started_at_ms() or self.detector.t_ms
+        )
+        interrupting = self._audible_response()
+        if interrupting is not None:
+            self.playback.pause()  # silence within one audio block
+        self._utterance = _Utterance(list(self._preroll), interrupting)
+        self._preroll.clear()
+        await self.transport.emit(SpeechStarted(started))
+
+    # -- speculation ---------------------------------------------------------------
+
+    def _speculate(self, utterance: _Utterance) -> None:
+        audio = utterance.audio()
+        utterance.spec_samples = len(audio)
+        utterance.spec_stt = self._spawn(self._transcribe(audio))
+
+    def _speculative_text(self, utterance: _Utterance) -> tuple[str | None, str | None]:
+        task = utterance.spec_stt
+        if task is None or not task.done() or task.cancelled() or task.exception():
+            return None, None
+        transcript: Transcript = task.result()
+        if utterance.spec_response is None and transcript.text and utterance.interrupting is None:
+            utterance.spec_response = self._start_response(transcript.text, transcript.language)
+        return transcript.text, transcript.language
+
+    def _maybe_listen_ahead(self, utterance: _Utterance) -> None:
+        every = self.settings.prefill_while_speaking_ms * STT_RATE // 1000
+        samples = sum(len(b) for b in utterance.blocks)
+        if (
+            not every
+            or utterance.interrupting is not None
+            or samples - utterance.partial_at_samples < every
+            or (utterance.partial is not None and not utterance.partial.done())
+        ):
+            return
+        utterance.partial_at_samples = samples
+        utterance.partial = self._spawn(self._listen_ahead(utterance.audio()))
+
+    async def _listen_ahead(self, audio: np.ndarray) -> None:
+        """Transcribe the words so far and put them in the LLM's cache (all best effort)."""
+        transcript = await self._transcribe(audio)
+        if not transcript.text.strip() or transcript.no_speech_prob > INTERRUPT_MAX_NO_SPEECH:
+            return
+        async with self._stt_lock:  # never beside Whisper: on 2 cores both would crawl
+            try:
+                await self.llm.prefill(self.conversation.prompt_for(transcript.text.strip()))
+            except CompanionError as exc:
+                log.debug("listen-ahead prefill failed: %s", exc)
+
+    def _drop_speculation(self, utterance: _Utterance) -> None:
+        if utterance.spec_response is not None and utterance.spec_response.task:
+            utterance.spec_response.task.cancel()
+        utterance.spec_stt = None
+        utterance.spec_response = None
+
+    # -- end of a user turn ------------------------------------------------------------
+
+    async def _finish_turn(self, utterance: _Utterance, speech_end: float, silence_ms: float) -> None:
+        hit = utterance.spec_stt is not None
+        transcript = await (utterance.spec_stt if hit else self._transcribe(utterance.audio()))
+        text = transcript.text.strip()
+        interrupted = utterance.interrupting
+        if interrupted is not None:
+            unsure = transcript.no_speech_prob > INTERRUPT_MAX_NO_SPEECH
+            if (
+                not text
+                or unsure
+                or endpointing.is_backchannel(text, transcript.language)
+                or _is_echo(text, interrupted)
+            ):
+                self.playback.resume()  # noise, "mhm" or its own voice: keep talking
+                return
+            await self._interrupt(interrupted)
+        if not text:
+            return
+        await self.transport.emit(TranscriptFinal(text, transcript.language))
+        response = utterance.spec_response
+        if response is None or response.user_text != text:
+            if response is not None and response.task:
+                response.task.cancel()
+            response = self._start_response(text, transcript.language)
+        self.current = response
+        await self.transport.emit(ResponseCreated(response.id))
+        response.committed.set()
+        self._spawn(
+            self._watch_response(
+                response, speech_end, silence_ms, transcript.stt_ms, hit and response is utterance.spec_response
+            )
+        )
+
+    def _start_response(self, text: str, language: str | None = None, line: str | None = None) -> Response:
+        """A reply to `text`; with `line`, that fixed line instead (nothing is asked of the LLM)."""
+        self._follow_language(language or guess_language(line or text))
+        if line is None:
+            response = Response(text, self.conversation.prompt_for(text))
+        else:
+            response = Response(text, [], scripted=True)
+        response.task = self._spawn(
+            run_response(
+                response,
+                self.llm if line is None else ScriptedLine(line),
+                self.tts,
+                self.playback,
+                self.transport.emit,
+                self.options,
+                self.settings.first_clause_max_words,
+            )
+        )
+        return response
+
+    async def _watch_response(
+        self, response: Response, speech_end: float, endpoint_ms: float, stt_ms: float, speculative_hit: bool
+    ) -> None:
+        """Record the turn, report metrics when the first sample plays, and done at the end."""
+        assert response.task is not None
+        try:
+            await response.task
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:  # noqa: BLE001 - one failed reply must not end the call
+            if not isinstance(exc, CompanionError):
+                log.exception("reply %s failed", response.id)
+            code = "llm_failed" if isinstance(exc, CompanionError) else "internal_error"
+            await self.transport.emit(ErrorEvent(code, str(exc) or type(exc).__name__))
+            await self.transport.emit(ResponseDone(response.id, response.text, "failed"))
+            if self.current is response:
+                self.current = None
+            return
+        if response.scripted:
+            await self._done_when_played(response)
+            return
+        self.conversation.record(response.user_text, response.generated_text or response.text)
+        self._spawn(self._prepare_next())
+        first = self.playback.first_sample_wall(response.id)
+        while first is None and self.playback.pending():
+            await asyncio.sleep(0.005)
+            first = self.playback.first_sample_wall(response.id)
+        metrics = TurnMetrics(
+            response.id,
+            endpoint_delay_ms=endpoint_ms,
+            stt_ms=stt_ms,
+            llm_first_token_ms=response.llm_first_token_ms,
+            first_clause_ms=response.first_clause_ms,
+            tts_first_audio_ms=response.tts_first_audio_ms,
+            voice_to_voice_ms=(first - speech_end) * 1000 if first else None,
+            speculative_hit=speculative_hit,
+            prefill_tokens=response.usage.processed if response.usage else None,
+            cached_tokens=response.usage.cached if response.usage else None,
+        )
+        log.info(
+            "turn %s: %s",
+            response.id,
+            ", ".join(f"{k} {v:.0f} ms" for k, v in metrics.as_dict().items() if k.endswith("_ms") and v is not None),
+        )
+        await self.transport.emit(metrics)
+        await self._done_when_played(response)
+
+    async def _done_when_played(self, response: Response) -> None:
+        """Done once its audio has played (unless a newer reply or a barge-in took over)."""
+        while self.playback.pending() or self.playback.paused:
+            if self.current is not response:
+                return
+            await asyncio.sleep(0.02)
+        if self.current is response:
+            self.current = None
+            await self.transport.emit(ResponseDone(response.id, response.text))
+
+    async def _interrupt(self, response: Response) -> None:
+        """Cancel the reply; the history keeps what was heard, marked as interrupted."""
+        played, spoken = await self._keep_heard(response)
+        await self.transport.emit(ResponseInterrupted(response.id, played, spoken))
+        await self.transport.emit(ResponseDone(response.id, spoken, "interrupted"))
+
+    async def _keep_heard(self, response: Response) -> tuple[float, str]:
+        """Stop the reply and keep in the history only what was heard: (ms played, text)."""
+        if response.task and not response.task.done():
+            response.task.cancel()
+            await asyncio.gather(response.task, return_exceptions=True)
+        self.playback.flush()
+        played = self.playback.played_ms(response.id)
+        spoken = response.spoken_text(played)
+        if not response.scripted:
+            self.conversation.replace_or_record(response.user_text, spoken + INTERRUPTED_MARK)
+        if self.current is response:
+            self.current = None
+        return played, spoken
+
+    # -- typed input -------------------------------------------------------------------
+
+    async def respond_to_text(self, text: str) -> str:
+        """A typed user turn (e.g. the web client's text box): cut off any reply still
+        audible, then answer like a spoken turn. Returns the new response id."""
+        return await self._respond_now(text, None)
+
+    async def say(self, line: str) -> str:
+        """Speak a fixed line now, e.g. the greeting when a call opens. It is not a turn
+        (the history holds user/companion exchanges); talking over it cuts it off."""
+        return await self._respond_now("", line)
+
+    async def _respond_now(self, text: str, line: str | None) -> str:
+        audible = self._audible_response()
+        if audible is not None:
+            await self._interrupt(audible)
+        response = self._start_response(text, line=line)
+        self.current = response
+        await self.transport.emit(ResponseCreated(response.id))
+        response.committed.set()
+        self._spawn(self._watch_response(response, time.perf_counter(), 0.0, 0.0, False))
+        return response.id
+
+    # -- voice -------------------------------------------------------------------------
+
+    async def set_voice(self, voice: str, speed: float | None = None) -> float:
+        """Speak with `voice` from the next clause on (a reply already playing goes on in
+        it). Loads it first, off the event loop; returns the load time in seconds."""
+        use = getattr(self.tts, "use", None)
+        if use is None:
+            raise CompanionError("this call's voice is fixed; start it with --voice instead")
+        load_s = await asyncio.to_thread(use, voice)
+        if speed is not None:
+            self.tts.set_speed(speed)
+        await self.transport.emit(
+            Notice("voice_changed", f"speaking with {voice} now", {"voice": voice, "load_ms": round(load_s * 1000, 1)})
+        )
+        return load_s
+
+    def _follow_language(self, language: str | None) -> None:
+        """The reply's voice follows the language the user spoke (a router's job)."""
+        follow = getattr(self.tts, "follow_language", None)
+        notice = follow(language) if follow is not None and language else None
+        if notice:
+            self._spawn(self.transport.emit(Notice("voice_missing", notice, {"language": language})))
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _audible_response(self) -> Response | None:
+        response = self.current
+        if response is None:
+            return None
+        if self.playback.pending() or not response.generation_done:
+            return response
+        return None
+
+    async def _transcribe(self, audio: np.ndarray) -> Transcript:
+        async with self._stt_lock:
+            transcript = await asyncio.to_thread(self.stt.transcribe, audio, self.settings.language)
+        await self.transport.emit(TranscriptPartial(transcript.text, transcript.language))
+        return transcript
+
+    async def _prefill(self) -> None:
+        """The call opens warm: the prompt's saved state restored, or prefilled now."""
+        try:
+            how = await self.conversation.warm_up(self.llm)
+            log.info("prompt ready (%s)", how)
+        except CompanionError as exc:
+            log.warning("could not prefill the persona prompt: %s", exc)
+
+    async def _prepare_next(self) -> None:
+        """While the companion is idle, prefill what the next turn starts with, then the
+        window a coming roll swaps in (in short steps that give way to the user)."""
+        try:
+            if self._llm_wanted():
+                return
+            await self.llm.prefill(self.conversation.prefix())  # the reply just given: ~100 tokens
+            upcoming = self.conversation.next_prefix()
+            if upcoming[0] != self.conversation.prefix()[0]:  # a roll is coming: its own slot
+                if await self.llm.prefill(upcoming, should_stop=self._llm_wanted):
+                    self.conversation.mark_prepared(upcoming)
+        except CompanionError as exc:
+            log.debug("background prefill failed: %s", exc)
+
+    def _llm_wanted(self) -> bool:
+        """The user is speaking, or a reply is being generated: live work needs the model."""
+        current = self.current
+        return self._utterance is not None or (current is not None and not current.generation_done)
+
+    def _spawn(self, coro: Awaitable) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def _is_echo(text: str, response: Response) -> bool:
+    """Did the microphone just hear the companion's own words (a speaker echo)?
+
+    Most of what was heard must appear as consecutive words (characters for
+    Chinese) of the reply: sharing a few common words is not enough.
+    """
+    heard, own = _units(text), _units("".join(response.text_parts))
+    if len(heard) < 2:
+        return False
+    own_pairs = set(zip(own, own[1:], strict=False))
+    pairs = list(zip(heard, heard[1:], strict=False))
+    return sum(p in own_pairs for p in pairs) >= 0.6 * len(pairs)
+
+
+def _units(text: str) -> list[str]:
+    """Lower-case words; each CJK character counts as a word."""
+    spaced = re.sub(f"([{HAN}])", r" \1 ", text.lower())
+    return [w for w in re.split(f"[^\\w{HAN}']+", spaced) if w]

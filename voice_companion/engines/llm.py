@@ -1,0 +1,142 @@
+"""The LLM interface shared by every backend.
+
+A backend streams text deltas for a chat and stops as soon as the consumer stops
+iterating (``break`` or ``aclose()``): that is how a barge-in cancels generation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class PromptUsage:
+    """How a reply's prompt was paid for: tokens prefilled now, and those reused from cache."""
+
+    processed: int
+    cached: int
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Sampling settings for one reply; defaults suit short spoken answers."""
+
+    max_tokens: int = 80
+    temperature: float = 0.7
+    top_p: float = 0.9
+    repeat_penalty: float = 1.15
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+
+class CpuGate:
+    """Lets a clause's synthesis have the CPU while generation waits.
+
+    On 2 cores, llama.cpp generating while Piper synthesises slows both (llama.cpp's
+    threads wait on each other when one is descheduled); the user hears nothing until
+    the first clause is ready, and later clauses play for seconds, so generation
+    pauses at its next token while the gate is held.
+    """
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    def wait(self, cancelled: threading.Event, max_wait_s: float = 1.0) -> None:
+        """Block a generation thread while held: until released, `cancelled`, or
+        `max_wait_s` (a safety net: a hold must only ever cost a short pause)."""
+        deadline = time.monotonic() + max_wait_s
+        while not self._open.wait(0.02) and not cancelled.is_set() and time.monotonic() < deadline:
+            pass
+
+
+class LLMBackend(Protocol):
+    """Anything that streams a chat reply token by token."""
+
+    name: str
+    last_usage: PromptUsage | None
+    # Can write the KV state of a prompt prefix to a file and read it back (embedded
+    # llama.cpp); a remote server relies on its own prefix cache instead.
+    supports_saved_state: bool
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions | None = None,
+        gate: CpuGate | None = None,
+    ) -> AsyncIterator[str]:
+        """Yield text deltas; a local backend pauses while `gate` is held.
+
+        Raises `LLMError` with a one-line message on failure."""
+        ...
+
+    async def prefill(self, messages: Sequence[ChatMessage], should_stop: Callable[[], bool] | None = None) -> bool:
+        """Warm the backend's prompt cache with a prefix (no-op where unsupported).
+
+        With `should_stop`, the work goes in short steps and stops between two when it
+        says so (a live turn needs the model): False then, True when done or skipped."""
+        ...
+
+    async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        """Prefill `messages` and write their state under `state_dir` (False: unsupported)."""
+        ...
+
+    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        """Load the saved state of exactly this prefix; False when there is none that fits."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LLMBase:
+    """What a backend without a prompt cache of its own does: nothing, successfully."""
+
+    name = "llm"
+    supports_saved_state = False
+    last_usage: PromptUsage | None = None  # of the latest finished reply (benchmarks, metrics)
+
+    async def prefill(self, messages: Sequence[ChatMessage], should_stop: Callable[[], bool] | None = None) -> bool:
+        return True
+
+    async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        return False
+
+    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        return False
+
+    def close(self) -> None:
+        return None
+
+
+class ScriptedLine(LLMBase):
+    """A "backend" that says one fixed line: the greeting goes through the same
+    clause → speech → playback path as a reply, so barge-in cuts it the same way."""
+
+    name = "scripted"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None, gate: CpuGate | None = None
+    ) -> AsyncIterator[str]:
+        yield self.text

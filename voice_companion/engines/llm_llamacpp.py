@@ -1,0 +1,362 @@
+"""Embedded llama.cpp (via xllamacpp) as an `LLMBackend`.
+
+Why xllamacpp: it ships prebuilt CPU wheels and exposes llama.cpp's server core
+(chat templates, prompt-prefix cache, parallel slots) in-process; llama-cpp-python
+has no wheel and its default build crashed on our reference CPU.
+
+Generation runs in a thread of its own (not the event loop's executor, which refuses
+work once the interpreter is shutting down: the end-of-session work of every `chat`
+and `reply` used to fail that way); deltas cross to asyncio through a queue. The
+consumer stopping (barge-in) sets an event that the token callback checks, and
+returning True from that callback makes llama.cpp stop generating at once.
+
+Saved prefix states (llm_state.py) go through llama.cpp's slot save/restore, which
+xllamacpp exposes only on its loopback HTTP listener (guarded by a random API key).
+
+One KV slot more than requests run at once: the spare one is where the next window
+(a roll) is prefilled in the background. With a single slot that work evicted the
+live prompt, and llama.cpp kept the evicted slot instead of reloading the live state
+from its RAM cache whenever the two shared more than half their tokens (persona and
+profile): a 2,300-token prompt was prefilled again on the next turn (8.5 s on `tiny`,
+scripts/bench_returning.py). Each request goes to the slot whose last prompt shares
+the longest beginning with it; background steps never touch the live slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from voice_companion.core.errors import LLMError, ModelNotAvailable
+from voice_companion.engines import llm_state
+from voice_companion.engines.llm import ChatMessage, CpuGate, GenerationOptions, LLMBase, PromptUsage
+
+log = logging.getLogger(__name__)
+_DONE = object()
+# A stepwise prefill (a window roll prepared in the background) works in steps this
+# long, so a live turn that needs the model waits at most one step: ~1 s on `small`
+# (~56-64 tok/s cold on 2 cores), ~0.3 s on `tiny`.
+PREFILL_STEP_TOKENS = 64
+
+
+def model_identity(path: Path, slot_tokens: int, slots: int) -> str:
+    """Which model a saved state belongs to: name, size and a digest of its head and tail
+    (a whole-file hash of 1 GB would cost seconds at every start), the runtime, and the
+    KV layout (llama.cpp cannot restore a state into slots of another shape)."""
+    import xllamacpp
+
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        digest.update(f.read(1 << 20))
+    return f"{path.name}|{size}|{digest.hexdigest()[:32]}|xllamacpp {xllamacpp.__version__}|{slots}x{slot_tokens}"
+
+
+def _in_thread(fn: Callable[[], Any]) -> asyncio.Future[Any]:
+    """Run `fn` in a daemon thread of its own; the future resolves on the caller's loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as exc:  # noqa: BLE001 - crosses the thread boundary
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop is gone: nobody waits for this any more
+
+    threading.Thread(target=run, name="llama-cpp", daemon=True).start()
+    return future
+
+
+class LlamaCppLLM(LLMBase):
+    """A GGUF model loaded once and shared; requests are serialised per slot."""
+
+    supports_saved_state = True
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        context_tokens: int = 4096,
+        threads: int = 2,
+        parallel: int = 1,
+        generation_threads: int | None = None,
+        defaults: GenerationOptions | None = None,
+        prompt_cache_mib: int = 256,
+    ) -> None:
+        import xllamacpp
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise ModelNotAvailable(f"LLM model file not found: {path}")
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        self._slot_text = [""] * (parallel + 1)  # the last prompt (rendered) each slot holds
+        self._live = 0  # the slot of the latest live request
+        params.n_ctx = context_tokens * len(self._slot_text)
+        params.n_parallel = len(self._slot_text)
+        params.cpuparams.n_threads = generation_threads or threads
+        params.cpuparams_batch.n_threads = threads
+        params.cache_prompt = True
+        # llama.cpp keeps the KV state of earlier prompts in RAM so a caller whose
+        # prefix was evicted from the slot need not prefill it again. Its default cap
+        # is 8 GiB: a 30-minute soak grew the server by 5 GB, ~15 MB per call.
+        params.cache_ram_mib = prompt_cache_mib
+        params.verbosity = -1
+        # Slot files are written here (owner-only), then moved into the companion's folder.
+        self._slot_dir = Path(tempfile.mkdtemp(prefix="vc-llm-slots-"))
+        params.slot_save_path = str(self._slot_dir) + os.sep  # llama.cpp appends the name as is
+        # xllamacpp also opens an HTTP listener on 127.0.0.1; a random key keeps
+        # other local programs from using it.
+        self._api_key = secrets.token_hex(16)
+        params.api_keys = [self._api_key]
+        try:
+            self._server = xllamacpp.Server(params)
+        except RuntimeError as exc:
+            raise ModelNotAvailable(
+                f"llama.cpp could not load {path.name}: the file is corrupt or not a GGUF "
+                f"model; delete it and install or download it again"
+            ) from exc
+        self.name = f"embedded:{path.name}"
+        self.path = path
+        self._context_tokens = context_tokens
+        self._identity: str | None = None
+        self.defaults = defaults or GenerationOptions()
+        self._parallel = parallel
+        self._slot_guards: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self._waiting = 0  # requests queued for a slot (read by generation threads)
+
+    async def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions | None = None,
+        gate: CpuGate | None = None,
+    ) -> AsyncIterator[str]:
+        request = self._request(messages, options or self.defaults, stream=True)
+        self.last_usage = None
+        loop = asyncio.get_running_loop()
+        request["id_slot"] = await self._live_slot(messages)
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+
+        def on_chunk(chunk: dict) -> bool:
+            if timings := chunk.get("timings"):  # the last chunk: what the prompt cost
+                self.last_usage = PromptUsage(int(timings.get("prompt_n", 0)), int(timings.get("cache_n", 0)))
+            for choice in chunk.get("choices", ()):
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    loop.call_soon_threadsafe(queue.put_nowait, text)
+            if gate is not None and not self._waiting:  # never pause while other calls queue
+                gate.wait(stop)
+            return stop.is_set()
+
+        def run() -> None:
+            try:
+                self._server.handle_chat_completions(request, on_chunk)
+            except Exception as exc:  # noqa: BLE001 - crosses the thread boundary
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+        slots = await self._acquire()
+        worker = _in_thread(run)
+        # The slot is free as soon as llama.cpp stops, not when the consumer has spoken
+        # every clause: a speculative reply holding its audio, or a slow synthesis,
+        # must not keep other calls waiting for the model.
+        worker.add_done_callback(lambda _: slots.release())
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, Exception):
+                    raise LLMError(f"the embedded model failed: {item}")
+                yield item
+        finally:
+            stop.set()
+            await asyncio.shield(worker)
+
+    async def prefill(self, messages: Sequence[ChatMessage], should_stop: Callable[[], bool] | None = None) -> bool:
+        """Process the prompt once so the next turn reuses its KV cache. Best effort: when
+        the model is busy (another call on a server), skip rather than queue — a queued
+        prefill would delay that call's reply and evict its cache for nothing.
+
+        With `should_stop`, it goes in steps of PREFILL_STEP_TOKENS and gives way between
+        two when told to or when a request waits; it works in the spare KV slot, so the
+        live prompt stays where it is."""
+        if self._busy():
+            return True
+        if should_stop is None:
+            request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
+            request["id_slot"] = await self._live_slot(messages)
+            await self._in_slot(lambda: self._server.handle_chat_completions(request))
+            return True
+        text, tokens = await _in_thread(lambda: self._tokens(messages))
+        slot = self._spare_slot(text)
+        self._slot_text[slot] = text
+        for end in range(PREFILL_STEP_TOKENS, len(tokens) + PREFILL_STEP_TOKENS, PREFILL_STEP_TOKENS):
+            if should_stop() or self._busy():
+                return False
+            step = {"prompt": tokens[:end], "n_predict": 0, "cache_prompt": True, "id_slot": slot}
+            await self._in_slot(lambda step=step: self._server.handle_completions(step))
+        return True
+
+    async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        """Prefill the prefix (mostly cached already) and write its state for the next session."""
+        request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
+        request["id_slot"] = await self._live_slot(messages)
+        return await self._in_slot(lambda: self._save(request, messages, state_dir))
+
+    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        """Load the saved state of exactly this prefix into the slot (milliseconds)."""
+        if self._busy():
+            return False  # another call is using the slot; its cache serves this one too
+        return await self._in_slot(lambda: self._restore(messages, state_dir))
+
+    def _save(self, request: dict, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        self._server.handle_chat_completions(request)
+        name = f"save-{secrets.token_hex(8)}.bin"
+        reply = self._http(f"/slots/{request['id_slot']}?action=save", {"filename": name})
+        if reply is None:
+            return False
+        llm_state.install(
+            state_dir,
+            self.identity,
+            self._slot_dir / name,
+            llm_state.prefix_digest(self._render(messages)),
+            int(reply.get("n_saved", 0)),
+        )
+        return True
+
+    def _restore(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+        text = self._render(messages)
+        saved = llm_state.usable(state_dir, self.identity, llm_state.prefix_digest(text))
+        if saved is None:
+            return False
+        link = self._slot_dir / f"restore-{secrets.token_hex(8)}.bin"
+        os.symlink(saved.resolve(), link)
+        try:
+            if self._http(f"/slots/{self._live}?action=restore", {"filename": link.name}) is None:
+                return False
+        finally:
+            link.unlink(missing_ok=True)
+        self._slot_text[self._live] = text
+        return True
+
+    async def _live_slot(self, messages: Sequence[ChatMessage]) -> int:
+        """The slot for a live request: the one whose last prompt shares the longest
+        beginning with it (the live one on a tie); it is the live slot from now on."""
+        text = await _in_thread(lambda: self._render(messages))
+        shared = [len(os.path.commonprefix([text, held])) for held in self._slot_text]
+        best = max(range(len(shared)), key=lambda i: (shared[i], i == self._live))
+        self._slot_text[best], self._live = text, best
+        return best
+
+    def _spare_slot(self, text: str) -> int:
+        """Where background work goes: the best-matching slot that is not the live one."""
+        others = [i for i in range(len(self._slot_text)) if i != self._live]
+        return max(others, key=lambda i: len(os.path.commonprefix([text, self._slot_text[i]])))
+
+    def _render(self, messages: Sequence[ChatMessage]) -> str:
+        reply = self._http("/apply-template", {"messages": [m.as_dict() for m in messages]})
+        if reply is None:
+            raise LLMError("the embedded model could not render its chat template")
+        return reply["prompt"]
+
+    def _tokens(self, messages: Sequence[ChatMessage]) -> tuple[str, list[int]]:
+        text = self._render(messages)
+        reply = self._http("/tokenize", {"content": text})
+        return text, (list(reply["tokens"]) if reply else [])
+
+    def _http(self, path: str, body: dict) -> dict | None:
+        """One request to xllamacpp's loopback listener; None (logged once) on failure."""
+        try:
+            response = httpx.post(
+                f"{self._server.listening_address}{path}",
+                json=body,
+                timeout=120,
+                headers={"Authorization": f"Bearer {self._api_key}"},
+            )
+        except httpx.HTTPError as exc:
+            log.warning("llama.cpp %s failed: %s", path.split("?")[0], exc)
+            return None
+        if response.status_code != 200:
+            log.warning("llama.cpp refused %s: %s", path, response.text[:200])
+            return None
+        return response.json()
+
+    @property
+    def identity(self) -> str:
+        if self._identity is None:
+            self._identity = model_identity(self.path, self._context_tokens, len(self._slot_text))
+        return self._identity
+
+    def _busy(self) -> bool:
+        return self._guard().locked() or bool(self._waiting)
+
+    async def _in_slot(self, work: Callable[[], Any]) -> Any:
+        """Run blocking llama.cpp work in a thread once a request slot is free."""
+        slots = await self._acquire()
+        try:
+            return await _in_thread(work)
+        finally:
+            slots.release()
+
+    async def _acquire(self) -> asyncio.Semaphore:
+        """Wait for a free slot (counted in `_waiting` meanwhile); the caller releases it."""
+        slots = self._guard()
+        self._waiting += 1
+        try:
+            await slots.acquire()
+        finally:
+            self._waiting -= 1
+        return slots
+
+    def _guard(self) -> asyncio.Semaphore:
+        """One guard per event loop: the model is shared by callers on different loops."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._slot_guards:
+            self._slot_guards = {k: v for k, v in self._slot_guards.items() if not k.is_closed()}
+            self._slot_guards[loop] = asyncio.Semaphore(self._parallel)
+        return self._slot_guards[loop]
+
+    def complete(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> dict:
+        """A blocking, non-streamed completion with llama.cpp's own timings (benchmarks)."""
+        return self._server.handle_chat_completions(self._request(messages, options, stream=False))
+
+    def close(self) -> None:
+        self._server = None  # freed by xllamacpp's destructor
+        shutil.rmtree(self._slot_dir, ignore_errors=True)
+
+    @staticmethod
+    def _request(messages: Sequence[ChatMessage], o: GenerationOptions, stream: bool) -> dict:
+        return {
+            "messages": [m.as_dict() for m in messages],
+            "stream": stream,
+            "max_tokens": o.max_tokens,
+            "temperature": o.temperature,
+            "top_p": o.top_p,
+            "repeat_penalty": o.repeat_penalty,
+            "stop": list(o.stop),
+            "cache_prompt": True,
+        }

@@ -1,1 +1,0 @@
-"""The speech pipeline stages: STT, LLM backends, clause chunker, TTS."""

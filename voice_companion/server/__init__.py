@@ -1,1 +1,0 @@
-"""WebSocket server for phones and browsers (see docs/protocol.md)."""

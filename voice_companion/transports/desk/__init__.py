@@ -1,0 +1,1 @@
+"""The desk: sound card streams, echo cancellation, playback and a virtual card for tests."""

@@ -1,0 +1,1 @@
+"""WebSocket server for phones and browsers, and its Python client (see docs/protocol.md)."""

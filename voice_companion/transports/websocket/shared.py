@@ -1,0 +1,67 @@
+"""What every call on a server shares: the engines, loaded once, and the companion's defaults.
+
+Per-call state (conversation, playback, turn-taking) lives in each `Connection`;
+the embedded LLM serialises its own requests, Whisper and Piper run concurrently.
+With a companion (the `serve` command always opens one), every call is a session of
+the same persona and memory as the desk: turns are saved as they happen, and what
+was learned on the phone is known at the desk, and the other way round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voice_companion.companion.companion import Companion, open_companion
+from voice_companion.conversation.history import Conversation
+from voice_companion.conversation.session import SessionSettings, session_settings
+from voice_companion.core.config import Settings
+from voice_companion.engines import loader as engines
+from voice_companion.engines.llm import GenerationOptions, LLMBackend
+from voice_companion.engines.stt import SpeechToText
+from voice_companion.engines.tts import TextToSpeech
+
+
+@dataclass(frozen=True)
+class Shared:
+    stt: SpeechToText
+    llm: LLMBackend
+    tts: TextToSpeech  # the default voice; each call gets its own router over its pool
+    options: GenerationOptions | None
+    session_settings: SessionSettings
+    system_prompt: str
+    companion_name: str
+    voice: str
+    companion: Companion | None = None  # None: a plain conversation without memory (unit tests)
+    settings: Settings | None = None
+
+    def new_conversation(self) -> Conversation:
+        """A new call's conversation: a session of the companion, resuming where the last stopped."""
+        if self.companion is None or self.settings is None:
+            return Conversation(self.system_prompt)
+        return self.companion.conversation(self.settings, self.llm)
+
+    def close(self) -> None:
+        if self.companion is not None:
+            self.companion.close()
+
+
+def load_shared(settings: Settings, companion_name: str | None = None) -> Shared:
+    """Load all three engines now, so the first caller does not wait for them."""
+    companion = open_companion(settings, companion_name)
+    load_times = engines.LoadTimes()
+    stt = engines.load_stt(settings, load_times)
+    llm = engines.load_llm(settings, load_times)
+    tts = engines.load_tts(settings, load_times)
+    voice = engines.voice_name(settings)
+    return Shared(
+        stt,
+        llm,
+        tts,
+        engines.generation_options(settings),
+        session_settings(settings),
+        companion.system_prompt(settings),
+        companion.persona.name,
+        voice,
+        companion,
+        settings,
+    )
