@@ -10,13 +10,12 @@ import time
 import pytest
 
 from voice_companion.companion.memory import context, facts
-from voice_companion.companion.memory.conversation import INTERRUPTED_MARK, MemoryConversation
+from voice_companion.companion.memory.conversation import MemoryConversation
 from voice_companion.companion.memory.fact_llm import extract_with_llm, grounded, parse
 from voice_companion.companion.memory.retrieval import Retriever
 from voice_companion.companion.memory.sqlite_store import FORGOTTEN, SQLiteMemoryStore
-from voice_companion.conversation.session import INTERRUPTED_MARK as SESSION_MARK
+from voice_companion.core.messages import INTERRUPTED_MARK, ChatMessage
 from voice_companion.core.text import estimate_tokens
-from voice_companion.engines.llm import ChatMessage
 
 
 @pytest.fixture
@@ -152,16 +151,18 @@ def test_window_rolls_into_summaries_and_prefix_stays_stable(store):
 
 
 def test_interrupted_and_amended_replies_are_saved(store):
-    assert INTERRUPTED_MARK == SESSION_MARK
     conv = conversation(store)
-    conv.record("tell me a story", "Once upon a time there was")
-    conv.replace_or_record("tell me a story", "Once upon" + INTERRUPTED_MARK)
-    conv.history[-1] = ChatMessage("assistant", "Once" + INTERRUPTED_MARK)  # the server's truncation
+    reply = conv.record("tell me a story", "Once upon a time there was", reply_id="resp_1")
+    assert reply.id == "resp_1"
+    assert conv.amend("resp_1", "Once upon", interrupted=True)  # the session's barge-in
+    assert conv.amend("resp_1", "Once", interrupted=True)  # the server's truncation
+    assert not conv.amend("resp_unknown", "x", interrupted=True)
     last = store.turns()[-1]
     assert (last.text, last.interrupted) == ("Once", True)
     conv.close()
     resumed = conversation(store)
-    assert resumed.prefix()[-1] == ChatMessage("assistant", "Once" + INTERRUPTED_MARK)
+    assert resumed.prefix()[-1] == ChatMessage("assistant", "Once", interrupted=True)
+    assert resumed.prefix()[-1].as_dict()["content"] == "Once" + INTERRUPTED_MARK  # how the LLM reads it
 
 
 def test_background_learning_and_session_summary(store):

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 
 from voice_companion.conversation.history import Conversation
-from voice_companion.conversation.session import INTERRUPTED_MARK, SessionSettings
+from voice_companion.conversation.session import SessionSettings
 from voice_companion.core.events import AudioChunk, ResponseDone, TextDelta
+from voice_companion.core.messages import ChatMessage
 from voice_companion.transports.websocket import connection as conn_module
 from voice_companion.transports.websocket.connection import CLOSE_TOO_SLOW, Connection
 from voice_companion.transports.websocket.heard import Replies
@@ -30,11 +31,11 @@ def test_truncate_keeps_what_the_client_played():
     spoken_reply(replies, "r1", [("Once upon a time,", 1000), ("a dragon drank tea.", 1000)])
     reply = replies.get("r1")
     reply.sent_samples = 2000
-    conversation.record("Tell me a story", "Once upon a time, a dragon drank tea.")
+    conversation.record("Tell me a story", "Once upon a time, a dragon drank tea.", reply_id="r1")
     replies.observe(ResponseDone("r1", "Once upon a time, a dragon drank tea."))
     kept = replies.truncate("r1", 1500)
-    assert kept == "Once upon a time, a dragon" + INTERRUPTED_MARK
-    assert conversation.history[-1].content == kept
+    assert kept == "Once upon a time, a dragon"
+    assert conversation.history[-1].content == kept and conversation.history[-1].interrupted
     assert replies.truncate("r1", 5000) == "Once upon a time, a dragon drank tea."  # played it all after all
 
 
@@ -44,9 +45,9 @@ def test_truncate_before_the_reply_is_recorded_applies_later():
     spoken_reply(replies, "r1", [("Hello there.", 1000), ("How are you?", 1000)])
     replies.get("r1").sent_samples = 2000
     assert replies.truncate("r1", 1000) is None
-    conversation.record("hi", "Hello there. How are you?")
+    conversation.record("hi", "Hello there. How are you?", reply_id="r1")
     replies.observe(ResponseDone("r1", "Hello there. How are you?"))
-    assert conversation.history[-1].content == "Hello there." + INTERRUPTED_MARK
+    assert conversation.history[-1] == ChatMessage("assistant", "Hello there.", interrupted=True)
 
 
 def test_hang_up_mid_reply_keeps_what_was_heard():
@@ -55,9 +56,9 @@ def test_hang_up_mid_reply_keeps_what_was_heard():
     spoken_reply(replies, "r1", [("First part.", 1000), ("Second part.", 1000)])
     reply = replies.get("r1")
     reply.sent_samples, reply.client_played_ms = 2000, 1000
-    conversation.record("go on", "First part. Second part.")
+    conversation.record("go on", "First part. Second part.", reply_id="r1")
     replies.hang_up()
-    assert conversation.history[-1].content == "First part." + INTERRUPTED_MARK
+    assert conversation.history[-1] == ChatMessage("assistant", "First part.", interrupted=True)
 
 
 class StuckSocket:

@@ -1,14 +1,17 @@
 """The running conversation: persona prompt plus an append-only history.
 
 The system prompt and earlier turns never change once sent, so the LLM's prompt
-prefix stays identical turn after turn and its KV cache is reused.
+prefix stays identical turn after turn and its KV cache is reused. The one edit
+is `amend`: after a barge-in the reply keeps only the words the user heard.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
-from voice_companion.engines.llm import ChatMessage, LLMBackend
+from voice_companion.core.messages import ChatMessage
+from voice_companion.engines.llm import LLMBackend
 
 
 @dataclass
@@ -27,17 +30,25 @@ class Conversation:
         """What stays the same for the next turn: worth prefilling when idle."""
         return [ChatMessage("system", self.system_prompt), *self.history[-2 * self.max_turns :]]
 
-    def record(self, user_text: str, reply: str) -> None:
-        self.history.append(ChatMessage("user", user_text))
-        self.history.append(ChatMessage("assistant", reply))
+    def record(self, user_text: str, reply: str, interrupted: bool = False, reply_id: str = "") -> ChatMessage:
+        """Add one exchange. `reply_id` (the response's id) becomes the reply message's id,
+        by which a transport amends it later; returns that message."""
+        assistant = ChatMessage("assistant", reply, interrupted, **({"id": reply_id} if reply_id else {}))
+        self.history += [ChatMessage("user", user_text), assistant]
+        return assistant
 
-    def replace_or_record(self, user_text: str, reply: str) -> None:
-        """Replace the reply to `user_text` if it is the last turn, else record a new turn."""
-        last_two = self.history[-2:]
-        if len(last_two) == 2 and last_two[0] == ChatMessage("user", user_text) and last_two[1].role == "assistant":
-            self.history[-1] = ChatMessage("assistant", reply)
-        else:
-            self.record(user_text, reply)
+    def amend(self, message_id: str, content: str, interrupted: bool) -> bool:
+        """Replace what a message says (a reply cut off: what was heard); False if it is
+        no longer in the history."""
+        for index in range(len(self.history) - 1, -1, -1):
+            if self.history[index].id == message_id:
+                self.history[index] = replace(self.history[index], content=content, interrupted=interrupted)
+                self._amended(index)
+                return True
+        return False
+
+    def _amended(self, index: int) -> None:
+        """`history[index]` was amended (a conversation with a memory saves it)."""
 
     async def warm_up(self, llm: LLMBackend) -> str:
         """Put the prefix in the LLM's cache before the first turn (a memory restores it)."""
@@ -54,6 +65,11 @@ class Conversation:
     async def save_for_next(self, llm: LLMBackend) -> bool:
         """Keep the LLM state for the next session (only a conversation with a memory can)."""
         return False
+
+    def listen_for_outages(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call `listener(code, message)` when turns cannot be saved (a memory whose store
+        is down); returns the function that stops listening. Nothing is saved here."""
+        return lambda: None
 
     def close(self) -> None:
         """End the session (a conversation with a memory finishes its learning)."""

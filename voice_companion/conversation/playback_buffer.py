@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,7 @@ import numpy as np
 @dataclass
 class _Played:
     samples: int = 0
-    first_wall: float | None = None  # time.perf_counter() when its first sample went out
+    first_wall: float | None = None  # the buffer's clock when its first sample went out
 
 
 @dataclass
@@ -30,6 +31,9 @@ class PlaybackBuffer:
     _played: dict[str, _Played] = field(default_factory=dict)
     _paused: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # The transport's clock, which stamps its microphone blocks too: a test's virtual clock
+    # keeps voice-to-voice latency (mic block -> first sample out) on one time line.
+    clock: Callable[[], float] = time.perf_counter
 
     def enqueue(self, response_id: str, samples: np.ndarray) -> None:
         with self._lock:
@@ -58,7 +62,7 @@ class PlaybackBuffer:
                 pieces.append((response_id, samples[:count]))
                 stats = self._played[response_id]
                 if stats.first_wall is None:
-                    stats.first_wall = time.perf_counter()
+                    stats.first_wall = self.clock()
                 stats.samples += count
                 taken += count
                 if count == len(samples):

@@ -45,6 +45,7 @@ class Response:
     generation_done: bool = False
     task: asyncio.Task | None = None
     scripted: bool = False  # a fixed line (the greeting): spoken like a reply, never a turn
+    recorded: bool = False  # in the history (as the message with this response's id)
 
     @property
     def text(self) -> str:

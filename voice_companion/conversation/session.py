@@ -57,7 +57,6 @@ from voice_companion.engines.stt import SpeechToText, Transcript
 from voice_companion.engines.tts import TextToSpeech
 
 log = logging.getLogger(__name__)
-INTERRUPTED_MARK = " [interrupted by the user]"
 # Cutting the companion off needs words Whisper is fairly sure of: a cough came out
 # as "I" with a high no-speech probability, where "Stop." scores near 0.
 INTERRUPT_MAX_NO_SPEECH = 0.3
@@ -328,7 +327,8 @@ class Session:
         if response.scripted:
             await self._done_when_played(response)
             return
-        self.conversation.record(response.user_text, response.generated_text or response.text)
+        self.conversation.record(response.user_text, response.generated_text or response.text, reply_id=response.id)
+        response.recorded = True
         self._spawn(self._prepare_next())
         first = self.playback.first_sample_wall(response.id)
         while first is None and self.playback.pending():
@@ -378,8 +378,13 @@ class Session:
         self.playback.flush()
         played = self.playback.played_ms(response.id)
         spoken = response.spoken_text(played)
-        if not response.scripted:
-            self.conversation.replace_or_record(response.user_text, spoken + INTERRUPTED_MARK)
+        if response.scripted:
+            pass
+        elif not response.recorded:  # cut off before it was recorded
+            self.conversation.record(response.user_text, spoken, interrupted=True, reply_id=response.id)
+            response.recorded = True
+        else:
+            self.conversation.amend(response.id, spoken, interrupted=True)
         if self.current is response:
             self.current = None
         return played, spoken
@@ -412,12 +417,12 @@ class Session:
     async def set_voice(self, voice: str, speed: float | None = None) -> float:
         """Speak with `voice` from the next clause on (a reply already playing goes on in
         it). Loads it first, off the event loop; returns the load time in seconds."""
-        use = getattr(self.tts, "use", None)
-        if use is None:
+        control = self.tts.voice_control
+        if control is None:
             raise CompanionError("this call's voice is fixed; start it with --voice instead")
-        load_s = await asyncio.to_thread(use, voice)
+        load_s = await asyncio.to_thread(control.use, voice)
         if speed is not None:
-            self.tts.set_speed(speed)
+            control.set_speed(speed)
         await self.transport.emit(
             Notice("voice_changed", f"speaking with {voice} now", {"voice": voice, "load_ms": round(load_s * 1000, 1)})
         )
@@ -425,8 +430,7 @@ class Session:
 
     def _follow_language(self, language: str | None) -> None:
         """The reply's voice follows the language the user spoke (a router's job)."""
-        follow = getattr(self.tts, "follow_language", None)
-        notice = follow(language) if follow is not None and language else None
+        notice = self.tts.follow_language(language) if language else None
         if notice:
             self._spawn(self.transport.emit(Notice("voice_missing", notice, {"language": language})))
 

@@ -18,7 +18,14 @@ class AudioInputError(CompanionError):
 
 
 class LLMError(CompanionError):
-    """The language model backend failed (unreachable, HTTP error, malformed stream, timeout)."""
+    """The language model backend failed (unreachable, HTTP error, malformed stream, timeout).
+
+    `retryable`: trying again soon may work (connection refused or reset, a 5xx);
+    `status_code`: the server's HTTP status, when it answered with one."""
+
+    def __init__(self, message: str, *, retryable: bool = False, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable, self.status_code = retryable, status_code
 
 
 class LLMStreamCut(LLMError):

@@ -41,6 +41,7 @@ import httpx
 from voice_companion.core.errors import LLMError, ModelNotAvailable
 from voice_companion.engines import llm_state
 from voice_companion.engines.llm import ChatMessage, CpuGate, GenerationOptions, LLMBase, PromptUsage
+from voice_companion.engines.slot_guard import SlotGuard
 
 log = logging.getLogger(__name__)
 _DONE = object()
@@ -146,8 +147,7 @@ class LlamaCppLLM(LLMBase):
         self._identity: str | None = None
         self.defaults = defaults or GenerationOptions()
         self._parallel = parallel
-        self._slot_guards: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-        self._waiting = 0  # requests queued for a slot (read by generation threads)
+        self._slots = SlotGuard(parallel)  # shared by the live loop and the memory worker's
 
     async def stream(
         self,
@@ -169,7 +169,7 @@ class LlamaCppLLM(LLMBase):
                 text = (choice.get("delta") or {}).get("content")
                 if text:
                     loop.call_soon_threadsafe(queue.put_nowait, text)
-            if gate is not None and not self._waiting:  # never pause while other calls queue
+            if gate is not None and not self._slots.waiting:  # never pause while other calls queue
                 gate.wait(stop)
             return stop.is_set()
 
@@ -312,7 +312,7 @@ class LlamaCppLLM(LLMBase):
         return self._identity
 
     def _busy(self) -> bool:
-        return self._guard().locked() or bool(self._waiting)
+        return self._slots.locked() or bool(self._slots.waiting)
 
     async def _in_slot(self, work: Callable[[], Any]) -> Any:
         """Run blocking llama.cpp work in a thread once a request slot is free."""
@@ -322,23 +322,10 @@ class LlamaCppLLM(LLMBase):
         finally:
             slots.release()
 
-    async def _acquire(self) -> asyncio.Semaphore:
-        """Wait for a free slot (counted in `_waiting` meanwhile); the caller releases it."""
-        slots = self._guard()
-        self._waiting += 1
-        try:
-            await slots.acquire()
-        finally:
-            self._waiting -= 1
-        return slots
-
-    def _guard(self) -> asyncio.Semaphore:
-        """One guard per event loop: the model is shared by callers on different loops."""
-        loop = asyncio.get_running_loop()
-        if loop not in self._slot_guards:
-            self._slot_guards = {k: v for k, v in self._slot_guards.items() if not k.is_closed()}
-            self._slot_guards[loop] = asyncio.Semaphore(self._parallel)
-        return self._slot_guards[loop]
+    async def _acquire(self) -> SlotGuard:
+        """Wait for a free slot (counted in `SlotGuard.waiting` meanwhile); the caller releases it."""
+        await self._slots.acquire()
+        return self._slots
 
     def complete(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> dict:
         """A blocking, non-streamed completion with llama.cpp's own timings (benchmarks)."""

@@ -99,15 +99,19 @@ class OpenAICompatibleLLM(LLMBase):
         except httpx.ConnectError as exc:
             raise LLMError(
                 f"cannot reach the LLM server at {self.base_url}: {_connect_reason(exc)}; "
-                f"is it running? (set llm.base_url)"
+                f"is it running? (set llm.base_url)",
+                retryable=True,
             ) from exc
         except httpx.RemoteProtocolError as exc:
             if yielded:  # cut off mid-reply: the caller keeps what came (llm_resilient.py)
                 raise LLMStreamCut(f"LLM server at {self.base_url} stopped mid-reply: {_one_line(str(exc))}") from exc
-            raise LLMError(f"LLM server at {self.base_url} closed the connection: {_one_line(str(exc))}") from exc
+            raise LLMError(
+                f"LLM server at {self.base_url} closed the connection: {_one_line(str(exc))}", retryable=True
+            ) from exc
         except httpx.HTTPError as exc:
             reason = _one_line(str(exc)) or type(exc).__name__
-            raise LLMError(f"LLM request to {self.base_url} failed: {reason}") from exc
+            retry = isinstance(exc, httpx.TransportError)
+            raise LLMError(f"LLM request to {self.base_url} failed: {reason}", retryable=retry) from exc
 
     async def _check_status(self, response: httpx.Response) -> None:
         """Turn an HTTP error status into an LLMError that says which setting to fix."""
@@ -119,16 +123,18 @@ class OpenAICompatibleLLM(LLMBase):
         if status in (401, 403):
             raise LLMError(
                 f"{where} rejected the API key (HTTP {status}: {detail}); put a valid key in the "
-                f"environment variable named by llm.api_key_env"
+                f"environment variable named by llm.api_key_env",
+                status_code=status,
             )
         if status == 404:
             raise LLMError(
                 f"{where} has no such model or path (HTTP 404: {detail}); check llm.remote_model "
-                f"({self.model!r}) and llm.base_url (it usually ends in /v1)"
+                f"({self.model!r}) and llm.base_url (it usually ends in /v1)",
+                status_code=status,
             )
         if status >= 500:
-            raise LLMError(f"{where} failed (HTTP {status}): {detail}")
-        raise LLMError(f"{where} refused the request (HTTP {status}): {detail}")
+            raise LLMError(f"{where} failed (HTTP {status}): {detail}", retryable=True, status_code=status)
+        raise LLMError(f"{where} refused the request (HTTP {status}): {detail}", status_code=status)
 
     @staticmethod
     def _error_text(text: str) -> str:

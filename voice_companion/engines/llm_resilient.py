@@ -17,30 +17,19 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from voice_companion.core.errors import LLMError
-from voice_companion.engines.llm import ChatMessage, CpuGate, GenerationOptions, LLMBackend
+from voice_companion.engines.llm import ChatMessage, CpuGate, GenerationOptions, LLMBackend, LLMBase
 
 log = logging.getLogger(__name__)
 RETRY_DELAY_S = 0.5
 CUT_OFF = " Sorry, I lost my train of thought: my language model stopped answering."
 
 
-def _worth_retrying(exc: LLMError) -> bool:
-    """A transport failure or a server error; not a timeout (it already waited) or a 4xx."""
-    cause = exc.__cause__
-    if isinstance(cause, httpx.TimeoutException):
-        return False
-    return isinstance(cause, (httpx.TransportError, OSError)) or " (HTTP 5" in str(exc)
-
-
-class ResilientLLM:
+class ResilientLLM(LLMBase):
     def __init__(self, inner: LLMBackend, retry_delay_s: float = RETRY_DELAY_S) -> None:
         self.inner, self.retry_delay_s = inner, retry_delay_s
-        self.name = getattr(inner, "name", "llm")
+        self.name = inner.name
         self.cuts = self.retries = 0  # what it survived, for docs/reliability.md's figures
 
     async def stream(
@@ -59,7 +48,7 @@ class ResilientLLM:
                     log.warning("%s; the companion says so", exc)
                     yield CUT_OFF
                     return
-                if attempt == 2 or not _worth_retrying(exc):
+                if attempt == 2 or not exc.retryable:  # not a timeout (it waited already) or a 4xx
                     raise
                 self.retries += 1
                 log.warning("%s; retrying once in %.1f s", exc, self.retry_delay_s)
@@ -84,6 +73,3 @@ class ResilientLLM:
 
     def close(self) -> None:
         self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:  # backend-specific extras (e.g. model, base_url)
-        return getattr(self.inner, name)

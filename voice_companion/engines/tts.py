@@ -6,10 +6,10 @@ first audio exists ~50 ms after the first clause instead of after the whole repl
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -23,16 +23,62 @@ class VoiceSettings:
     volume: float = 1.0
 
 
-class TextToSpeech(Protocol):
+def length_scale(speed: float) -> float:
+    """Piper's length scale for a speaking speed (1.25 = a quarter faster): its inverse."""
+    return 1.0 / speed if speed > 0 else 1.0
+
+
+class VoiceControl(ABC):
+    """Changing a call's voice while it runs: what a TTS over several voices can do.
+
+    Declared by `TextToSpeech.voice_control` (None: the voice is fixed), so callers ask
+    the engine what it can do instead of probing it for methods."""
+
+    active: str  # the voice the user chose
+
+    @abstractmethod
+    def use(self, voice: str) -> float:
+        """Speak with `voice` from now on (loads it first); returns the load time in seconds."""
+
+    @abstractmethod
+    def set_speed(self, speed: float) -> None:
+        """Speak the active voice at `speed` (1.0 = its natural pace)."""
+
+    @abstractmethod
+    def installed(self) -> list[str]:
+        """Every voice this call may switch to."""
+
+
+class TextToSpeech(ABC):
+    """Speech for one clause at a time, as int16 mono chunks at `sample_rate`."""
+
     sample_rate: int
 
+    @abstractmethod
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
         """Yield int16 mono chunks at `sample_rate` for one clause."""
-        ...
+
+    def synthesize_all(self, text: str) -> np.ndarray:
+        chunks = list(self.synthesize(text))
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+    @property
+    def voice_control(self) -> VoiceControl | None:
+        """How to change the voice mid-call; None: this engine speaks with one voice."""
+        return None
+
+    def follow_language(self, language: str | None) -> str | None:
+        """Reply in a voice of `language` (the user's); a notice when none is installed.
+        One fixed voice speaks every language it is given."""
+        return None
+
+    def for_call(self) -> TextToSpeech:
+        """The engine one call uses: its own voice choice over shared loaded models."""
+        return self
 
 
-class PiperTTS:
-    """A Piper voice (.onnx + .onnx.json) behind the `TextToSpeech` interface."""
+class PiperTTS(TextToSpeech):
+    """A Piper voice (.onnx + .onnx.json)."""
 
     def __init__(self, model_path: str | Path, settings: VoiceSettings | None = None, threads: int = 2) -> None:
         self.voice = _load_voice(Path(model_path), threads)
@@ -56,10 +102,6 @@ class PiperTTS:
         )
         for chunk in self.voice.synthesize(text, syn_config=config):
             yield chunk.audio_int16_array
-
-    def synthesize_all(self, text: str, settings: VoiceSettings | None = None) -> np.ndarray:
-        chunks = list(self.synthesize(text, settings))
-        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
 
 def _load_voice(model_path: Path, threads: int):

@@ -90,8 +90,7 @@ def reply_to_file(
         raise AudioInputError(f"no speech recognised in {input_path}; speak closer to the microphone")
     messages = conversation.prompt_for(transcript.text)
     options = engines.generation_options(eng.settings)
-    if follow := getattr(eng.tts, "follow_language", None):  # the answer's voice speaks the question's language
-        follow(transcript.language)
+    eng.tts.follow_language(transcript.language)  # the answer's voice speaks the question's language
     spoken = asyncio.run(speak_reply(eng.llm, eng.tts, messages, options))
     write_start = time.perf_counter()
     out = write_wav(output_path, spoken.audio, spoken.sample_rate)

@@ -1,7 +1,7 @@
 """A `Conversation` that remembers, for the live session, chat and the phone server alike.
 
-Same interface as `Conversation` (prompt_for, prefix, record, replace_or_record,
-history, system_prompt), so session.py needs no change. Underneath: every turn is
+Same interface as `Conversation` (prompt_for, prefix, record, amend, history,
+system_prompt), so session.py needs no change. Underneath: every turn is
 written to the memory store when it is recorded, facts are learned in the background,
 and the prompt window continues across sessions (window.py) so the LLM's saved state
 (engines/llm_state.py) makes a returning user's first turn as fast as any other.
@@ -22,17 +22,18 @@ from pathlib import Path
 from voice_companion.companion.memory import context
 from voice_companion.companion.memory import window as windows
 from voice_companion.companion.memory.retrieval import Retriever
+from voice_companion.companion.memory.spooling_store import SpoolingStore
 from voice_companion.companion.memory.summaries import summarize_turns
 from voice_companion.companion.memory.types import MemoryStore, Turn
 from voice_companion.companion.memory.window import Window
 from voice_companion.companion.memory.worker import MemoryWorker
 from voice_companion.conversation.history import Conversation
 from voice_companion.core.errors import CompanionError
+from voice_companion.core.messages import ChatMessage
 from voice_companion.core.text import asks_or_recalls
-from voice_companion.engines.llm import ChatMessage, LLMBackend
+from voice_companion.engines.llm import LLMBackend
 
 log = logging.getLogger(__name__)
-INTERRUPTED_MARK = " [interrupted by the user]"  # as conversation/session.py marks a cut-off reply
 BUSY_FOR_S = 30.0  # a reply asked for and not recorded within this is considered abandoned
 # Share of the turn budget at which the next window is prepared: all turns present then
 # roll out at the swap (at 100 %), so the swapped-in window starts half full.
@@ -45,19 +46,6 @@ ROLL_AT_SESSION_END = 0.85
 ROLL_GRACE = 1.25
 OWNER = f"{socket.gethostname()}:{os.getpid()}"  # who holds a session open (orphans: memory_worker)
 LOADED_TURNS = 400  # the most turns a window can start with (a 4k window holds far fewer)
-
-
-class _History(list):
-    """The window's messages; an assignment (the server's truncation) is saved too."""
-
-    def __init__(self, on_set: Callable[[int, ChatMessage], None]) -> None:
-        super().__init__()
-        self._on_set = on_set
-
-    def __setitem__(self, index, value) -> None:
-        super().__setitem__(index, value)
-        if isinstance(index, int):
-            self._on_set(index if index >= 0 else len(self) + index, value)
 
 
 class MemoryConversation(Conversation):
@@ -77,7 +65,6 @@ class MemoryConversation(Conversation):
         """`state_dir`: where the LLM state of the next session's prefix is saved (None:
         warm start off). `keep=False`: nothing is written (the demo is not a memory)."""
         super().__init__(persona_prompt)
-        self.history = _History(self._amended)
         self.store, self.budget, self.recall_k = store, budget, recall_k
         self.retriever = retriever or Retriever(store)
         self.state_dir, self.keep = state_dir, keep
@@ -104,30 +91,23 @@ class MemoryConversation(Conversation):
     def prefix(self) -> list[ChatMessage]:
         return [ChatMessage("system", self.window.system), *self.history]
 
-    def record(self, user_text: str, reply: str) -> None:
+    def record(self, user_text: str, reply: str, interrupted: bool = False, reply_id: str = "") -> ChatMessage:
         """Persist the exchange now (durable on return), then learn from it in the background."""
-        clean = reply.removesuffix(INTERRUPTED_MARK)
         if self.keep:
             user = self.store.add_turn(self.session_id, "user", user_text)
-            assistant = self.store.add_turn(self.session_id, "assistant", clean, clean != reply)
+            assistant = self.store.add_turn(self.session_id, "assistant", reply, interrupted)
             ids = [user.id, assistant.id]
         else:
             ids = [0, 0]
-        list.extend(self.history, [ChatMessage("user", user_text), ChatMessage("assistant", reply)])
+        message = ChatMessage("assistant", reply, interrupted, **({"id": reply_id} if reply_id else {}))
+        self.history += [ChatMessage("user", user_text), message]
         self._ids += ids
         self._session_of += [self.session_id] * 2
         self._asked_at = None
         if self.keep:
             self.worker.after_turn(ids[0], user_text)
         self._roll_if_full()
-
-    def replace_or_record(self, user_text: str, reply: str) -> None:
-        last = self.history[-2:]
-        if len(last) == 2 and last[0] == ChatMessage("user", user_text) and last[1].role == "assistant":
-            self.history[-1] = ChatMessage("assistant", reply)  # saved by _amended
-            self._asked_at = None
-        else:
-            self.record(user_text, reply)
+        return message
 
     # -- warm start ------------------------------------------------------------------
 
@@ -225,7 +205,7 @@ class MemoryConversation(Conversation):
         system = self._system_text([])
         limit = self.budget.for_turns(context.estimate_tokens(system)) // 2
         latest = self.store.turns(limit=40)
-        texts = context.fit_latest([_text(t) for t in latest], limit)
+        texts = context.fit_latest([_message(t).prompt_text for t in latest], limit)
         first = latest[len(latest) - len(texts)].id if texts else self._next_turn_id()
         self._load_turns(first)
         self.window = Window(first, system, (), _digest(self.system_prompt))
@@ -237,7 +217,7 @@ class MemoryConversation(Conversation):
         while turns and turns[0].role != "user":
             turns.pop(0)
         for turn in turns:
-            list.append(self.history, ChatMessage(turn.role, _text(turn)))
+            self.history.append(_message(turn))
             self._ids.append(turn.id)
             self._session_of.append(turn.session_id)
 
@@ -260,13 +240,13 @@ class MemoryConversation(Conversation):
 
     def _fill_of(self, window: Window) -> float:
         limit = self.budget.for_turns(context.estimate_tokens(window.system))
-        return sum(context.message_tokens(m.content) for m in self.history) / max(1, limit)
+        return sum(context.message_tokens(m.prompt_text) for m in self.history) / max(1, limit)
 
     def _next_window(self) -> Window:
         """The window after a roll: the oldest turns (about half the budget) become summaries,
         the profile takes every fact known now."""
         limit = self.budget.for_turns(context.estimate_tokens(self.window.system))
-        count = context.drop_count([m.content for m in self.history], limit // 2)
+        count = context.drop_count([m.prompt_text for m in self.history], limit // 2)
         summarised = {s.id for s in self.store.sessions(50) if s.summary}
         rolled = [(sid, text) for sid, text in self.window.rolled if sid not in summarised]
         gone = [
@@ -318,14 +298,20 @@ class MemoryConversation(Conversation):
         latest = self.store.turns(limit=1)
         return latest[-1].id + 1 if latest else 0
 
-    def _amended(self, index: int, message: ChatMessage) -> None:
-        clean = message.content.removesuffix(INTERRUPTED_MARK)
+    def listen_for_outages(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
+        if isinstance(self.store, SpoolingStore):
+            return self.store.listen(listener)
+        return lambda: None
+
+    def _amended(self, index: int) -> None:
+        message = self.history[index]
         if self.keep and self._ids[index]:
-            self.store.update_turn(self._ids[index], clean, clean != message.content)
+            self.store.update_turn(self._ids[index], message.content, message.interrupted)
+        self._asked_at = None
 
 
-def _text(turn: Turn) -> str:
-    return turn.text + (INTERRUPTED_MARK if turn.interrupted else "")
+def _message(turn: Turn) -> ChatMessage:
+    return ChatMessage(turn.role, turn.text, turn.interrupted)
 
 
 def _digest(persona_prompt: str) -> str:

@@ -24,7 +24,7 @@ from voice_companion.core.audio import resample
 from voice_companion.core.errors import CompanionError
 from voice_companion.core.language import guess_language, has_han
 from voice_companion.engines.models import voice_catalog as catalog
-from voice_companion.engines.tts import VoiceSettings
+from voice_companion.engines.tts import TextToSpeech, VoiceControl, VoiceSettings, length_scale
 from voice_companion.engines.voices.install import installed_path
 from voice_companion.engines.voices.pool import VoicePool
 
@@ -33,7 +33,10 @@ _LATIN_WORD = re.compile(r"[A-Za-zÀ-ÿ]{2,}")
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "fr": "French"}
 
 
-class VoiceRouter:
+class VoiceRouter(TextToSpeech, VoiceControl):
+    """Each clause in a voice of its language, over a pool of loaded voices; the voice
+    and speed can change mid-call."""
+
     def __init__(
         self,
         pool: VoicePool,
@@ -50,7 +53,11 @@ class VoiceRouter:
         self.reply_voice = voice  # the voice for the current reply's language
         self._noticed: set[str] = set()
 
-    def fresh(self) -> VoiceRouter:
+    @property
+    def voice_control(self) -> VoiceControl:
+        return self
+
+    def for_call(self) -> VoiceRouter:
         """Another call's router: same pool, defaults and output rate, its own choices."""
         return VoiceRouter(self.pool, self.active, self.languages, self.settings, self.sample_rate)
 
@@ -71,7 +78,7 @@ class VoiceRouter:
     def set_speed(self, speed: float, variation: float | None = None) -> None:
         """Speed (1.0 normal, 1.25 faster) and variation (1.0 the voice's own) of the active voice."""
         current = self.settings.get(self.active, VoiceSettings())
-        changes: dict = {"length_scale": 1.0 / speed}
+        changes: dict = {"length_scale": length_scale(speed)}
         if variation is not None:
             changes.update(noise_scale=0.667 * variation, noise_w=0.8 * variation)
         self.settings[self.active] = replace(current, **changes)
@@ -141,9 +148,13 @@ class VoiceRouter:
                 chunk = np.clip(resample(chunk, tts.sample_rate, self.sample_rate), -32768, 32767).astype(np.int16)
             yield chunk
 
-    def synthesize_all(self, text: str) -> np.ndarray:
-        chunks = list(self.synthesize(text))
-        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    def installed(self) -> list[str]:
+        """The active voice, then every installed catalog voice."""
+        try:
+            found = [v.id for v in catalog.voices() if installed_path(v, self.pool.models_dir) is not None]
+        except CompanionError:  # no catalog: only the call's own voice
+            found = []
+        return [self.active, *(v for v in found if v != self.active)]
 
 
 def family_of(voice: str) -> str:

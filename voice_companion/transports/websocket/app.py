@@ -66,9 +66,7 @@ class Conversations:
 
 
 def _close(conversation: Conversation) -> None:
-    close = getattr(conversation, "close", None)
-    if close is not None:
-        close()
+    conversation.close()
 
 
 class App:

@@ -7,41 +7,25 @@ changes another call's voice; they share the loaded models, not the choice.
 
 from __future__ import annotations
 
-from typing import Any
-
-from voice_companion.core.errors import CompanionError
-from voice_companion.engines.models import voice_catalog as catalog
-from voice_companion.engines.voices.install import installed_path
+from voice_companion.engines.tts import TextToSpeech
 from voice_companion.transports.websocket import protocol as p
 
 
-def for_call(shared_tts: Any) -> Any:
-    """A router of the call's own, starting from the server's default voice."""
-    fresh = getattr(shared_tts, "fresh", None)
-    return fresh() if fresh is not None else shared_tts
+def current(tts: TextToSpeech, default: str) -> str:
+    control = tts.voice_control
+    return control.active if control is not None else default
 
 
-def current(tts: Any, default: str) -> str:
-    return getattr(tts, "active", default)
-
-
-def offered(tts: Any, default: str) -> list[str]:
+def offered(tts: TextToSpeech, default: str) -> list[str]:
     """The voices this call may switch to: its own, then every installed catalog voice."""
-    names = [current(tts, default)]
-    pool = getattr(tts, "pool", None)
-    if pool is None:
-        return names
-    try:
-        installed = [v.id for v in catalog.voices() if installed_path(v, pool.models_dir) is not None]
-    except CompanionError:  # no catalog: only the call's own voice
-        installed = []
-    return names + [v for v in installed if v not in names]
+    control = tts.voice_control
+    return control.installed() if control is not None else [default]
 
 
-def check(tts: Any, default: str, event: p.SessionUpdate) -> None:
+def check(tts: TextToSpeech, default: str, event: p.SessionUpdate) -> None:
     """Refuse a voice the server cannot speak with, before anything changes."""
     if event.voice is None or event.voice == current(tts, default):
-        if event.speed is not None and not hasattr(tts, "set_speed"):
+        if event.speed is not None and tts.voice_control is None:
             raise p.ProtocolError("invalid_event", "this server's voice speed is fixed", event.event_id)
         return
     voices = offered(tts, default)

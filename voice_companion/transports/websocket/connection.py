@@ -50,12 +50,12 @@ class Connection:
         self.conversation, self.conversation_id = conversation, conversation_id
         # A new conversation may open with the companion's greeting (`response.create`
         # before any typed text); a resumed one goes on where it was.
-        self.greeting = "" if resumed else getattr(conversation, "greeting", "")
+        self.greeting = "" if resumed else conversation.greeting
         self.resumed = resumed
         self.rate = shared.tts.sample_rate
         self.replies = Replies(conversation, self.rate)
         self.audio = RemoteAudio(self.rate, self._on_event, self._send_audio)
-        self.tts = call_voice.for_call(shared.tts)  # this call's voice choice, shared models
+        self.tts = shared.tts.for_call()  # this call's voice choice, shared models
         self.session = Session(
             shared.stt, shared.llm, self.tts, self.audio, conversation, shared.options, shared.session_settings
         )
@@ -277,11 +277,10 @@ class Connection:
     def _hear_store_outages(self):
         """A memory store that spools (companion/memory/spooling_store.py) tells this client when
         its turns cannot be saved; its listener may run on the memory worker's thread."""
-        listen = getattr(getattr(self.conversation, "store", None), "listen", None)
-        if not callable(listen):
-            return None
         loop = asyncio.get_running_loop()
-        return listen(lambda code, message: loop.call_soon_threadsafe(self._error, code, message))
+        return self.conversation.listen_for_outages(
+            lambda code, message: loop.call_soon_threadsafe(self._error, code, message)
+        )
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)

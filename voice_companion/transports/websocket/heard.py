@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 
 from voice_companion.conversation.history import Conversation
 from voice_companion.conversation.response import ClauseSpan, Response
-from voice_companion.conversation.session import INTERRUPTED_MARK
 from voice_companion.core.events import AudioChunk, Event, ResponseDone, TextDelta
-from voice_companion.engines.llm import ChatMessage
 
 KEEP_REPLIES = 32  # per connection: enough for late truncates, bounded for long calls
 
@@ -28,7 +26,6 @@ class Reply:
     pending_text: list[str] = field(default_factory=list)  # text deltas awaiting their audio
     sent_samples: int = 0
     frames: int = 0
-    recorded: str | None = None  # the assistant message as the history holds it
     client_played_ms: float | None = None  # from playback.mark
     truncate_ms: float | None = None  # asked for before the reply was recorded
     status: str | None = None
@@ -78,10 +75,6 @@ class Replies:
         elif isinstance(event, ResponseDone):
             reply = self.get(event.response_id)
             reply.status = event.status
-            if event.status == "completed":
-                reply.recorded = event.text
-            elif event.status == "interrupted":
-                reply.recorded = event.text + INTERRUPTED_MARK
             if reply.truncate_ms is not None:
                 self.truncate(event.response_id, reply.truncate_ms)
 
@@ -90,14 +83,10 @@ class Replies:
         reply = self._by_id[response_id]  # KeyError: unknown reply
         played = min(audio_end_ms, reply.sent_ms)
         heard = reply.heard_text(played)
-        kept = heard if heard == reply.text else heard + INTERRUPTED_MARK
-        current = reply.recorded if reply.recorded is not None else reply.text
-        for i in range(len(self.conversation.history) - 1, -1, -1):
-            message = self.conversation.history[i]
-            if message.role == "assistant" and message.content == current:
-                self.conversation.history[i] = ChatMessage("assistant", kept)
-                reply.recorded, reply.truncate_ms = kept, None
-                return kept
+        interrupted = heard != reply.text
+        if self.conversation.amend(response_id, heard, interrupted):  # the reply's message has its id
+            reply.truncate_ms = None
+            return heard
         reply.truncate_ms = audio_end_ms  # applied when the reply is recorded
         return None
 
