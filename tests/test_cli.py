@@ -91,6 +91,11 @@ def test_config_show(tmp_path):
     shown = json.loads(proc.stdout)
     assert shown["tts"]["length_scale"] == 1.2 and shown["companion"]["name"] == "Lina"
     assert shown["paths"]["cache_dir"].endswith("cache")
+    assert shown["origins"]["tts.length_scale"] == str(cfg) and "tts.noise_scale" not in shown["origins"]
+    assert shown["origins"]["llm.temperature"].startswith("tier ") and isinstance(shown["llm"]["temperature"], float)
+    assert shown["vad"]["start_ms"] == 90 and shown["endpointing"]["max_silence_ms"] == 2000  # every tunable
+    text = run_cli("--config", str(cfg), "config", "show").stdout
+    assert f"length_scale = 1.2  # {cfg}" in text
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ import json
 import pytest
 from conftest import run_cli
 
-from voice_companion.core.config import Paths, Settings
+from voice_companion.conversation.session import session_settings
+from voice_companion.core.config import Paths, Settings, apply_overrides
 from voice_companion.core.errors import ModelNotAvailable
 from voice_companion.engines import loader as engines
 from voice_companion.engines.models import registry as models
@@ -207,6 +208,22 @@ def test_tier_sampling_unless_the_user_changed_it(world):
     )
     settings.llm.repeat_penalty = 1.3
     assert engines.generation_options(settings).repeat_penalty == 1.3
+
+
+def test_a_value_the_user_gave_is_kept_even_when_it_equals_a_default(world, tmp_path):
+    """top_p = 0.9 is the OpenAI-style default and the tiny tier's, not small's (0.8):
+    written in config.toml it must stay 0.9 on small, and `config show` says why."""
+    site, settings = world
+    _part_packages(site)
+    assert tiers.TIERS["small"].sampling.top_p == 0.8
+    apply_overrides(settings, {"llm": {"top_p": 0.9}, "turns": {"prefill_while_speaking_ms": 0}}, "my.toml")
+    assert engines.generation_options(settings).top_p == 0.9
+    assert settings.origin("llm", "top_p") == "my.toml" and settings.origin("llm", "temperature") == "default"
+    from_tier = tiers.tier_values(settings)
+    assert from_tier["llm.temperature"] == (tiers.TIERS["small"].sampling.temperature, "tier small")
+    assert "llm.top_p" not in from_tier and "turns.prefill_while_speaking_ms" not in from_tier
+    assert from_tier["turns.first_clause_max_words"] == (4, "tier small")
+    assert session_settings(settings).prefill_while_speaking_ms == 0  # given: off, whatever the tier says
 
 
 def test_every_real_tier_names_registered_models():

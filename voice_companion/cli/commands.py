@@ -16,7 +16,7 @@ from voice_companion.companion.companion import open_companion
 from voice_companion.companion.memory.session_end import end_session
 from voice_companion.conversation.history import Conversation
 from voice_companion.core.audio import load_for_stt, write_wav
-from voice_companion.core.config import Settings, to_toml
+from voice_companion.core.config import Settings, to_toml_line
 from voice_companion.core.errors import CompanionError
 from voice_companion.engines import loader as engines
 from voice_companion.engines.llm import ChatMessage, GenerationOptions, LLMBackend
@@ -74,10 +74,11 @@ def talk(args: argparse.Namespace, settings: Settings) -> dict:
     from voice_companion.transports.desk.devices import DeskAudio
 
     eng = Engines(settings)
-    _ = (eng.stt, eng.llm)  # load everything before the microphone opens
     mode = "headset" if args.headset else "half_duplex" if args.half_duplex else "aec"
     view = LiveView(settings.companion.name, as_json=args.json)
     desk = DeskAudio(eng.tts.sample_rate, _device(args.input_device), _device(args.output_device), mode, view)
+    desk.check()  # no usable microphone or speaker: say so before loading the rest
+    _ = (eng.stt, eng.llm)  # load everything before the microphone opens
     conversation = _conversation(settings, eng, args)
     session = Session(
         eng.stt, eng.llm, eng.tts, desk, conversation, engines.generation_options(settings), session_settings(settings)
@@ -92,7 +93,7 @@ def talk(args: argparse.Namespace, settings: Settings) -> dict:
             read_commands(session, asyncio.get_running_loop())
             if not args.json:
                 print(f"Type {HELP.removeprefix('commands: ')}", flush=True)
-        if getattr(conversation, "greeting", "") and not getattr(args, "no_greeting", False):
+        if conversation.greeting and not getattr(args, "no_greeting", False):
             await session.say(conversation.greeting)  # it picks up the call
         try:
             await asyncio.wait_for(session.run(), timeout=args.duration)
@@ -138,6 +139,8 @@ def transcribe(args: argparse.Namespace, settings: Settings) -> dict:
 
 
 def say(args: argparse.Namespace, settings: Settings) -> dict:
+    if not args.text.strip():
+        raise CompanionError('nothing to say: give the text, e.g. voice-companion say "Hello there" -o hello.wav')
     tts = engines.load_tts(settings)
     audio = tts.synthesize_all(args.text)
     path = write_wav(args.output, audio, tts.sample_rate)
@@ -146,6 +149,7 @@ def say(args: argparse.Namespace, settings: Settings) -> dict:
 
 
 def reply(args: argparse.Namespace, settings: Settings) -> dict:
+    load_for_stt(args.input)  # a missing or broken question fails now, not after the models load
     eng = Engines(settings)
     conversation = _conversation(settings, eng, args)
     try:
@@ -230,7 +234,7 @@ def _emit_chat(args: argparse.Namespace, obj: dict, text: str) -> None:
 def _player(eng: Engines):
     from voice_companion.transports.desk.playback import play
 
-    return lambda text: play(eng.tts.synthesize_all(text), eng.tts.sample_rate)
+    return lambda text: play(eng.tts.synthesize_all(text), eng.tts.sample_rate, otherwise="drop --speak")
 
 
 def models_command(args: argparse.Namespace, settings: Settings) -> dict:
@@ -284,9 +288,22 @@ def models_command(args: argparse.Namespace, settings: Settings) -> dict:
 
 
 def config_command(args: argparse.Namespace, settings: Settings) -> dict:
+    """Every effective value, and where each one that is not the default came from."""
     sections = settings.as_dict()
-    _out(args, f"# config file: {settings.paths.config_file}\n{to_toml(sections)}")
-    return sections
+    origins = {key: origin for key, origin in settings.origins.items()}
+    for key, (value, origin) in tiers.tier_values(settings).items():
+        section, name = key.split(".")
+        sections[section][name] = value
+        origins[key] = origin
+    lines = [f"# config file: {settings.paths.config_file}"]
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            origin = origins.get(f"{section}.{key}")
+            lines.append(to_toml_line(key, value) + (f"  # {origin}" if origin else ""))
+        lines.append("")
+    _out(args, "\n".join(lines))
+    return {**sections, "origins": origins}
 
 
 def _conversation(settings: Settings, eng: Engines, args: argparse.Namespace, keep: bool = True) -> Conversation:

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 from voice_companion.companion import cards, portability
 from voice_companion.companion import persona as persona_format
-from voice_companion.companion.companion import Companion, apply_persona, choose, open_companion
+from voice_companion.companion.companion import (
+    Companion,
+    apply_persona,
+    choose,
+    open_companion,
+    voice_known,
+    voice_problem,
+)
 from voice_companion.companion.library import Library, slug
 from voice_companion.companion.memory import window
 from voice_companion.companion.memory.retrieval import Retriever
@@ -50,6 +58,7 @@ def add_parsers(add) -> None:
     s = _sub(sub, "forget", "forget one memory (and the words it came from), or everything", companion=True)
     s.add_argument("id", type=int, nargs="?")
     s.add_argument("--all", action="store_true", help="every memory and the whole history")
+    s.add_argument("-y", "--yes", action="store_true", help="forget --all without asking first")
 
     p = add("export", "write the whole companion (persona, memories, history, voice) to one file")
     p.add_argument("file")
@@ -110,6 +119,7 @@ def persona(args: argparse.Namespace, settings: Settings) -> dict:
         return {"personas": rows}
     if args.action == "import":
         found = cards.load_persona_file(args.file)
+        _warn_about_voices(found, settings)
         cid = library.install(found, slug(args.as_name) if args.as_name else None, replace=args.replace)
         open_companion(settings, cid).close()  # its lore goes into its memory now
         _out(
@@ -139,6 +149,22 @@ def persona(args: argparse.Namespace, settings: Settings) -> dict:
     if choose(settings) != cid:
         _out(args, f"note: companion.name = {settings.companion.name!r} in config.toml still wins; remove it")
     return {"id": cid, "name": chosen.name}
+
+
+def _warn_about_voices(found: persona_format.Persona, settings: Settings) -> None:
+    """A persona that names a voice we cannot use still imports, but the user hears why
+    it will sound different. A missing voice per language is fine (said once in a call)."""
+    main = found.voice.name
+    if main and (problem := voice_problem(main, settings.paths.models_dir)):
+        print(f"warning: {found.name}'s {problem}", file=sys.stderr, flush=True)
+    for language, voice in found.voices.items():
+        if voice != main and not voice_known(voice):
+            print(
+                f"warning: {found.name}'s voice for {language}, {voice!r}, is unknown; "
+                "`voice-companion voices list` shows every voice",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def memory(args: argparse.Namespace, settings: Settings) -> dict:
@@ -179,6 +205,9 @@ def _memory(args: argparse.Namespace, companion: Companion) -> dict:
         _out(args, _line(edited))
         return {"companion": companion.id, "memory": _row(edited)}
     if args.all:
+        if not _confirm_forget_all(args, companion):
+            _out(args, "nothing forgotten")
+            return {"companion": companion.id, "forgotten": None}
         store.forget_all()
         _prompt_changed(companion)
         _out(args, f"{companion.persona.name} forgot everything: memories and history")
@@ -190,6 +219,18 @@ def _memory(args: argparse.Namespace, companion: Companion) -> dict:
     _prompt_changed(companion)
     _out(args, f"forgot memory {args.id}")
     return {"companion": companion.id, "forgotten": args.id}
+
+
+def _confirm_forget_all(args: argparse.Namespace, companion: Companion) -> bool:
+    """Erasing everything cannot be undone: ask at a terminal; elsewhere only --yes does it.
+    The question goes to stderr, so stdout stays one JSON object with --json."""
+    if args.yes:
+        return True
+    what = f"everything {companion.persona.name} remembers and your whole history together"
+    if not sys.stdin.isatty():
+        raise CompanionError(f"forget --all erases {what}; pass --yes to confirm")
+    print(f"Forget {what}? This cannot be undone. [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _prompt_changed(companion: Companion) -> None:

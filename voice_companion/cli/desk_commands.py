@@ -33,7 +33,11 @@ async def handle_line(session: Session, line: str, say: Callable[[str], None]) -
             speed = float(rest[0])
             if not 0.5 <= speed <= 2.0:
                 raise ValueError
-            session.tts.set_speed(speed)
+            control = session.tts.voice_control
+            if control is None:
+                say("[?] this call's voice is fixed")
+                return
+            control.set_speed(speed)
             say(f"[voice] speed {speed:g}")
         elif command == "/voices":
             say("[voices] " + ", ".join(call_voice.offered(session.tts, "")))
@@ -41,8 +45,6 @@ async def handle_line(session: Session, line: str, say: Callable[[str], None]) -
             say(f"[?] {HELP}")
     except ValueError:
         say("[?] speed must be a number from 0.5 to 2.0, e.g. /speed 1.2")
-    except AttributeError:
-        say("[?] this call's voice is fixed")
     except CompanionError as exc:
         say(f"[voice] {exc}")
 

@@ -16,10 +16,12 @@ from typing import Any
 
 from voice_companion import __version__
 from voice_companion.cli import commands, companion_commands, server_commands, voice_commands
+from voice_companion.companion.companion import voice_problem
 from voice_companion.core.config import apply_overrides, load_settings
-from voice_companion.core.errors import CompanionError
+from voice_companion.core.errors import CompanionError, ConfigError
 from voice_companion.engines.models.tiers import TIERS
 from voice_companion.engines.models.tiers import select as select_llm
+from voice_companion.engines.tts import length_scale
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", metavar="PATH", help="settings file (default: the user config dir's config.toml)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    loudness.add_argument(
+        "-v", "--verbose", action="store_true", help="also the libraries' logs (each HTTP request `serve` answers, …)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_text: str, json_flag: bool = True) -> argparse.ArgumentParser:
@@ -68,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("say", "speak text into a WAV file", json_flag=False)
     p.add_argument("text")
     p.add_argument("-o", "--output", required=True, help="WAV file to write")
-    p.add_argument("--voice", help="a voice name from `voice-companion models list`")
+    p.add_argument("--voice", help="a voice id from `voice-companion voices list`")
     p.add_argument("--speed", type=float, help="1.0 normal, 1.2 faster, 0.8 slower")
 
     p = add("reply", "answer a spoken question file with a spoken answer file")
@@ -96,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_engine_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--voice", help="TTS voice name")
+    p.add_argument("--voice", help="a voice id from `voice-companion voices list`")
     p.add_argument(
         "--llm", choices=list(TIERS), help="which brain (default: the best installed; see `voice-companion models`)"
     )
@@ -126,7 +132,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         value = getattr(args, flag, None)
         if value is not None:
             if flag == "speed":
-                value = 1.0 / value if value > 0 else 1.0
+                value = length_scale(value)
             out.setdefault(section, {})[key] = value
     model = getattr(args, "llm_model", None)
     if model:
@@ -147,11 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # per-call chatter
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # llama.cpp slot requests on loopback
+    if not args.verbose:
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # per-call chatter
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # llama.cpp slot requests on loopback
+        logging.getLogger("websockets").setLevel(logging.WARNING)  # a line for every page and call served
     try:
         settings = load_settings(args.config)
         apply_overrides(settings, _overrides(args), source="command line")
+        if getattr(args, "voice", None) and (problem := voice_problem(args.voice, settings.paths.models_dir)):
+            raise ConfigError(problem)  # before any model loads
         if hasattr(args, "llm"):
             select_llm(settings)  # a missing brain fails now, before anything loads
             companion_commands.prepare(settings, args)  # the companion's name and voice

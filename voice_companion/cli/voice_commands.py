@@ -12,6 +12,7 @@ from voice_companion.core.config import Settings
 from voice_companion.core.errors import CompanionError
 from voice_companion.engines.models import voice_catalog as catalog
 from voice_companion.engines.models.download import hf_file_url
+from voice_companion.engines.tts import length_scale
 from voice_companion.engines.voices.install import install, installed_path, remove, state
 
 PREVIEW_TEXT = {
@@ -108,7 +109,7 @@ def _preview(args: argparse.Namespace, settings: Settings) -> dict:
         raise CompanionError(f"{voice.id} is not installed; get it with: voice-companion voices download {voice.id}")
     text = args.text or PREVIEW_TEXT.get(voice.family, PREVIEW_TEXT["en"])
     speed = args.speed if args.speed and args.speed > 0 else 1.0
-    tts = PiperTTS(path, VoiceSettings(length_scale=1.0 / speed), settings.tts.threads)
+    tts = PiperTTS(path, VoiceSettings(length_scale=length_scale(speed)), settings.tts.threads)
     audio = tts.synthesize_all(text)
     if args.output:
         out = write_wav(args.output, audio, tts.sample_rate)
@@ -117,7 +118,11 @@ def _preview(args: argparse.Namespace, settings: Settings) -> dict:
     from voice_companion.transports.desk.playback import play
 
     _out(args, f"{voice.id}: {text}")
-    play(audio, tts.sample_rate)
+    play(
+        audio,
+        tts.sample_rate,
+        otherwise=f"write it to a file: voice-companion voices preview {voice.id} -o preview.wav",
+    )
     return {"id": voice.id, "text": text, "audio_s": round(len(audio) / tts.sample_rate, 3)}
 
 

@@ -140,13 +140,12 @@ def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False
     voice = persona.voice
     usable = not voice.name or voice.name == settings.tts.voice
     if not usable and not keep_voice and not settings.tts.voice_path:
-        usable = voice_available(voice.name, settings.paths.models_dir)
+        problem = voice_problem(voice.name, settings.paths.models_dir)
+        usable = problem is None
         if usable:
             settings.tts.voice = voice.name
         else:
-            log.warning(
-                "%s's voice %s is not installed here; speaking with %s", persona.name, voice.name, settings.tts.voice
-            )
+            log.warning("warning: %s's %s; speaking with %s instead", persona.name, problem, settings.tts.voice)
     if not usable:
         return  # its speed and style settings belong to the voice it does not have
     for attr in ("length_scale", "noise_scale", "noise_w", "speaker_id"):
@@ -165,3 +164,23 @@ def voice_available(name: str, models_dir: Path) -> bool:
         return installed_path(known, models_dir) is not None
     spec = models.REGISTRY.get(name)
     return spec is not None and spec.kind == "tts" and models.availability(spec, models_dir) is not None
+
+
+def voice_known(name: str) -> bool:
+    """A voice of the catalog (installed or not), or an .onnx file that exists."""
+    from voice_companion.engines.models import voice_catalog as catalog
+
+    if name.endswith(".onnx"):
+        return Path(name).expanduser().is_file()
+    spec = models.REGISTRY.get(name)
+    return catalog.find(name) is not None or (spec is not None and spec.kind == "tts")
+
+
+def voice_problem(name: str, models_dir: Path) -> str | None:
+    """None when this voice can speak here, else one line saying why not and what to do:
+    a typo must not pass silently while the default voice speaks instead."""
+    if not voice_known(name):
+        return f"voice {name!r} is unknown; `voice-companion voices list` shows every voice"
+    if not name.endswith(".onnx") and not voice_available(name, models_dir):
+        return f"voice {name!r} is not installed; get it with: voice-companion voices download {name}"
+    return None

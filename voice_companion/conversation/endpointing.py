@@ -18,36 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from voice_companion.core.config import EndpointSettings
 from voice_companion.core.language import HAN_CHAR, guess_language, word_tokens
-
-
-@dataclass(frozen=True)
-class EndpointSettings:
-    """Silence (ms) that ends a user turn, by how complete the transcript looks.
-
-    complete_silence_ms: the words look finished ("What time is it?", "yes").
-        250 ms is about the shortest gap people leave between turns, shorter
-        than a breath inside a sentence; a rare early cut costs little
-        because the speculative reply is dropped as soon as the user goes on.
-    default_silence_ms: no transcript yet, or it can't be judged. 600 ms is
-        longer than most within-sentence pauses (200-500 ms) yet still feels
-        responsive; it is also the usual fixed threshold of voice assistants.
-    incomplete_silence_ms: the words stop mid-sentence ("and um", "然后",
-        "parce que"). 1200 ms leaves time to find the next word without
-        feeling that the companion has left.
-    max_silence_ms: a hard cap whatever was said, so a heuristic that is
-        wrong (or a settings mistake) never leaves the user waiting over 2 s.
-    speculative_after_ms: start transcribing (and replying) this far into a
-        pause. 150 ms skips stop consonants and breaths; the transcript is then
-        usually ready before even the 250 ms complete threshold.
-    """
-
-    complete_silence_ms: int = 250
-    default_silence_ms: int = 600
-    incomplete_silence_ms: int = 1200
-    max_silence_ms: int = 2000
-    speculative_after_ms: int = 150
-
 
 # -- word lists -------------------------------------------------------------------------
 # "strong": a turn essentially never ends on these (conjunctions, articles, fillers).

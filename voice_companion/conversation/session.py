@@ -22,7 +22,6 @@ import asyncio
 import collections
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -33,9 +32,16 @@ from voice_companion.conversation import endpointing
 from voice_companion.conversation.history import Conversation
 from voice_companion.conversation.playback_buffer import PlaybackBuffer
 from voice_companion.conversation.response import Response, run_response
-from voice_companion.conversation.vad import SpeechDetector, VadSettings
+from voice_companion.conversation.vad import SpeechDetector
 from voice_companion.core.audio import STT_RATE
-from voice_companion.core.config import Settings
+from voice_companion.core.config import (
+    EndpointSettings,
+    Settings,
+    TurnSettings,
+    VadSettings,
+    barge_in_vad,
+    given,
+)
 from voice_companion.core.errors import CompanionError
 from voice_companion.core.events import (
     ErrorEvent,
@@ -66,7 +72,7 @@ class AudioTransport(Protocol):
     playback: PlaybackBuffer
 
     def mic_frames(self) -> AsyncIterator[tuple[np.ndarray, float]]:
-        """16 kHz mono float32 blocks with the wall time (perf_counter) at each block's end."""
+        """16 kHz mono float32 blocks, each with the time at its end on `playback.clock`."""
         ...
 
     async def emit(self, event: Event) -> None: ...
@@ -74,22 +80,16 @@ class AudioTransport(Protocol):
 
 @dataclass(frozen=True)
 class SessionSettings:
+    """One call's turn-taking, resolved from Settings (core/config.py documents each
+    value and the measurement behind it) and the brain's tier."""
+
     vad: VadSettings = field(default_factory=VadSettings)
-    # Stricter while the companion talks, so residual echo never starts a barge-in
-    # (scripts/eval_echo.py: with Speex cancellation no echo start at 150 ms / -40 dBFS).
-    barge_in_vad: VadSettings = field(default_factory=lambda: VadSettings(start_ms=150, min_energy_dbfs=-40.0))
-    endpoint: endpointing.EndpointSettings = field(default_factory=endpointing.EndpointSettings)
-    preroll_ms: int = 300  # audio kept from before the detected start of speech
+    barge_in_vad: VadSettings = field(default_factory=barge_in_vad)  # while the companion talks
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    preroll_ms: int = TurnSettings.preroll_ms
     language: str | None = None  # None: detect per utterance
-    speculative: bool = True  # start STT and the reply during the user's pause
-    # Speak the first clause after this many words even without punctuation (0: off).
-    # Measured with 6 on the latency benchmark: no gain (first clauses of short
-    # replies usually end within 6 words anyway), so off to keep natural prosody.
+    speculative: bool = TurnSettings.speculative
     first_clause_max_words: int = 0
-    # While the user speaks, transcribe what they said so far every this many ms of
-    # speech and prefill it into the LLM, so at the end of the turn only the last
-    # words are new to it (0: off). Worth it for slow brains: DESIGN.md measured a
-    # 72-token turn's first token at 1.39 s cold vs 0.54 s prefilled with the 1.5B.
     prefill_while_speaking_ms: int = 0
 
 
@@ -97,10 +97,16 @@ def session_settings(settings: Settings) -> SessionSettings:
     """Live-call settings: the user's language plus what suits the chosen brain's speed."""
     choice = tiers.select(settings)
     live = choice.tier.live if choice.tier else tiers.LiveTuning()
+    turns = settings.turns
     return SessionSettings(
+        vad=settings.vad,
+        barge_in_vad=settings.barge_in,
+        endpoint=settings.endpointing,
+        preroll_ms=turns.preroll_ms,
+        speculative=turns.speculative,
         language=settings.stt.language or None,
-        first_clause_max_words=live.first_clause_max_words,
-        prefill_while_speaking_ms=live.prefill_while_speaking_ms,
+        first_clause_max_words=given(turns.first_clause_max_words, live.first_clause_max_words),
+        prefill_while_speaking_ms=given(turns.prefill_while_speaking_ms, live.prefill_while_speaking_ms),
     )
 
 
@@ -409,7 +415,8 @@ class Session:
         self.current = response
         await self.transport.emit(ResponseCreated(response.id))
         response.committed.set()
-        self._spawn(self._watch_response(response, time.perf_counter(), 0.0, 0.0, False))
+        # typed now: the clock the playback buffer stamps first samples with (virtual in tests)
+        self._spawn(self._watch_response(response, self.playback.clock(), 0.0, 0.0, False))
         return response.id
 
     # -- voice -------------------------------------------------------------------------

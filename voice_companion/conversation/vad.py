@@ -21,33 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
+from voice_companion.core.config import VadSettings
+
 FRAME_MS = 30  # webrtcvad accepts 10, 20 or 30 ms; 30 ms is the most reliable and the cheapest
 _SAMPLE_RATES = (8000, 16000, 32000, 48000)  # what webrtcvad supports
 _FLOOR_DBFS = -120.0  # reported energy of digital silence (instead of -inf)
-
-
-@dataclass(frozen=True)
-class VadSettings:
-    """Speech-start tuning. Defaults chosen for a laptop or headset microphone.
-
-    aggressiveness: webrtcvad mode 0..3. 2 is the middle ground: 0-1 call fans,
-        keyboards and music speech; 3 misses soft onsets and quiet talkers.
-    start_ms: voiced audio within the window that starts speech (90 ms = 3
-        frames). Clicks and taps last one or two frames; a real syllable lasts
-        100-250 ms, so this rejects the former yet still reacts within ~100 ms,
-        which a barge-in needs to feel instant.
-    window_ms: the sliding window those voiced frames must fall in (300 ms,
-        about one syllable plus a gap). The frames need not be consecutive,
-        because unvoiced consonants in a choppy onset can drop single frames.
-    min_energy_dbfs: frames quieter than this are never speech. Conversational
-        speech near a microphone sits around -35..-15 dBFS and a quiet room
-        around -70..-60 dBFS; -50 leaves margin on both sides.
-    """
-
-    aggressiveness: int = 2
-    start_ms: int = 90
-    window_ms: int = 300
-    min_energy_dbfs: float = -50.0
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
-"""One typed settings object with every default in one place.
+"""One typed settings object with every tunable and its default in one place.
 
-Sources, later ones winning: the defaults below, the TOML file (the user config
-dir's ``config.toml`` or ``--config PATH``), then command-line flags. Secrets
-(API keys) are never stored in the file: the file names an environment variable.
+Sources, later ones winning: the defaults below (a few, marked ``NOT_GIVEN``, come
+from the chosen brain's tier in engines/models/tiers.py), the TOML file (the user
+config dir's ``config.toml`` or ``--config PATH``), then command-line flags.
+"Not given" is not "equal to the default": ``top_p = 0.9`` in the file is the
+user's choice even where 0.9 is also a default (Pipecat's ``NOT_GIVEN`` is the
+model), and ``Settings.origin`` says where each value came from (`config show`).
+Secrets (API keys) are never stored in the file: the file names an environment
+variable.
 
 ``VOICE_COMPANION_HOME`` relocates config, data and model cache together, which
 is how tests and separate profiles stay apart.
@@ -13,9 +18,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import platformdirs
 
@@ -24,6 +31,38 @@ from voice_companion.core.prompts import PERSONA
 
 APP_NAME = "voice-companion"
 HOME_ENV = "VOICE_COMPANION_HOME"
+
+
+class NotGiven:
+    """The type of NOT_GIVEN: nobody set this value; the brain's tier supplies it."""
+
+    _instance: NotGiven | None = None
+
+    def __new__(cls) -> NotGiven:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __copy__(self) -> NotGiven:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> NotGiven:
+        return self
+
+
+NOT_GIVEN: Final = NotGiven()
+T = typing.TypeVar("T")
+
+
+def given(value: T | NotGiven, otherwise: T) -> T:
+    """`value` unless nobody gave it."""
+    return otherwise if isinstance(value, NotGiven) else value
 
 
 @dataclass(frozen=True)
@@ -71,9 +110,9 @@ class LLMSettings:
     backend: str = "embedded"  # "embedded" (llama.cpp in-process) or "openai"
     model: str = ""  # embedded: a name from `voice-companion models list`
     model_path: str = ""  # embedded: a GGUF file; overrides `model`
-    # The prompt window; 0 = the tier's (tiers.py: 4096 tiny, 2048 small, sized by the
-    # brain's prefill speed on 2 cores so a returning user's prompt never waits on it).
-    context_tokens: int = 0
+    # The prompt window; not given = the tier's (tiers.py: 4096 tiny, 2048 small, sized
+    # by the brain's prefill speed on 2 cores so a returning user's prompt never waits).
+    context_tokens: int | NotGiven = NOT_GIVEN
     # Save the LLM state of the next session's prompt in the companion's folder and
     # restore it when a session opens; prepare window rolls in the background. false:
     # the prompt is prefilled when a session opens and a roll when it is due (baseline).
@@ -87,11 +126,12 @@ class LLMSettings:
     # again. ~23-28 KB per token for tiny/small: 256 MiB holds ~10,000 tokens, several
     # callers' prompts. llama.cpp's own default (8 GiB) let a server grow by gigabytes.
     prompt_cache_mib: int = 256
-    # Sampling: a value left at its default here takes the tier's own (tiers.py).
-    max_tokens: int = 80  # about three spoken sentences; longer replies ramble
-    temperature: float = 0.7
-    top_p: float = 0.9
-    repeat_penalty: float = 1.15
+    # Sampling: each value not given here is the tier's own (tiers.py; all tiers answer
+    # in at most 80 tokens, about three spoken sentences: longer replies ramble).
+    max_tokens: int | NotGiven = NOT_GIVEN
+    temperature: float | NotGiven = NOT_GIVEN
+    top_p: float | NotGiven = NOT_GIVEN
+    repeat_penalty: float | NotGiven = NOT_GIVEN
     # OpenAI-compatible server (Ollama, llama.cpp server, vLLM, LM Studio, hosted APIs)
     base_url: str = "http://127.0.0.1:11434/v1"
     remote_model: str = "llama3.2"
@@ -123,8 +163,80 @@ class CompanionSettings:
     name: str = "Mia"
     persona: str = PERSONA  # core/prompts.py: tuned by scripts/eval_conversation.py
 
-    def system_prompt(self) -> str:
-        return self.persona.replace("{name}", self.name)
+
+@dataclass
+class VadSettings:
+    """Speech-start tuning. Defaults chosen for a laptop or headset microphone.
+
+    aggressiveness: webrtcvad mode 0..3. 2 is the middle ground: 0-1 call fans,
+        keyboards and music speech; 3 misses soft onsets and quiet talkers.
+    start_ms: voiced audio within the window that starts speech (90 ms = 3
+        frames). Clicks and taps last one or two frames; a real syllable lasts
+        100-250 ms, so this rejects the former yet still reacts within ~100 ms,
+        which a barge-in needs to feel instant.
+    window_ms: the sliding window those voiced frames must fall in (300 ms,
+        about one syllable plus a gap). The frames need not be consecutive,
+        because unvoiced consonants in a choppy onset can drop single frames.
+    min_energy_dbfs: frames quieter than this are never speech. Conversational
+        speech near a microphone sits around -35..-15 dBFS and a quiet room
+        around -70..-60 dBFS; -50 leaves margin on both sides.
+    """
+
+    aggressiveness: int = 2
+    start_ms: int = 90
+    window_ms: int = 300
+    min_energy_dbfs: float = -50.0
+
+
+def barge_in_vad() -> VadSettings:
+    """Stricter while the companion talks, so residual echo never starts a barge-in
+    (scripts/eval_echo.py: with Speex cancellation no echo start at 150 ms / -40 dBFS)."""
+    return VadSettings(start_ms=150, min_energy_dbfs=-40.0)
+
+
+@dataclass
+class EndpointSettings:
+    """Silence (ms) that ends a user turn, by how complete the transcript looks.
+
+    complete_silence_ms: the words look finished ("What time is it?", "yes").
+        250 ms is about the shortest gap people leave between turns, shorter
+        than a breath inside a sentence; a rare early cut costs little
+        because the speculative reply is dropped as soon as the user goes on.
+    default_silence_ms: no transcript yet, or it can't be judged. 600 ms is
+        longer than most within-sentence pauses (200-500 ms) yet still feels
+        responsive; it is also the usual fixed threshold of voice assistants.
+    incomplete_silence_ms: the words stop mid-sentence ("and um", "然后",
+        "parce que"). 1200 ms leaves time to find the next word without
+        feeling that the companion has left.
+    max_silence_ms: a hard cap whatever was said, so a heuristic that is
+        wrong (or a settings mistake) never leaves the user waiting over 2 s.
+    speculative_after_ms: start transcribing (and replying) this far into a
+        pause. 150 ms skips stop consonants and breaths; the transcript is then
+        usually ready before even the 250 ms complete threshold.
+    """
+
+    complete_silence_ms: int = 250
+    default_silence_ms: int = 600
+    incomplete_silence_ms: int = 1200
+    max_silence_ms: int = 2000
+    speculative_after_ms: int = 150
+
+
+@dataclass
+class TurnSettings:
+    """How a live call takes turns (conversation/session.py)."""
+
+    preroll_ms: int = 300  # audio kept from before the detected start of speech
+    speculative: bool = True  # start STT and the reply during the user's pause
+    # Speak the first clause after this many words even without punctuation (0: off);
+    # not given: the tier's (tiers.LiveTuning). Measured with 6 on the latency
+    # benchmark: no gain (first clauses of short replies end within 6 words anyway).
+    first_clause_max_words: int | NotGiven = NOT_GIVEN
+    # While the user speaks, transcribe what they said so far every this many ms of
+    # speech and prefill it into the LLM, so at the end of the turn only the last
+    # words are new to it (0: off); not given: the tier's. DESIGN.md measured a
+    # 72-token turn's first token at 1.39 s cold vs 0.54 s prefilled with the 1.5B.
+    prefill_while_speaking_ms: int | NotGiven = NOT_GIVEN
 
 
 @dataclass
@@ -152,17 +264,27 @@ class Settings:
     companion: CompanionSettings = field(default_factory=CompanionSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
     download: DownloadSettings = field(default_factory=DownloadSettings)
+    vad: VadSettings = field(default_factory=VadSettings)
+    barge_in: VadSettings = field(default_factory=barge_in_vad)
+    endpointing: EndpointSettings = field(default_factory=EndpointSettings)
+    turns: TurnSettings = field(default_factory=TurnSettings)
     paths: Paths = field(default_factory=Paths.from_environment)
+    # "section.key" -> where a value that is not the default came from (a file, the
+    # command line); every other value is the default.
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def origin(self, section: str, key: str) -> str:
+        return self.origins.get(f"{section}.{key}", "default")
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
-        """The effective settings by section, for `config show`."""
-        sections = {f.name: dataclasses.asdict(getattr(self, f.name)) for f in _sections()}
+        """The settings by section (NOT_GIVEN where the tier decides), for `config show`."""
+        sections = {f.name: dict(vars(getattr(self, f.name))) for f in _sections()}
         sections["paths"] = {k: str(v) for k, v in dataclasses.asdict(self.paths).items()}
         return sections
 
 
-def _sections() -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(Settings) if f.name != "paths"]
+def _sections() -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(Settings) if f.name not in ("paths", "origins")]
 
 
 def load_settings(config_path: str | Path | None = None) -> Settings:
@@ -189,15 +311,27 @@ def apply_overrides(settings: Settings, data: dict[str, Any], source: str = "ove
         if section_name not in known or not isinstance(values, dict):
             raise ConfigError(f"{source}: unknown section [{section_name}]; known: {', '.join(known)}")
         section = getattr(settings, section_name)
-        fields = {f.name: f for f in dataclasses.fields(section)}
+        types = _field_types(type(section))
         for key, value in values.items():
-            if key not in fields:
-                raise ConfigError(f"{source}: unknown key {section_name}.{key}; known: {', '.join(fields)}")
-            setattr(section, key, _coerce(value, getattr(section, key), f"{section_name}.{key}", source))
+            if key not in types:
+                raise ConfigError(f"{source}: unknown key {section_name}.{key}; known: {', '.join(types)}")
+            setattr(section, key, _coerce(value, types[key], f"{section_name}.{key}", source))
+            settings.origins[f"{section_name}.{key}"] = source
 
 
-def _coerce(value: Any, default: Any, name: str, source: str) -> Any:
-    expected = type(default)
+def _field_types(section: type) -> dict[str, type]:
+    """Each field's value type (`int | NotGiven` -> int)."""
+    hints = typing.get_type_hints(section)
+    out: dict[str, type] = {}
+    for f in dataclasses.fields(section):
+        hint = hints[f.name]
+        if isinstance(hint, types.UnionType):
+            hint = next(a for a in typing.get_args(hint) if a is not NotGiven)
+        out[f.name] = typing.get_origin(hint) or hint
+    return out
+
+
+def _coerce(value: Any, expected: type, name: str, source: str) -> Any:
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is dict and isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
@@ -208,14 +342,18 @@ def _coerce(value: Any, default: Any, name: str, source: str) -> Any:
 
 
 def to_toml(sections: dict[str, dict[str, Any]]) -> str:
-    """A minimal TOML writer for flat sections of str/int/float/bool."""
+    """A minimal TOML writer for flat sections of str/int/float/bool (a value nobody
+    gave is left out: TOML cannot say "not given")."""
     lines: list[str] = []
     for section, values in sections.items():
         lines.append(f"[{section}]")
-        for key, value in values.items():
-            lines.append(f"{key} = {_toml_value(value)}")
+        lines += [to_toml_line(key, value) for key, value in values.items() if not isinstance(value, NotGiven)]
         lines.append("")
     return "\n".join(lines)
+
+
+def to_toml_line(key: str, value: Any) -> str:
+    return f"{key} = {_toml_value(value)}"
 
 
 def _toml_value(value: Any) -> str:

@@ -72,10 +72,7 @@ def _model_path(settings: Settings, choice: tiers.Choice) -> Path:
 
 
 def generation_options(settings: Settings) -> GenerationOptions:
-    s = tiers.sampling(settings, tiers.select(settings))
-    return GenerationOptions(
-        max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p, repeat_penalty=s.repeat_penalty, stop=s.stop
-    )
+    return tiers.sampling(settings, tiers.select(settings))
 
 
 # The LLM's context is this much larger than the prompt budget: a full window may wait
@@ -116,11 +113,6 @@ def voice_path(settings: Settings) -> Path:
     return models.resolve(models.get_spec(settings.tts.voice), settings.paths.models_dir)
 
 
-def voice_settings(settings: Settings) -> VoiceSettings:
-    t = settings.tts
-    return VoiceSettings(t.length_scale, t.noise_scale, t.noise_w, t.speaker_id, t.volume)
-
-
 def load_tts(settings: Settings, times: LoadTimes | None = None, pool: VoicePool | None = None) -> VoiceRouter:
     """The configured voice, behind a router that can swap voices live and follow the
     conversation's language (`tts.languages`); voices load into `pool` (shared by calls)."""
@@ -136,13 +128,13 @@ def load_tts(settings: Settings, times: LoadTimes | None = None, pool: VoicePool
                 "tts",
                 times,
                 lambda: model_checks.load_checked(
-                    "Piper voice", path, lambda: PiperTTS(path, voice_settings(settings), settings.tts.threads)
+                    "Piper voice", path, lambda: PiperTTS(path, VoiceSettings.of(settings.tts), settings.tts.threads)
                 ),
             ),
         )
     else:
         _timed("tts", times, lambda: pool.get(name))  # the pool names a damaged file and the fix
-    return VoiceRouter(pool, name, settings.tts.languages, {name: voice_settings(settings)})
+    return VoiceRouter(pool, name, settings.tts.languages, {name: VoiceSettings.of(settings.tts)})
 
 
 def voice_pool(settings: Settings) -> VoicePool:

@@ -13,14 +13,22 @@ from pathlib import Path
 
 import numpy as np
 
+from voice_companion.core.config import TTSSettings
+
 
 @dataclass(frozen=True)
 class VoiceSettings:
-    length_scale: float = 1.0  # > 1 speaks slower
-    noise_scale: float = 0.667
-    noise_w: float = 0.8
-    speaker_id: int = -1  # -1 = the voice's default speaker
-    volume: float = 1.0
+    """How one voice speaks; the defaults are config.py's [tts] ones."""
+
+    length_scale: float = TTSSettings.length_scale  # > 1 speaks slower
+    noise_scale: float = TTSSettings.noise_scale
+    noise_w: float = TTSSettings.noise_w
+    speaker_id: int = TTSSettings.speaker_id  # -1 = the voice's default speaker
+    volume: float = TTSSettings.volume
+
+    @classmethod
+    def of(cls, tts: TTSSettings) -> VoiceSettings:
+        return cls(tts.length_scale, tts.noise_scale, tts.noise_w, tts.speaker_id, tts.volume)
 
 
 def length_scale(speed: float) -> float:

@@ -13,8 +13,9 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from voice_companion.core.config import LLMSettings, Settings
+from voice_companion.core.config import NotGiven, Settings, given
 from voice_companion.core.errors import ConfigError, ModelNotAvailable
+from voice_companion.engines.llm import GenerationOptions
 from voice_companion.engines.models import registry as models
 
 
@@ -39,17 +40,6 @@ class Speed:
         ]
         text = ", ".join(p for p in parts if p)
         return f"estimate: {text}" if text and not self.measured else text
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Generation defaults per tier; scripts/eval_conversation.py is how they get tuned."""
-
-    max_tokens: int
-    temperature: float
-    top_p: float
-    repeat_penalty: float
-    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,7 +69,7 @@ class Tier:
     description: str
     models: tuple[TierModel, ...]  # preferred first; empty for the remote tier
     speed: Speed
-    sampling: Sampling
+    sampling: GenerationOptions  # scripts/eval_conversation.py is how it gets tuned
     live: LiveTuning = LiveTuning()
     # The prompt window (llm.context_tokens when not set). It follows from the prefill
     # speed: a roll rebuilds the system message and half the turns (~60 % of the window)
@@ -108,7 +98,7 @@ TIERS: dict[str, Tier] = {
             # scripts/eval_conversation.py: cooler sampling cut its rambling. A stop at a
             # line break scored higher there but made live replies that begin with a line
             # break empty (the companion said nothing), so it is not used.
-            Sampling(max_tokens=80, temperature=0.4, top_p=0.9, repeat_penalty=1.15),
+            GenerationOptions(max_tokens=80, temperature=0.4, top_p=0.9, repeat_penalty=1.15),
             # ~205 tok/s cold prefill (963 tokens in 4.7 s): a 4k window rolls in ~12 s.
             context_tokens=4096,
         ),
@@ -122,7 +112,7 @@ TIERS: dict[str, Tier] = {
             Speed(generate_tok_s=12.5, prefill_tok_s=64, first_token_s=0.61, load_s=3.3, rss_gb=1.9),
             # top_p 0.8 as in Qwen2.5's own generation config; temperature 0.5 measured no
             # better in scripts/eval_conversation.py (docs/benchmarks.md)
-            Sampling(max_tokens=80, temperature=0.7, top_p=0.8, repeat_penalty=1.1),
+            GenerationOptions(max_tokens=80, temperature=0.7, top_p=0.8, repeat_penalty=1.1),
             # ~80 ms a token: a four-word first clause starts the voice ~0.3 s sooner,
             # and prefilling the words so far halves the first token (docs/benchmarks.md)
             LiveTuning(first_clause_max_words=4, prefill_while_speaking_ms=1000),
@@ -135,7 +125,7 @@ TIERS: dict[str, Tier] = {
             "a 3B brain: better answers, too slow for live calls on 2 cores",
             (TierModel("qwen2.5-3b-instruct", "Qwen2.5-3B-Instruct"),),
             Speed(generate_tok_s=6, prefill_tok_s=32, rss_gb=3.0, measured=False),  # ~half of small
-            Sampling(max_tokens=80, temperature=0.7, top_p=0.8, repeat_penalty=1.1),
+            GenerationOptions(max_tokens=80, temperature=0.7, top_p=0.8, repeat_penalty=1.1),
             LiveTuning(first_clause_max_words=4, prefill_while_speaking_ms=1000),
             context_tokens=1024,  # half of small's speed, half its window
         ),
@@ -144,7 +134,7 @@ TIERS: dict[str, Tier] = {
             "any OpenAI-compatible server: Ollama, llama.cpp server, vLLM, a hosted API",
             (),
             Speed(),
-            Sampling(max_tokens=80, temperature=0.7, top_p=0.9, repeat_penalty=1.1),
+            GenerationOptions(max_tokens=80, temperature=0.7, top_p=0.9, repeat_penalty=1.1),
         ),
     )
 }
@@ -237,19 +227,34 @@ def _tier_of(model: str) -> Tier | None:
     return next((t for t in TIERS.values() if any(m.model == model for m in t.models)), None)
 
 
-def sampling(settings: Settings, choice: Choice) -> Sampling:
-    """The tier's sampling, except for llm settings the user moved off their defaults."""
+def sampling(settings: Settings, choice: Choice) -> GenerationOptions:
+    """The tier's sampling, except for each llm setting the user gave (whatever its value)."""
     base = choice.tier.sampling if choice.tier else TIERS["tiny"].sampling
-    defaults = LLMSettings()
-    changed = {k: getattr(settings.llm, k) for k in SAMPLING_KEYS if getattr(settings.llm, k) != getattr(defaults, k)}
-    return dataclasses.replace(base, **changed)
+    given_here = {k: v for k in SAMPLING_KEYS if not isinstance(v := getattr(settings.llm, k), NotGiven)}
+    return dataclasses.replace(base, **given_here)
 
 
 def context_tokens(settings: Settings, choice: Choice) -> int:
-    """llm.context_tokens when set (> 0), else the tier's window (4096 off any tier)."""
-    if settings.llm.context_tokens > 0:
-        return settings.llm.context_tokens
-    return choice.tier.context_tokens if choice.tier else 4096
+    """llm.context_tokens when given, else the tier's window (4096 off any tier)."""
+    return given(settings.llm.context_tokens, choice.tier.context_tokens if choice.tier else 4096)
+
+
+def tier_values(settings: Settings) -> dict[str, tuple[object, str]]:
+    """What the tier supplies for each setting nobody gave: "section.key" -> (value, origin)."""
+    try:
+        choice = select(settings)
+    except (ConfigError, ModelNotAvailable):
+        return {}
+    origin = f"tier {choice.tier.name}" if choice.tier else "built-in"
+    live = choice.tier.live if choice.tier else LiveTuning()
+    chosen = sampling(settings, choice)
+    candidates: dict[str, tuple[object, object]] = {
+        **{f"llm.{k}": (getattr(settings.llm, k), getattr(chosen, k)) for k in SAMPLING_KEYS},
+        "llm.context_tokens": (settings.llm.context_tokens, context_tokens(settings, choice)),
+        "turns.first_clause_max_words": (settings.turns.first_clause_max_words, live.first_clause_max_words),
+        "turns.prefill_while_speaking_ms": (settings.turns.prefill_while_speaking_ms, live.prefill_while_speaking_ms),
+    }
+    return {key: (value, origin) for key, (mine, value) in candidates.items() if isinstance(mine, NotGiven)}
 
 
 def recall_cap(choice: Choice) -> int:

@@ -80,7 +80,7 @@ class VoiceRouter(TextToSpeech, VoiceControl):
         current = self.settings.get(self.active, VoiceSettings())
         changes: dict = {"length_scale": length_scale(speed)}
         if variation is not None:
-            changes.update(noise_scale=0.667 * variation, noise_w=0.8 * variation)
+            changes.update(noise_scale=VoiceSettings.noise_scale * variation, noise_w=VoiceSettings.noise_w * variation)
         self.settings[self.active] = replace(current, **changes)
 
     def follow_language(self, language: str | None) -> str | None:

@@ -83,6 +83,14 @@ class DeskAudio:
         self._to_16k = soxr.ResampleStream(output_rate, STT_RATE, 1, dtype="float32")
         self._speaker_pacer = _Pacer(BLOCK_MS / 1000)
 
+    def check(self) -> None:
+        """Fail before the call is announced ("Speak any time") when a device cannot work."""
+        try:
+            self.sd.check_input_settings(self.input_device, channels=1, dtype="float32", samplerate=STT_RATE)
+            self.sd.check_output_settings(self.output_device, channels=1, dtype="int16", samplerate=self.output_rate)
+        except (self.sd.PortAudioError, ValueError) as exc:
+            raise _cannot_open(exc) from exc
+
     def _speaker_callback(self, outdata, frames, time_info, status) -> None:
         self._speaker_pacer.wait()
         block = self.playback.pull(frames)
@@ -127,10 +135,7 @@ class DeskAudio:
                 callback=self._speaker_callback,
             )
         except (self.sd.PortAudioError, ValueError) as exc:
-            raise CompanionError(
-                f"cannot open the audio devices ({exc}); see `voice-companion devices` and pass "
-                "--input-device/--output-device"
-            ) from exc
+            raise _cannot_open(exc) from exc
         with mic, speaker:
             while True:
                 samples = await queue.get()
@@ -143,6 +148,12 @@ class DeskAudio:
     async def emit(self, event: Event) -> None:
         if self.on_event:
             self.on_event(event)
+
+
+def _cannot_open(exc: Exception) -> CompanionError:
+    return CompanionError(
+        f"cannot open the audio devices ({exc}); see `voice-companion devices` and pass --input-device/--output-device"
+    )
 
 
 def _put_latest(queue: asyncio.Queue, item: np.ndarray) -> None:

@@ -64,8 +64,10 @@ class VirtualAudioDevice:
         echo: EchoPath | None = None,
         echo_canceller=None,
         on_event: Callable[[Event], None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.playback = PlaybackBuffer(output_rate)
+        self.clock = clock  # the event loop's time in the fast tests (tests/fakes.py): virtual, not wall
+        self.playback = PlaybackBuffer(output_rate, clock=clock)
         self.output_rate = output_rate
         self.block_in = STT_RATE * block_ms // 1000
         self.block_out = output_rate * block_ms // 1000
@@ -92,13 +94,13 @@ class VirtualAudioDevice:
 
     async def mic_frames(self) -> AsyncIterator[tuple[np.ndarray, float]]:
         """Yield (16 kHz float32 block, wall time at its end) every block, in real time."""
-        self.started_wall = start = time.perf_counter()
+        self.started_wall = start = self.clock()
         blocks = len(self.mic) // self.block_in
         for i in range(blocks):
             if self._stop.is_set():
                 return
             due = start + (i + 1) * self.block_in / STT_RATE
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await asyncio.sleep(max(0.0, due - self.clock()))
             out = self.playback.pull(self.block_out)
             self.speaker.append(out)
             block = self.mic[i * self.block_in : (i + 1) * self.block_in].copy()
@@ -107,7 +109,7 @@ class VirtualAudioDevice:
                 block += self.echo.apply(reference)
             if self.echo_canceller is not None:
                 block = self.echo_canceller.process(block, reference)
-            yield block, time.perf_counter()
+            yield block, self.clock()
 
     def _reference_block(self, out: np.ndarray) -> np.ndarray:
         """The speaker block at the microphone's rate (a FIFO absorbs resampler jitter)."""
@@ -120,7 +122,7 @@ class VirtualAudioDevice:
         return block
 
     async def emit(self, event: Event) -> None:
-        self.events.append((time.perf_counter() - (self.started_wall or 0.0), event))
+        self.events.append((self.clock() - (self.started_wall or 0.0), event))
         if self.on_event:
             self.on_event(event)
 

@@ -48,7 +48,10 @@ def client_ssl(cafile: str | Path | None = None, insecure: bool = False) -> ssl.
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    return ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    try:
+        return ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    except (OSError, ssl.SSLError) as exc:  # a missing file, or one that holds no certificate
+        raise CompanionError(f"cannot use the certificate {cafile}: {exc}; pass the cert.pem `serve` printed") from None
 
 
 class RealtimeClient:
@@ -84,6 +87,11 @@ class RealtimeClient:
                 else exc.response.body.decode(errors="replace").strip()
             )
             raise CompanionError(f"the server refused the call ({status}): {hint}") from None
+        except ssl.SSLCertVerificationError as exc:  # the server answered: its certificate is the problem
+            raise CompanionError(
+                f"cannot verify the certificate of {url} ({exc.verify_message}); for `serve --tls-self-signed`, "
+                "pass --tls-ca with the certificate file it printed, or --insecure to skip the check"
+            ) from None
         except (TimeoutError, OSError, WebSocketException) as exc:
             raise CompanionError(f"cannot reach {url}: {exc}; is `voice-companion serve` running?") from None
         first = json.loads(await ws.recv())
