@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_engines import machine, summary  # noqa: E402
 
+from voice_companion.companion.companion import open_companion  # noqa: E402
 from voice_companion.conversation.file_reply import collect_reply  # noqa: E402
 from voice_companion.conversation.history import Conversation  # noqa: E402
 from voice_companion.conversation.session import (  # noqa: E402
@@ -77,6 +79,18 @@ NAIVE_SILENCE_MS = 700.0
 def spoken(settings: Settings) -> list[np.ndarray]:
     voice = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0, noise_w=0))
     return [resample(voice.synthesize_all(q).astype(np.float32) / 32768, voice.sample_rate, 16000) for q in QUESTIONS]
+
+
+def fresh_companion_system(settings: Settings) -> str:
+    """The system message a new user's companion sends: the default persona, an empty memory
+    (what production sends, through the same code; not a bare prompt of the benchmark's own)."""
+    with tempfile.TemporaryDirectory() as folder:
+        fresh = replace(settings, paths=replace(settings.paths, data_dir=Path(folder)))
+        companion = open_companion(fresh)
+        try:
+            return companion.conversation(fresh, keep=False).system_message()
+        finally:
+            companion.store.close()
 
 
 def run_ours(
@@ -142,7 +156,7 @@ def main() -> int:
         live = replace(live, prefill_while_speaking_ms=args.prefill_while_speaking)
     stt, llm, tts = load_stt(settings), load_llm(settings), load_tts(settings)
     clips = spoken(settings)[: args.questions]
-    system = settings.companion.system_prompt()
+    system = fresh_companion_system(settings)
     options = GenerationOptions(**{**generation_options(settings).__dict__, "max_tokens": 28})
     ours = run_ours(stt, llm, tts, clips, system, options, live, GAP_S.get(args.llm, DEFAULT_GAP_S))
     naive = [] if args.no_naive else run_naive(stt, llm, tts, clips, system, options)

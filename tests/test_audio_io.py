@@ -256,7 +256,7 @@ def test_resample_identity_and_dtype() -> None:
 def test_to_int16_clips_and_scales() -> None:
     out = to_int16(np.array([0.0, 1.0, -1.0, 0.5, 2.0, -7.0, np.nan], dtype=np.float32))
     assert out.dtype == np.int16
-    assert out.tolist() == [0, 32767, -32767, 16384, 32767, -32767, 0]
+    assert out.tolist() == [0, 32767, -32768, 16384, 32767, -32768, 0]
     ints = np.array([1, -2, 3], dtype=np.int16)
     assert to_int16(ints).tolist() == [1, -2, 3]
 
@@ -274,7 +274,7 @@ def test_pcm16_to_float() -> None:
 def test_int16_float_round_trip(values: list[float]) -> None:
     x = np.array(values, dtype=np.float32)
     back = pcm16_to_float(to_int16(x).astype("<i2").tobytes())
-    np.testing.assert_allclose(back, x, atol=1.5 / 32767)
+    np.testing.assert_allclose(back, x, atol=1.5 / 32768)
 
 
 def test_write_wav_round_trips_int16(tmp_path: Path) -> None:

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Replies whose played length is kept: the history asks only about the latest ones (a
+# barge-in, a client's late truncate), and a call of hours must not grow without end.
+KEEP_PLAYED = 64
+
 
 @dataclass
 class _Played:
@@ -28,7 +32,7 @@ class _Played:
 class PlaybackBuffer:
     sample_rate: int
     _queue: collections.deque = field(default_factory=collections.deque)  # (response_id, samples)
-    _played: dict[str, _Played] = field(default_factory=dict)
+    _played: collections.OrderedDict[str, _Played] = field(default_factory=collections.OrderedDict)
     _paused: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # The transport's clock, which stamps its microphone blocks too: a test's virtual clock
@@ -37,7 +41,10 @@ class PlaybackBuffer:
 
     def enqueue(self, response_id: str, samples: np.ndarray) -> None:
         with self._lock:
-            self._played.setdefault(response_id, _Played())
+            if response_id not in self._played:
+                self._played[response_id] = _Played()
+                while len(self._played) > KEEP_PLAYED:  # a long call: forget the oldest replies
+                    self._played.popitem(last=False)
             if len(samples):
                 self._queue.append((response_id, samples.astype(np.int16, copy=False)))
 
@@ -89,10 +96,6 @@ class PlaybackBuffer:
     def paused(self) -> bool:
         return self._paused
 
-    def is_playing(self) -> bool:
-        with self._lock:
-            return bool(self._queue) and not self._paused
-
     def pending(self) -> bool:
         """Audio still queued (playing or paused)."""
         with self._lock:
@@ -107,7 +110,3 @@ class PlaybackBuffer:
         with self._lock:
             stats = self._played.get(response_id)
             return stats.first_wall if stats else None
-
-    def forget(self, response_id: str) -> None:
-        with self._lock:
-            self._played.pop(response_id, None)

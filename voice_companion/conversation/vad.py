@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
+from voice_companion.core.audio import to_int16
 from voice_companion.core.config import VadSettings
 
 FRAME_MS = 30  # webrtcvad accepts 10, 20 or 30 ms; 30 ms is the most reliable and the cheapest
@@ -35,20 +36,6 @@ class VadFrame:
     t_ms: float  # stream time at the END of this frame (ms since start or reset)
     is_speech: bool  # raw per-frame decision, after the energy gate
     energy_dbfs: float  # RMS level relative to int16 full scale
-
-
-def to_int16(samples: np.ndarray) -> np.ndarray:
-    """Mono int16 from int16 or float in [-1, 1]; float = int16 / 32768 round-trips exactly."""
-    samples = np.asarray(samples)
-    if samples.ndim == 2 and samples.shape[1] == 1:
-        samples = samples[:, 0]  # sounddevice blocks are (n, channels)
-    if samples.ndim != 1:
-        raise ValueError(f"expected mono audio, got shape {samples.shape}")
-    if samples.dtype == np.int16:
-        return samples
-    if not np.issubdtype(samples.dtype, np.floating):
-        raise TypeError(f"expected int16 or float samples, got {samples.dtype}")
-    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def frame_dbfs(frame: np.ndarray) -> float:

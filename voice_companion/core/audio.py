@@ -121,12 +121,19 @@ def load_for_stt(path: str | Path, min_duration_s: float = 0.1) -> np.ndarray:
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:
-    """Float [-1, 1] to int16, clipping overshoot instead of letting it wrap around."""
+    """Mono int16 from int16 or float in [-1, 1], the inverse of `pcm16_to_float` (x 32768,
+    so int16 / 32768 round-trips exactly); overshoot clips instead of wrapping, NaN is 0."""
     samples = np.asarray(samples)
+    if samples.ndim == 2 and samples.shape[1] == 1:
+        samples = samples[:, 0]  # sounddevice blocks are (n, channels)
+    if samples.ndim != 1:
+        raise ValueError(f"expected mono audio, got shape {samples.shape}")
     if samples.dtype == np.int16:
-        return samples.copy()
-    x = np.nan_to_num(samples.astype(np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
-    return np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
+        return samples
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise TypeError(f"expected int16 or float samples, got {samples.dtype}")
+    x = np.nan_to_num(samples.astype(np.float64), nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def pcm16_to_float(data: bytes) -> np.ndarray:

@@ -2,19 +2,18 @@
 
 Plain vector search alone is known to disappoint for companions; here the score mixes
 FTS5 relevance (trigram, so Chinese works) with how recent and how important each
-memory is, and lore entries wake up when one of their keys is mentioned. An embedding
-model, when configured, re-ranks the candidates by meaning.
+memory is, and lore entries wake up when one of their keys is mentioned. (No embedding
+model ships offline without torch; re-ranking by meaning would go after the scoring.)
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from voice_companion.companion.memory.sqlite_store import FORGOTTEN
-from voice_companion.companion.memory.types import Embedder, Hit, Memory, MemoryStore, Turn
+from voice_companion.companion.memory.types import Hit, Memory, MemoryStore, Turn
 from voice_companion.core.text import shorten
 
 DAY = 86400.0
@@ -39,10 +38,8 @@ class RecallWeights:
 
 
 class Retriever:
-    def __init__(
-        self, store: MemoryStore, embedder: Embedder | None = None, weights: RecallWeights | None = None
-    ) -> None:
-        self.store, self.embedder = store, embedder
+    def __init__(self, store: MemoryStore, weights: RecallWeights | None = None) -> None:
+        self.store = store
         self.weights = weights or RecallWeights()
 
     def recall(
@@ -72,10 +69,7 @@ class Retriever:
             turn = hit.item
             if isinstance(turn, Turn) and turn.text != FORGOTTEN and relevance >= w.min_turn_relevance:
                 add(_as_past(turn), relevance, turn.time, w.turn_importance, "turn", turn.id)
-        ranked = sorted(scored.values(), key=lambda r: -r.score)
-        if self.embedder is not None and ranked:
-            ranked = self._rerank(query, ranked)
-        return ranked[:k]
+        return sorted(scored.values(), key=lambda r: -r.score)[:k]
 
     def _woken_lore(self, query: str) -> list[Memory]:
         lowered = query.lower()
@@ -84,12 +78,6 @@ class Retriever:
             for m in self.store.memories(("lore",))
             if any(key and key.lower() in lowered for key in m.key.removeprefix("lore:").split("|"))
         ]
-
-    def _rerank(self, query: str, ranked: list[Recalled]) -> list[Recalled]:
-        assert self.embedder is not None
-        vectors = self.embedder.embed([query, *(r.text for r in ranked)])
-        similarity = [_cosine(vectors[0], v) for v in vectors[1:]]
-        return [r for _, r in sorted(zip(similarity, ranked, strict=True), key=lambda p: -(p[0] + p[1].score))]
 
 
 def _normalised(hits: Sequence[Hit]) -> list[tuple[Hit, float]]:
@@ -103,9 +91,3 @@ def _normalised(hits: Sequence[Hit]) -> list[tuple[Hit, float]]:
 def _as_past(turn: Turn) -> str:
     day = time.strftime("%d %b", time.localtime(turn.time))
     return f"On {day} the user said: “{shorten(turn.text, 40)}”"
-
-
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0

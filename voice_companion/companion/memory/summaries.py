@@ -1,23 +1,17 @@
 """Short summaries of conversation: of a past session, and of turns rolled out of the window.
 
 Extractive on purpose: built from the user's own words, instantly, with nothing
-invented, so it can run on the live path when the context window fills. A model-written
-summary can replace it through the `Summarizer` protocol.
+invented, so it can run on the live path when the context window fills.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Protocol
 
 from voice_companion.companion.memory.sqlite_store import FORGOTTEN
 from voice_companion.companion.memory.types import Turn
 from voice_companion.core.text import estimate_tokens, has_cjk, keywords, shorten
-
-
-class Summarizer(Protocol):
-    def summarize(self, turns: Sequence[Turn], limit_tokens: int) -> str: ...
 
 
 def summarize_turns(turns: Sequence[Turn], limit_tokens: int = 60) -> str:
