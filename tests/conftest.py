@@ -27,6 +27,17 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_HOME, ignore_errors=True)
 
 
+# Real models make a test slow (seconds to load, real-time pace): `pytest -m "not slow"`
+# is the inner loop, where turn-taking is covered on virtual time (tests/fakes.py).
+MODEL_FIXTURES = frozenset({"stt", "tts", "llm", "spoken"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def settings():
     from voice_companion.core.config import Settings
@@ -102,3 +113,28 @@ def run_cli(*args: str, stdin: str | None = None, timeout: float = 300) -> subpr
 
 def rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(samples.astype(np.float64))))) if len(samples) else 0.0
+
+
+# -- the phone server (tests/servers.py has its helpers) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    from voice_companion.transports.websocket import tls
+
+    return tls.self_signed(tmp_path_factory.mktemp("tls"), ["localhost", "127.0.0.1"])
+
+
+@pytest.fixture(scope="module")
+def server(stt, llm, tts, certificate):
+    """One server (plain and TLS listeners) for a whole test module, with the real models."""
+    from servers import TOKEN, ServerThread, make_shared
+
+    from voice_companion.transports.websocket import tls
+    from voice_companion.transports.websocket.app import App
+
+    running = ServerThread(
+        App(make_shared(stt, llm, tts, 14), TOKEN), tls.server_context(certificate.cert, certificate.key)
+    )
+    yield running
+    running.stop()

@@ -81,7 +81,7 @@ def test_memory_commands_and_continuity(tmp_path, monkeypatch):
     assert os.stat(data).st_mode & 0o777 == 0o700
     for name in ("memory.db", "memory.db-wal", "persona.toml"):
         assert os.stat(data / "companions" / "xiaoyu" / name).st_mode & 0o777 == 0o600
-    assert cli_json("memory", "forget", "--all", "--companion", "xiaoyu")["forgotten"] == "all"
+    assert cli_json("memory", "forget", "--all", "--yes", "--companion", "xiaoyu")["forgotten"] == "all"
     assert cli_json("memory", "list", "--companion", "xiaoyu") == {"companion": "xiaoyu", "memories": [], "turns": 0}
 
 

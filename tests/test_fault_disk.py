@@ -13,18 +13,15 @@ import sqlite3
 import subprocess
 
 import pytest
-from test_server import TOKEN, ServerThread, until
+from servers import TOKEN, ServerThread, make_shared, until
 
 from voice_companion.companion.companion import open_companion
 from voice_companion.companion.memory.spooling_store import SpoolingStore
 from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
-from voice_companion.conversation.session import SessionSettings
 from voice_companion.core.config import Settings
-from voice_companion.engines.llm import GenerationOptions
 from voice_companion.transports.websocket import tls
 from voice_companion.transports.websocket.app import App
 from voice_companion.transports.websocket.client import RealtimeClient
-from voice_companion.transports.websocket.shared import Shared
 
 
 def fill_sqlite(store: SpoolingStore) -> None:
@@ -133,17 +130,15 @@ def test_the_caller_is_told_over_the_websocket(stt, llm, tts, tmp_path):
     mine.llm.tier = "tiny"
     mine.paths = dataclasses.replace(mine.paths, data_dir=tmp_path / "data")
     companion = open_companion(mine)
-    shared = Shared(
+    shared = make_shared(
         stt,
         llm,
         tts,
-        GenerationOptions(max_tokens=8, temperature=0.0),
-        SessionSettings(),
-        companion.system_prompt(mine),
-        companion.persona.name,
-        "en_US-joe-medium",
-        companion,
-        mine,
+        8,
+        system_prompt=companion.system_prompt(mine),
+        companion_name=companion.persona.name,
+        companion=companion,
+        settings=mine,
     )
     cert = tls.self_signed(tmp_path / "tls", ["localhost"])
     running = ServerThread(App(shared, TOKEN), tls.server_context(cert.cert, cert.key))

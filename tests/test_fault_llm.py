@@ -12,9 +12,8 @@ import sys
 from importlib.util import find_spec
 
 import pytest
-from test_server import SYSTEM, TOKEN, ServerThread, until
+from servers import TOKEN, ServerThread, make_shared, until
 
-from voice_companion.conversation.session import SessionSettings
 from voice_companion.core.errors import LLMError
 from voice_companion.engines.llm import ChatMessage, GenerationOptions, LLMBase
 from voice_companion.engines.llm_openai import OpenAICompatibleLLM
@@ -22,7 +21,6 @@ from voice_companion.engines.llm_resilient import CUT_OFF, ResilientLLM
 from voice_companion.transports.websocket import tls
 from voice_companion.transports.websocket.app import App
 from voice_companion.transports.websocket.client import RealtimeClient
-from voice_companion.transports.websocket.shared import Shared
 
 SERVE = """
 import os, sys, time, xllamacpp as xlc
@@ -96,7 +94,7 @@ def test_a_call_survives_its_llm_dying(stt, tts, tmp_path):
     history); the next turn, with the server gone, fails with llm_failed; the call stays up."""
     server = DyingServer()
     llm = ResilientLLM(KillAfterFirstDelta(OpenAICompatibleLLM(server.url, "smollm2"), server))
-    shared = Shared(stt, llm, tts, LONG, SessionSettings(), SYSTEM, "Mia", "en_US-joe-medium")
+    shared = make_shared(stt, llm, tts, options=LONG)
     cert = tls.self_signed(tmp_path, ["localhost"])
     running = ServerThread(App(shared, TOKEN), tls.server_context(cert.cert, cert.key))
 

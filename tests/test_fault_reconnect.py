@@ -8,29 +8,17 @@ import asyncio
 import time
 
 import pytest
-from test_server import SYSTEM, TOKEN, ServerThread, until
+from servers import TOKEN, ServerThread, make_shared, until
 
-from voice_companion.conversation.session import SessionSettings
-from voice_companion.engines.llm import GenerationOptions
 from voice_companion.transports.websocket import tls
 from voice_companion.transports.websocket.app import App
 from voice_companion.transports.websocket.client import RealtimeClient
-from voice_companion.transports.websocket.shared import Shared
 
 
 @pytest.fixture(scope="module")
 def server(stt, llm, tts, tmp_path_factory):
     """Long replies (up to 60 tokens): the phone vanishes while the reply is still being written."""
-    shared = Shared(
-        stt,
-        llm,
-        tts,
-        GenerationOptions(max_tokens=60, temperature=0.0),
-        SessionSettings(),
-        SYSTEM,
-        "Mia",
-        "en_US-joe-medium",
-    )
+    shared = make_shared(stt, llm, tts, 60)
     cert = tls.self_signed(tmp_path_factory.mktemp("tls"), ["localhost"])
     running = ServerThread(App(shared, TOKEN), tls.server_context(cert.cert, cert.key))
     yield running

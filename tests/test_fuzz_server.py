@@ -14,7 +14,7 @@ from fuzz_frames import FRAMES
 from fuzz_live import Bystander, Tally, run_sequence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_server import TOKEN, certificate, server  # noqa: F401 - the module's server fixture
+from servers import TOKEN
 
 SEQUENCES = st.lists(FRAMES, min_size=10, max_size=30)
 

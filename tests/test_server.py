@@ -13,7 +13,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,68 +20,14 @@ import urllib.request
 import numpy as np
 import pytest
 from conftest import run_cli
+from servers import TOKEN, until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from voice_companion.conversation.session import SessionSettings
 from voice_companion.core.audio import read_audio, resample, to_int16
 from voice_companion.core.errors import CompanionError
-from voice_companion.engines.llm import GenerationOptions
-from voice_companion.transports.websocket import tls
-from voice_companion.transports.websocket.app import App
 from voice_companion.transports.websocket.audio_frames import AudioFrame
 from voice_companion.transports.websocket.client import RealtimeClient
-from voice_companion.transports.websocket.shared import Shared
-
-TOKEN = "test-token-0123456789abcdef"
-SYSTEM = "You are Mia, a friendly companion. Answer in two or three sentences."
-
-
-class ServerThread:
-    """The app listening on 127.0.0.1 (plain and TLS) in its own event loop thread."""
-
-    def __init__(self, app: App, tls_context: ssl.SSLContext) -> None:
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.plain = self._run(app.listen("127.0.0.1", 0))
-        self.secure = self._run(app.listen("127.0.0.1", 0, tls_context))
-        self.port = self.plain.sockets[0].getsockname()[1]
-        self.tls_port = self.secure.sockets[0].getsockname()[1]
-        self.url = f"ws://127.0.0.1:{self.port}/v1/realtime"
-
-    def _run(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def stop(self) -> None:
-        for server in (self.plain, self.secure):
-            server.close()
-            self._run(server.wait_closed())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    return tls.self_signed(tmp_path_factory.mktemp("tls"), ["localhost", "127.0.0.1"])
-
-
-@pytest.fixture(scope="module")
-def server(stt, llm, tts, certificate):
-    shared = Shared(
-        stt,
-        llm,
-        tts,
-        GenerationOptions(max_tokens=14, temperature=0.0),
-        SessionSettings(),
-        SYSTEM,
-        "Mia",
-        "en_US-joe-medium",
-    )
-    running = ServerThread(App(shared, TOKEN), tls.server_context(certificate.cert, certificate.key))
-    yield running
-    running.stop()
 
 
 def pcm(path, rate=16000) -> np.ndarray:
@@ -98,19 +43,6 @@ async def stream(client: RealtimeClient, audio: np.ndarray, rate: int = 16000, s
     for i in range(len(padded) // block):
         await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - time.perf_counter()))
         await client.send_audio(padded[i * block : (i + 1) * block])
-
-
-async def until(client: RealtimeClient, kind: str, log: list, timeout: float = 60, **match):
-    """Receive (logging everything) until an event of `kind` with `match` fields arrives."""
-
-    async def receive():
-        while True:
-            event = await client.recv()
-            log.append(event)
-            if isinstance(event, dict) and event["type"] == kind and all(event.get(k) == v for k, v in match.items()):
-                return event
-
-    return await asyncio.wait_for(receive(), timeout)
 
 
 def types(log: list) -> list[str]:

@@ -12,17 +12,14 @@ import asyncio
 import dataclasses
 
 import pytest
-from test_server import TOKEN, ServerThread, until
+from servers import TOKEN, ServerThread, make_shared, until
 
 from voice_companion.companion.companion import open_companion
-from voice_companion.conversation.session import SessionSettings
 from voice_companion.core.config import Settings
-from voice_companion.engines.llm import GenerationOptions
 from voice_companion.transports.websocket import tls
 from voice_companion.transports.websocket.app import App, Conversations
 from voice_companion.transports.websocket.audio_frames import AudioFrame
 from voice_companion.transports.websocket.client import RealtimeClient
-from voice_companion.transports.websocket.shared import Shared
 
 MIA_GREETING = "Hey, it's good to hear you"  # the start of the bundled Mia persona's greeting
 
@@ -38,17 +35,15 @@ def companion_settings(tmp_path_factory):
 @pytest.fixture(scope="module")
 def companion_server(stt, llm, tts, companion_settings, tmp_path_factory):
     companion = open_companion(companion_settings)
-    shared = Shared(
+    shared = make_shared(
         stt,
         llm,
         tts,
-        GenerationOptions(max_tokens=14, temperature=0.0),
-        SessionSettings(),
-        companion.system_prompt(companion_settings),
-        companion.persona.name,
-        "en_US-joe-medium",
-        companion,
-        companion_settings,
+        14,
+        system_prompt=companion.system_prompt(companion_settings),
+        companion_name=companion.persona.name,
+        companion=companion,
+        settings=companion_settings,
     )
     certificate = tls.self_signed(tmp_path_factory.mktemp("tls"), ["127.0.0.1"])
     running = ServerThread(App(shared, TOKEN), tls.server_context(certificate.cert, certificate.key))

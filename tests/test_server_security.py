@@ -16,30 +16,18 @@ import sys
 
 import numpy as np
 import pytest
-from test_server import SYSTEM, TOKEN, ServerThread, until
+from servers import TOKEN, ServerThread, make_shared, until
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from voice_companion.conversation.session import SessionSettings
-from voice_companion.engines.llm import GenerationOptions
 from voice_companion.transports.websocket import limits, origin, tls
 from voice_companion.transports.websocket.app import App
 from voice_companion.transports.websocket.client import RealtimeClient
-from voice_companion.transports.websocket.shared import Shared
 
 
 @pytest.fixture(scope="module")
 def shared(stt, llm, tts):
-    return Shared(
-        stt,
-        llm,
-        tts,
-        GenerationOptions(max_tokens=8, temperature=0.0),
-        SessionSettings(),
-        SYSTEM,
-        "Mia",
-        "en_US-joe-medium",
-    )
+    return make_shared(stt, llm, tts, 8)
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,14 @@ import asyncio
 from types import SimpleNamespace
 
 import numpy as np
+from servers import make_shared
 
 from voice_companion.conversation.history import Conversation
-from voice_companion.conversation.session import SessionSettings
 from voice_companion.core.events import AudioChunk, ResponseDone, TextDelta
 from voice_companion.core.messages import ChatMessage
 from voice_companion.transports.websocket import connection as conn_module
 from voice_companion.transports.websocket.connection import CLOSE_TOO_SLOW, Connection
 from voice_companion.transports.websocket.heard import Replies
-from voice_companion.transports.websocket.shared import Shared
 
 RATE = 1000  # 1 sample = 1 ms keeps the arithmetic readable
 
@@ -77,7 +76,7 @@ class StuckSocket:
 def test_a_client_that_stops_reading_is_closed_not_buffered(monkeypatch):
     monkeypatch.setattr(conn_module, "OUTBOX_SIZE", 8)
     tts = SimpleNamespace(sample_rate=RATE)
-    shared = Shared(None, None, tts, None, SessionSettings(), "system", "Mia", "voice")
+    shared = make_shared(None, None, tts, system_prompt="system", voice="voice")
 
     async def flood():
         ws = StuckSocket()

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from conftest import DATA, espeak
 from piper_test_voice import pitch_of
+from servers import make_shared
 from voice_hub import TestVoices
 from voice_setup import ScriptedLLM, install_all, pitch
 
 from voice_companion.conversation.history import Conversation
-from voice_companion.conversation.session import Session, SessionSettings
+from voice_companion.conversation.session import Session
 from voice_companion.core.audio import load_for_stt
 from voice_companion.core.events import AudioChunk, Notice, TranscriptFinal
-from voice_companion.engines.llm import GenerationOptions
 from voice_companion.engines.models import voice_catalog as catalog
 from voice_companion.engines.voices.pool import VoicePool
 from voice_companion.engines.voices.router import VoiceRouter
@@ -25,7 +25,6 @@ from voice_companion.transports.desk.virtual import VirtualAudioDevice
 from voice_companion.transports.websocket.app import App
 from voice_companion.transports.websocket.audio_frames import AudioFrame
 from voice_companion.transports.websocket.client import RealtimeClient
-from voice_companion.transports.websocket.shared import Shared
 
 A, B, ZH, FR = "en_US-test_a-x_low", "en_US-test_b-x_low", "zh_CN-test-x_low", "fr_FR-test-x_low"
 PITCH = {A: pitch_of(300, 22050), B: pitch_of(600, 16000), ZH: pitch_of(500, 16000)}
@@ -108,16 +107,7 @@ def test_the_voice_follows_spoken_chinese_and_a_missing_language_is_said_once(st
 
 def test_session_update_swaps_one_calls_voice_over_the_websocket(stt, llm, models_dir):
     pool = VoicePool(models_dir)
-    shared = Shared(
-        stt,
-        llm,
-        VoiceRouter(pool, A, sample_rate=22050),
-        GenerationOptions(max_tokens=12, temperature=0.0),
-        SessionSettings(),
-        "You are Mia.",
-        "Mia",
-        A,
-    )
+    shared = make_shared(stt, llm, VoiceRouter(pool, A, sample_rate=22050), 12, system_prompt="You are Mia.", voice=A)
 
     async def reply_voices(client: RealtimeClient, text: str) -> list[str]:
         await client.send(
@@ -216,16 +206,7 @@ def test_a_corrupt_voice_is_refused_on_a_live_switch_and_the_call_goes_on(stt, l
     for voice in (B, ZH):
         installed_path(catalog.find(voice), damaged).write_bytes(b"\x08\x07not a model" * 100)
     pool = VoicePool(damaged)
-    shared = Shared(
-        stt,
-        llm,
-        VoiceRouter(pool, A, sample_rate=22050),
-        GenerationOptions(max_tokens=12, temperature=0.0),
-        SessionSettings(),
-        "You are Mia.",
-        "Mia",
-        A,
-    )
+    shared = make_shared(stt, llm, VoiceRouter(pool, A, sample_rate=22050), 12, system_prompt="You are Mia.", voice=A)
 
     async def main() -> None:
         server = await App(shared, TOKEN).listen("127.0.0.1", 0)

@@ -9,19 +9,15 @@ screen is kept in test-artifacts/.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from servers import ServerThread, make_shared
 
-from voice_companion.conversation.session import SessionSettings
 from voice_companion.core.audio import read_audio, write_wav
-from voice_companion.engines.llm import GenerationOptions
 from voice_companion.transports.websocket.app import App
-from voice_companion.transports.websocket.shared import Shared
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (scripts/setup.sh --dev installs it)"
@@ -34,46 +30,10 @@ TOKEN = "web-test-token-0123456789"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-class ServerThread:
-    """The app on 127.0.0.1 (a free port) in its own event loop thread."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server = self.run(app.listen("127.0.0.1", 0))
-        self.page = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
-
-    def run(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def drop_calls(self) -> None:
-        """Close every call from the server side, as a restart or a Wi-Fi drop would."""
-
-        async def close_all():
-            await asyncio.gather(*(c.ws.close(1012, "restarting") for c in list(self.app.connections)))
-
-        self.run(close_all())
-
-    def stop(self) -> None:
-        self.server.close()
-        self.run(self.server.wait_closed())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def server(stt, llm, tts):
-    shared = Shared(
-        stt,
-        llm,
-        tts,
-        GenerationOptions(max_tokens=24, temperature=0.0),
-        SessionSettings(),
-        "You are Mia, a friendly companion. Answer in two or three sentences.",
-        "Mia",
-        "en_US-joe-medium",
+    shared = make_shared(
+        stt, llm, tts, 24, system_prompt="You are Mia, a friendly companion. Answer in two or three sentences."
     )
     running = ServerThread(App(shared, TOKEN))
     yield running

@@ -20,9 +20,10 @@ from voice_companion.core.config import Settings, to_toml_line
 from voice_companion.core.errors import CompanionError
 from voice_companion.engines import loader as engines
 from voice_companion.engines.llm import ChatMessage, GenerationOptions, LLMBackend
+from voice_companion.engines.loader import Engines
 from voice_companion.engines.models import registry as models
 from voice_companion.engines.models import tiers
-from voice_companion.transports.files import Engines, reply_to_file, write_demo_question
+from voice_companion.transports.files import reply_to_file, write_demo_question
 
 
 def run(command: str, args: argparse.Namespace, settings: Settings) -> Any:

@@ -18,7 +18,7 @@ from voice_companion.engines.models import checks as model_checks
 from voice_companion.engines.models import registry as models
 from voice_companion.engines.models import tiers
 from voice_companion.engines.stt import SpeechToText, WhisperSTT
-from voice_companion.engines.tts import PiperTTS, VoiceSettings
+from voice_companion.engines.tts import PiperTTS, TextToSpeech, VoiceSettings
 
 if TYPE_CHECKING:
     from voice_companion.engines.voices.pool import VoicePool
@@ -30,6 +30,51 @@ log = logging.getLogger(__name__)
 @dataclass
 class LoadTimes:
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Engines:
+    """The process's three engines, each loaded on first use (or given ready) and then
+    kept: one bundle for the desk, file mode and the server."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        stt: SpeechToText | None = None,
+        llm: LLMBackend | None = None,
+        tts: TextToSpeech | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.load_times = LoadTimes()
+        self._stt, self._llm, self._tts = stt, llm, tts
+
+    @property
+    def stt(self) -> SpeechToText:
+        if self._stt is None:
+            self._stt = load_stt(self.settings, self.load_times)
+        return self._stt
+
+    @property
+    def llm(self) -> LLMBackend:
+        if self._llm is None:
+            self._llm = load_llm(self.settings, self.load_times)
+        return self._llm
+
+    @property
+    def tts(self) -> TextToSpeech:
+        if self._tts is None:
+            self._tts = load_tts(self.settings, self.load_times)
+        return self._tts
+
+    @property
+    def loaded_llm(self) -> LLMBackend | None:
+        """The LLM if it was loaded (None: nothing to save for it)."""
+        return self._llm
+
+    def load_all(self) -> Engines:
+        """Load all three now (a server's first caller must not wait for them)."""
+        _ = (self.stt, self.llm, self.tts)
+        return self
 
 
 def _timed(label: str, times: LoadTimes | None, build):

@@ -1,7 +1,7 @@
 """Spoken exchanges through files: a question WAV in, an answer WAV out.
 
 Used by `voice-companion reply`, the first-run demo and the benchmarks. The
-engines are loaded once (lazily) and shared by every exchange.
+engines (`engines.loader.Engines`) are loaded once, lazily, and shared by every exchange.
 """
 
 from __future__ import annotations
@@ -9,43 +9,17 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from voice_companion.conversation.file_reply import speak_reply
 from voice_companion.conversation.history import Conversation
 from voice_companion.core.audio import load_for_stt, write_wav
-from voice_companion.core.config import Settings
 from voice_companion.core.errors import AudioInputError
 from voice_companion.engines import loader as engines
+from voice_companion.engines.loader import Engines
 
 DEMO_QUESTION = "Hi! I had a long day at work today. Can you cheer me up a little?"
-
-
-class Engines:
-    """The three engines, each loaded on first use and then kept."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.load_times = engines.LoadTimes()
-
-    @cached_property
-    def stt(self):
-        return engines.load_stt(self.settings, self.load_times)
-
-    @cached_property
-    def llm(self):
-        return engines.load_llm(self.settings, self.load_times)
-
-    @cached_property
-    def tts(self):
-        return engines.load_tts(self.settings, self.load_times)
-
-    @property
-    def loaded_llm(self):
-        """The LLM if it was loaded (None: nothing to save for it)."""
-        return self.__dict__.get("llm")
 
 
 @dataclass

@@ -193,8 +193,8 @@ class Connection:
         try:
             if event.voice is not None and event.voice != call_voice.current(self.tts, self.shared.voice):
                 await self.session.set_voice(event.voice, event.speed)
-            elif event.speed is not None:
-                self.tts.set_speed(event.speed)
+            elif event.speed is not None and (control := self.tts.voice_control) is not None:
+                control.set_speed(event.speed)  # a fixed voice refused it already (call_voice.check)
         except CompanionError as exc:
             self._error("voice_failed", str(exc), event.event_id)
             return

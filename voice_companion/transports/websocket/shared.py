@@ -9,7 +9,7 @@ was learned on the phone is known at the desk, and the other way round.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from voice_companion.companion.companion import Companion, open_companion
 from voice_companion.conversation.history import Conversation
@@ -17,22 +17,34 @@ from voice_companion.conversation.session import SessionSettings, session_settin
 from voice_companion.core.config import Settings
 from voice_companion.engines import loader as engines
 from voice_companion.engines.llm import GenerationOptions, LLMBackend
+from voice_companion.engines.loader import Engines
 from voice_companion.engines.stt import SpeechToText
 from voice_companion.engines.tts import TextToSpeech
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Shared:
-    stt: SpeechToText
-    llm: LLMBackend
-    tts: TextToSpeech  # the default voice; each call gets its own router over its pool
-    options: GenerationOptions | None
-    session_settings: SessionSettings
-    system_prompt: str
-    companion_name: str
-    voice: str
+    engines: Engines
+    options: GenerationOptions | None = None  # None: the LLM's own defaults
+    session_settings: SessionSettings = field(default_factory=SessionSettings)
+    system_prompt: str = ""  # a conversation without a companion (unit tests)
+    companion_name: str = "Mia"
+    voice: str = ""  # the default voice's name, as offered to phones
     companion: Companion | None = None  # None: a plain conversation without memory (unit tests)
     settings: Settings | None = None
+
+    @property
+    def stt(self) -> SpeechToText:
+        return self.engines.stt
+
+    @property
+    def llm(self) -> LLMBackend:
+        return self.engines.llm
+
+    @property
+    def tts(self) -> TextToSpeech:
+        """The default voice; each call gets its own choice over the loaded voices."""
+        return self.engines.tts
 
     def new_conversation(self) -> Conversation:
         """A new call's conversation: a session of the companion, resuming where the last stopped."""
@@ -48,20 +60,13 @@ class Shared:
 def load_shared(settings: Settings, companion_name: str | None = None) -> Shared:
     """Load all three engines now, so the first caller does not wait for them."""
     companion = open_companion(settings, companion_name)
-    load_times = engines.LoadTimes()
-    stt = engines.load_stt(settings, load_times)
-    llm = engines.load_llm(settings, load_times)
-    tts = engines.load_tts(settings, load_times)
-    voice = engines.voice_name(settings)
     return Shared(
-        stt,
-        llm,
-        tts,
-        engines.generation_options(settings),
-        session_settings(settings),
-        companion.system_prompt(settings),
-        companion.persona.name,
-        voice,
-        companion,
-        settings,
+        engines=Engines(settings).load_all(),
+        options=engines.generation_options(settings),
+        session_settings=session_settings(settings),
+        system_prompt=companion.system_prompt(settings),
+        companion_name=companion.persona.name,
+        voice=engines.voice_name(settings),
+        companion=companion,
+        settings=settings,
     )

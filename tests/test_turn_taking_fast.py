@@ -1,0 +1,184 @@
+"""Turn-taking on virtual time: the real Session with fake engines (tests/fakes.py).
+
+Each call is scripted like LiveKit's agent-session tests (what the user says, when;
+what the brain answers, how fast) and runs in well under a second, deterministically.
+The slow twins with the real models are in tests/test_session.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import FakeCall
+
+from voice_companion.conversation.session import SessionSettings
+from voice_companion.core.events import (
+    ResponseCreated,
+    ResponseDone,
+    ResponseInterrupted,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptFinal,
+    TranscriptPartial,
+    TurnMetrics,
+)
+from voice_companion.transports.desk.virtual import EchoPath
+
+ENDPOINT = SessionSettings().endpoint  # what a call uses when nothing is configured
+STORY = "Once upon a time a small dragon lived on a hill. Every morning it made tea for the birds."
+WORD_S = 0.14  # FakeVoice: 100 ms of tone and 40 ms of gap a word
+
+
+def finals(call: FakeCall) -> list[str]:
+    return [e.text for e in call.of_type(TranscriptFinal)]
+
+
+def history(call: FakeCall) -> list[tuple[str, str, bool]]:
+    return [(m.role, m.content, m.interrupted) for m in call.conversation.history]
+
+
+@pytest.mark.parametrize(
+    "words, wait_ms",
+    [
+        ("What time is it?", ENDPOINT.complete_silence_ms),  # finished: a short pause ends it
+        ("Hello Mia", ENDPOINT.default_silence_ms),  # can't tell
+        ("I went to the shop and um", ENDPOINT.incomplete_silence_ms),  # mid-sentence: wait longer
+    ],
+)
+def test_the_pause_that_ends_a_turn_depends_on_the_words(words, wait_ms):
+    call = FakeCall(duration_s=5, reply="Fine thanks.")
+    end = call.say(0.5, words)
+    call.run()
+    assert len(call.times(SpeechStopped)) == 1
+    # one VAD frame (30 ms) plus one audio block (20 ms) of slack
+    assert call.times(SpeechStopped)[0] - end == pytest.approx(wait_ms / 1000, abs=0.05)
+    assert finals(call) == [words]
+    assert history(call) == [("user", words, False), ("assistant", "Fine thanks.", False)]
+
+
+def test_a_reply_speculated_during_the_pause_plays_as_the_turn_ends_and_the_metrics_say_so():
+    call = FakeCall(duration_s=4, reply="It is noon.")
+    end = call.say(0.5, "What time is it?")
+    call.run()
+    [metrics] = call.of_type(TurnMetrics)
+    assert metrics.speculative_hit  # STT and the reply started 150 ms into the pause
+    speaker = call.device.speaker_audio()
+    first_sound_s = np.flatnonzero(speaker)[0] / call.device.output_rate
+    # voice-to-voice on the virtual clock matches what the speaker recording shows
+    assert metrics.voice_to_voice_ms / 1000 == pytest.approx(first_sound_s - end, abs=0.05)
+    # the reply was ready when the turn ended: endpoint + first token + TTS, no STT wait
+    assert first_sound_s - call.times(SpeechStopped)[0] < 0.2 + 0.05 + 0.1
+    assert call.speaker_words() == "It is noon."
+
+
+def test_a_thinking_pause_does_not_end_the_turn():
+    call = FakeCall(duration_s=6, reply="Nice.")
+    first = call.say(0.5, "I went to the shop and um")
+    call.say(first + 0.9, "bought some bread.")  # longer than the 600 ms default, shorter than 1.2 s
+    call.run()
+    words = "I went to the shop and um bought some bread."
+    assert finals(call) == [words]
+    assert len(call.of_type(ResponseCreated)) == 1
+    assert history(call) == [("user", words, False), ("assistant", "Nice.", False)]
+    assert call.llm.asked[0] == "I went to the shop and um"  # a reply was speculated in the pause...
+    assert call.speaker_words() == "Nice."  # ...and never heard
+
+
+def test_a_reply_speculated_in_a_pause_is_dropped_when_the_user_goes_on():
+    replies = {"I was thinking": "Thinking is good.", "I was thinking about dogs.": "Dogs are great."}
+    call = FakeCall(duration_s=6, reply=replies.__getitem__)
+    first = call.say(0.5, "I was thinking")
+    call.say(first + 0.45, "about dogs.")  # past the 150 ms speculation point, short of 600 ms
+    call.run()
+    assert call.llm.asked == ["I was thinking", "I was thinking about dogs."]
+    assert finals(call) == ["I was thinking about dogs."]
+    assert len(call.of_type(ResponseCreated)) == 1
+    assert history(call) == [("user", "I was thinking about dogs.", False), ("assistant", "Dogs are great.", False)]
+    assert call.speaker_words() == "Dogs are great."
+
+
+def test_barge_in_stops_playback_and_the_history_keeps_only_what_was_heard():
+    call = FakeCall(duration_s=7, reply=lambda user: STORY if "story" in user else "Dogs are loyal.")
+    call.say(0.3, "Tell me a story.")
+    call.say(2.2, "Wait, stop that.")
+    call.run()
+    [interrupted] = call.of_type(ResponseInterrupted)
+    barge_in = [t for t in call.times(SpeechStarted) if t > 2.2][0]
+    assert call.speaker_level(barge_in - 0.1, barge_in) > 0  # the companion was talking...
+    assert call.speaker_level(barge_in, barge_in + 0.3) == 0  # ...and went quiet within one block
+
+    role, heard, was_interrupted = history(call)[1]
+    assert was_interrupted and heard == interrupted.spoken_text
+    assert heard and STORY.startswith(heard) and len(heard) < len(STORY)
+    # the history holds the words that came out of the speaker (a half-played word is not kept)
+    played = call.speaker_words(0, barge_in).split()
+    assert played[: len(heard.split())] == heard.split() and len(played) - len(heard.split()) <= 1
+    assert interrupted.played_ms == pytest.approx(1000 * WORD_S * len(played), abs=1000 * WORD_S)
+
+    assert finals(call) == ["Tell me a story.", "Wait, stop that."]
+    assert history(call)[2:] == [("user", "Wait, stop that.", False), ("assistant", "Dogs are loyal.", False)]
+    assert [d.status for d in call.of_type(ResponseDone)] == ["interrupted", "completed"]
+
+
+def test_a_backchannel_while_the_companion_talks_does_not_take_the_turn():
+    call = FakeCall(duration_s=7, reply=STORY)
+    call.say(0.3, "Tell me a story.")
+    call.say(2.2, "mm-hmm yeah")
+    call.run()
+    barge_in = [t for t in call.times(SpeechStarted) if t > 2.2]
+    assert barge_in, "the backchannel never reached the barge-in gate"
+    assert call.speaker_level(barge_in[0], barge_in[0] + 0.2) == 0  # it paused to listen...
+    assert not call.of_type(ResponseInterrupted)  # ...then went on
+    assert finals(call) == ["Tell me a story."]
+    assert history(call) == [("user", "Tell me a story.", False), ("assistant", STORY, False)]
+    [done] = call.of_type(ResponseDone)
+    assert done.status == "completed"
+    assert call.device.playback.played_ms(done.response_id) == pytest.approx(1000 * WORD_S * len(STORY.split()))
+
+
+def test_the_companion_hearing_its_own_voice_is_not_a_user_turn():
+    """No echo canceller: the speaker leaks into the microphone, the barge-in gate opens on
+    the companion's own words, and the echo check (`_is_echo`) lets it carry on."""
+    call = FakeCall(duration_s=14, reply=STORY, echo=EchoPath(delay_ms=60, gain=0.4, rt60_s=0))
+    call.say(0.3, "Tell me a story.")
+    call.run()
+    echoes = [t for t in call.times(SpeechStarted) if t > 1.0]
+    assert echoes, "the echo never reached the barge-in gate"
+    own_words = [h for h in call.stt.heard[1:] if h]
+    assert own_words and all(h.split()[0] in STORY.split() for h in own_words)  # it heard itself...
+    assert not call.of_type(ResponseInterrupted)  # ...and did not take that for the user
+    assert finals(call) == ["Tell me a story."]
+    assert history(call) == [("user", "Tell me a story.", False), ("assistant", STORY, False)]
+    [done] = call.of_type(ResponseDone)
+    assert call.device.playback.played_ms(done.response_id) == pytest.approx(1000 * WORD_S * len(STORY.split()))
+
+
+def test_a_noise_while_the_companion_talks_pauses_it_then_lets_it_go_on():
+    call = FakeCall(duration_s=7, reply=STORY)
+    call.say(0.3, "Tell me a story.")
+    call.sound(2.2, np.random.default_rng(3).standard_normal(16000 * 4 // 10).astype(np.float32) * 0.2)
+    call.run()
+    assert [t for t in call.times(SpeechStarted) if t > 2.2], "the noise never reached the barge-in gate"
+    assert [e.text for e in call.of_type(TranscriptPartial)][-1] == ""  # no words in it
+    assert not call.of_type(ResponseInterrupted)
+    assert [d.status for d in call.of_type(ResponseDone)] == ["completed"]
+    assert history(call) == [("user", "Tell me a story.", False), ("assistant", STORY, False)]
+
+
+def test_a_typed_message_cuts_the_companion_off_like_a_spoken_one():
+    call = FakeCall(duration_s=6, reply=lambda user: STORY if "story" in user else "Dogs are loyal.")
+    call.say(0.3, "Tell me a story.")
+    call.type_text(2.4, "Tell me about dogs.")
+    call.run()
+    [interrupted] = call.of_type(ResponseInterrupted)
+    assert call.speaker_level(2.4, 2.5) == 0  # cut off at once
+    assert history(call) == [
+        ("user", "Tell me a story.", False),
+        ("assistant", interrupted.spoken_text, True),
+        ("user", "Tell me about dogs.", False),
+        ("assistant", "Dogs are loyal.", False),
+    ]
+    typed = call.of_type(TurnMetrics)[-1]
+    speaker = call.device.speaker_audio()
+    answer_s = np.flatnonzero(speaker[int(2.5 * call.device.output_rate) :])[0] / call.device.output_rate + 2.5
+    assert typed.voice_to_voice_ms / 1000 == pytest.approx(answer_s - 2.4, abs=0.05)  # from the keystroke
