@@ -122,13 +122,13 @@ def test_prefill_never_queues_behind_a_reply(llm):
     """Prefill is best effort: while another call has the model, it is skipped."""
 
     async def go():
-        busy = llm._guard()
+        busy = llm._slots
         await busy.acquire()  # as a reply generating for another caller does
         try:
-            await asyncio.wait_for(llm.prefill(PROMPT), 5)  # returns at once, no wait
+            assert not await asyncio.wait_for(llm.prefill(PROMPT), 5)  # returns at once: not done
         finally:
             busy.release()
-        await llm.prefill(PROMPT)  # idle: done for real
+        assert await llm.prefill(PROMPT)  # idle: done for real
 
     asyncio.run(go())
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import numpy as np
 from servers import make_shared
@@ -11,11 +10,21 @@ from servers import make_shared
 from voice_companion.conversation.history import Conversation
 from voice_companion.core.events import AudioChunk, ResponseDone, TextDelta
 from voice_companion.core.messages import ChatMessage
+from voice_companion.engines.tts import TextToSpeech
 from voice_companion.transports.websocket import connection as conn_module
 from voice_companion.transports.websocket.connection import CLOSE_TOO_SLOW, Connection
 from voice_companion.transports.websocket.heard import Replies
 
 RATE = 1000  # 1 sample = 1 ms keeps the arithmetic readable
+
+
+class SilentVoice(TextToSpeech):
+    """A fixed voice that says nothing: the test is about the socket, not speech."""
+
+    sample_rate = RATE
+
+    def synthesize(self, text):
+        return iter(())
 
 
 def spoken_reply(replies: Replies, response_id: str, clauses: list[tuple[str, int]]) -> None:
@@ -75,7 +84,7 @@ class StuckSocket:
 
 def test_a_client_that_stops_reading_is_closed_not_buffered(monkeypatch):
     monkeypatch.setattr(conn_module, "OUTBOX_SIZE", 8)
-    tts = SimpleNamespace(sample_rate=RATE)
+    tts = SilentVoice()
     shared = make_shared(None, None, tts, system_prompt="system", voice="voice")
 
     async def flood():

@@ -159,9 +159,9 @@ class RecordingLLM(LLMBase):
     def last_usage(self):
         return self.llm.last_usage
 
-    async def prefill(self, messages, should_stop=None) -> bool:
+    async def prefill(self, messages, should_stop=None, ahead=False) -> bool:
         self.prefills.append([m.content for m in messages])
-        return await self.llm.prefill(messages, should_stop)
+        return await self.llm.prefill(messages, should_stop, ahead)
 
     def close(self) -> None:
         pass

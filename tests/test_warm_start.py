@@ -155,6 +155,44 @@ def test_stepwise_prefill_gives_way_and_then_finishes(llm):
     assert llm.last_usage.cached >= 300
 
 
+class CountingServer:
+    """The embedded llama.cpp server, counting the prompt tokens each prefill step processes."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.processed, self.steps = inner, 0, 0
+
+    def handle_completions(self, request):
+        reply = self.inner.handle_completions(request)
+        self.processed += int(reply.get("timings", {}).get("prompt_n", 0))
+        self.steps += 1
+        return reply
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_stopped_prefill_resumes_where_it_stopped_and_spares_the_live_prompt(llm):
+    """Two steps, a stop (the user speaks), then the rest: every token is processed once.
+    (Restarting from the first step truncated the slot's KV and redid the whole window at
+    every turn, so a roll was never ready in time: 17-24 s stalls on `small`.)"""
+    live = [*PREFIX, QUESTION]
+    asyncio.run(collect_reply(llm, live, GREEDY))  # the live prompt, in its slot
+    coming = [ChatMessage("system", "The next window, with words to prepare. " * 60), ChatMessage("user", "ok")]
+    counting = CountingServer(llm._server)
+    llm._server = counting
+    try:
+        asked = iter([False, False])
+        assert not asyncio.run(llm.prefill(coming, should_stop=lambda: next(asked, True), ahead=True))
+        assert counting.steps == 2
+        assert asyncio.run(llm.prefill(coming, should_stop=lambda: False, ahead=True))
+        total = len(llm._tokens(coming))
+        assert counting.processed <= total + 2 * counting.steps, (counting.processed, total)
+    finally:
+        llm._server = counting.inner
+    asyncio.run(collect_reply(llm, live, GREEDY))
+    assert llm.last_usage.processed <= 2, llm.last_usage  # the live prompt stayed in its slot
+
+
 KILLED_CHILD = textwrap.dedent("""
     import dataclasses, sys, time
     from pathlib import Path

@@ -262,14 +262,14 @@ def models_command(args: argparse.Namespace, settings: Settings) -> dict:
     rows = []
     for spec in models.REGISTRY.values():
         source = models.availability(spec, models_dir)  # lists without assembling anything
-        path = models.current_path(spec, models_dir)
+        current = models.current_path(spec, models_dir)
         rows.append(
             {
                 "name": spec.name,
                 "kind": spec.kind,
                 "installed": source is not None,
                 "source": models.source_of(spec),
-                "path": str(path) if path else None,
+                "path": str(current) if current else None,
                 "size_mb": round(spec.total_size / 1e6, 1) if spec.total_size else None,
                 "description": spec.description,
             }
@@ -300,8 +300,8 @@ def config_command(args: argparse.Namespace, settings: Settings) -> dict:
     for section, values in sections.items():
         lines.append(f"[{section}]")
         for key, value in values.items():
-            origin = origins.get(f"{section}.{key}")
-            lines.append(to_toml_line(key, value) + (f"  # {origin}" if origin else ""))
+            given = origins.get(f"{section}.{key}")
+            lines.append(to_toml_line(key, value) + (f"  # {given}" if given else ""))
         lines.append("")
     _out(args, "\n".join(lines))
     return {**sections, "origins": origins}

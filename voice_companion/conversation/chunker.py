@@ -23,6 +23,13 @@ _PLAIN = re.compile(r"[^*_~`!\[\]|\\\n]+")
 _ESCAPABLE = set("\\`*_{}[]()#+-.!|>~")
 
 
+def _match_end(pattern: re.Pattern[str], s: str, pos: int = 0) -> int:
+    """Where `pattern` stops matching at `pos`, for a pattern that always matches there."""
+    m = pattern.match(s, pos)
+    assert m is not None, pattern.pattern
+    return m.end()
+
+
 class _MarkdownStream:
     """Incremental markdown remover; holds back only what it cannot decide yet."""
 
@@ -59,7 +66,7 @@ class _MarkdownStream:
                     self._fence = False
                 self._line_start = True
                 return whole
-            undecided = _LINE_UNDECIDED.match(line).end() == len(line)
+            undecided = _match_end(_LINE_UNDECIDED, line) == len(line)
             if undecided and not complete:
                 return None
             if undecided and (_RULE.fullmatch(line) or _is_table_rule(line)):
@@ -69,7 +76,7 @@ class _MarkdownStream:
             if fence:
                 self._fence = True
                 return fence.end()
-            return _LINE_PREFIX.match(line).end()  # heading, quote, bullet
+            return _match_end(_LINE_PREFIX, line)  # heading, quote, bullet
         c = b[0]
         if self._skip:
             if c == "\n" or (self._skip == "alt" and c == "]"):
@@ -216,7 +223,7 @@ class ClauseChunker:
                     return i
                 i += 1
                 continue
-            j = k = _RUN.match(s, i).end()
+            j = k = _match_end(_RUN, s, i)  # s[i] is punctuation
             while k < n and s[k].isspace():
                 k += 1
             if k == n and not final and "\n" not in s[j:k]:

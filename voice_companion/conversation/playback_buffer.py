@@ -31,7 +31,7 @@ class _Played:
 @dataclass
 class PlaybackBuffer:
     sample_rate: int
-    _queue: collections.deque = field(default_factory=collections.deque)  # (response_id, samples)
+    _queue: collections.deque[tuple[str, np.ndarray]] = field(default_factory=collections.deque)
     _played: collections.OrderedDict[str, _Played] = field(default_factory=collections.OrderedDict)
     _paused: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -43,7 +43,7 @@ class Response:
     first_clause_ms: float | None = None
     tts_first_audio_ms: float | None = None
     generation_done: bool = False
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
     scripted: bool = False  # a fixed line (the greeting): spoken like a reply, never a turn
     recorded: bool = False  # in the history (as the message with this response's id)
 

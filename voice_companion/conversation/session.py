@@ -24,7 +24,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -63,6 +63,8 @@ from voice_companion.engines.stt import SpeechToText, Transcript
 from voice_companion.engines.tts import TextToSpeech
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
 # Cutting the companion off needs words Whisper is fairly sure of: a cough came out
 # as "I" with a high no-speech probability, where "Stop." scores near 0.
 INTERRUPT_MAX_NO_SPEECH = 0.3
@@ -115,10 +117,10 @@ class _Utterance:
     blocks: list[np.ndarray]
     interrupting: Response | None  # the reply that was playing when it began
     spec_samples: int = 0  # audio length the speculation was started on
-    spec_stt: asyncio.Task | None = None
+    spec_stt: asyncio.Task[Transcript] | None = None
     spec_response: Response | None = None
     partial_at_samples: int = 0  # audio length the last listen-ahead started on
-    partial: asyncio.Task | None = None
+    partial: asyncio.Task[None] | None = None
 
     def audio(self) -> np.ndarray:
         return np.concatenate(self.blocks)
@@ -145,8 +147,8 @@ class Session:
         self.barge_in_detector = SpeechDetector(self.settings.barge_in_vad)
         self.current: Response | None = None
         self._utterance: _Utterance | None = None
-        self._preroll: collections.deque = collections.deque(maxlen=max(1, self.settings.preroll_ms // 20))
-        self._tasks: set[asyncio.Task] = set()
+        self._preroll: collections.deque[np.ndarray] = collections.deque(maxlen=max(1, self.settings.preroll_ms // 20))
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._stt_lock = asyncio.Lock()  # one transcription at a time on 2 cores
 
     # -- the audio loop ------------------------------------------------------------
@@ -260,8 +262,9 @@ class Session:
     # -- end of a user turn ------------------------------------------------------------
 
     async def _finish_turn(self, utterance: _Utterance, speech_end: float, silence_ms: float) -> None:
-        hit = utterance.spec_stt is not None
-        transcript = await (utterance.spec_stt if hit else self._transcribe(utterance.audio()))
+        spec_stt = utterance.spec_stt
+        hit = spec_stt is not None
+        transcript = await (spec_stt if spec_stt is not None else self._transcribe(utterance.audio()))
         text = transcript.text.strip()
         interrupted = utterance.interrupting
         if interrupted is not None:
@@ -471,10 +474,12 @@ class Session:
         try:
             if self._llm_wanted():
                 return
-            await self.llm.prefill(self.conversation.prefix())  # the reply just given: ~100 tokens
+            # the reply just given (~100 tokens; a whole window after a roll that was not ready)
+            if not await self.llm.prefill(self.conversation.prefix(), should_stop=self._llm_wanted):
+                return
             upcoming = self.conversation.next_prefix()
             if upcoming[0] != self.conversation.prefix()[0]:  # a roll is coming: its own slot
-                if await self.llm.prefill(upcoming, should_stop=self._llm_wanted):
+                if await self.llm.prefill(upcoming, should_stop=self._llm_wanted, ahead=True):
                     self.conversation.mark_prepared(upcoming)
         except CompanionError as exc:
             log.debug("background prefill failed: %s", exc)
@@ -484,7 +489,7 @@ class Session:
         current = self.current
         return self._utterance is not None or (current is not None and not current.generation_done)
 
-    def _spawn(self, coro: Awaitable) -> asyncio.Task:
+    def _spawn(self, coro: Awaitable[_T]) -> asyncio.Task[_T]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

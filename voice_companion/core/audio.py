@@ -106,7 +106,8 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     if from_rate == to_rate:
         return samples
-    return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+    resampled: np.ndarray = soxr.resample(samples, from_rate, to_rate, quality="HQ")  # soxr has no types
+    return resampled.astype(np.float32, copy=False)
 
 
 def load_for_stt(path: str | Path, min_duration_s: float = 0.1) -> np.ndarray:

@@ -291,7 +291,7 @@ def load_settings(config_path: str | Path | None = None) -> Settings:
     """Defaults, then the TOML file if present. Unknown keys and wrong types are errors."""
     settings = Settings()
     explicit = config_path is not None
-    path = Path(config_path) if explicit else settings.paths.config_file
+    path = Path(config_path) if config_path is not None else settings.paths.config_file
     if not path.exists():
         if explicit:
             raise ConfigError(f"config file not found: {path}")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from voice_companion.core.messages import ChatMessage
+# Re-exported: backends and their callers take the message type from the LLM interface.
+from voice_companion.core.messages import ChatMessage as ChatMessage
 
 
 @dataclass(frozen=True)
@@ -66,27 +67,37 @@ class LLMBackend(Protocol):
     """Anything that streams a chat reply token by token."""
 
     name: str
-    last_usage: PromptUsage | None
-    # Can write the KV state of a prompt prefix to a file and read it back (embedded
-    # llama.cpp); a remote server relies on its own prefix cache instead.
-    supports_saved_state: bool
+
+    @property
+    def last_usage(self) -> PromptUsage | None:
+        """How the latest finished reply's prompt was paid for (benchmarks, metrics)."""
+        ...
+
+    @property
+    def supports_saved_state(self) -> bool:
+        """Can write the KV state of a prompt prefix to a file and read it back (embedded
+        llama.cpp); a remote server relies on its own prefix cache instead."""
+        ...
 
     def stream(
         self,
         messages: Sequence[ChatMessage],
         options: GenerationOptions | None = None,
         gate: CpuGate | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Yield text deltas; a local backend pauses while `gate` is held.
 
         Raises `LLMError` with a one-line message on failure."""
         ...
 
-    async def prefill(self, messages: Sequence[ChatMessage], should_stop: Callable[[], bool] | None = None) -> bool:
+    async def prefill(
+        self, messages: Sequence[ChatMessage], should_stop: Callable[[], bool] | None = None, ahead: bool = False
+    ) -> bool:
         """Warm the backend's prompt cache with a prefix (no-op where unsupported).
 
-        With `should_stop`, the work goes in short steps and stops between two when it
-        says so (a live turn needs the model): False then, True when done or skipped."""
+        The work goes in short steps and stops between two when `should_stop` says so
+        or a live request waits, or skipped while busy: False then; True when done. `ahead`: a
+        prefix for later (a coming window roll), kept apart from the live prompt."""
         ...
 
     async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
@@ -107,7 +118,9 @@ class LLMBase:
     supports_saved_state = False
     last_usage: PromptUsage | None = None  # of the latest finished reply (benchmarks, metrics)
 
-    async def prefill(self, messages: Sequence[ChatMessage], should_stop: Callable[[], bool] | None = None) -> bool:
+    async def prefill(
+        self, messages: Sequence[ChatMessage], should_stop: Callable[[], bool] | None = None, ahead: bool = False
+    ) -> bool:
         return True
 
     async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
@@ -131,5 +144,5 @@ class ScriptedLine(LLMBase):
 
     async def stream(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None, gate: CpuGate | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         yield self.text

@@ -25,6 +25,7 @@ the longest beginning with it; background steps never touch the live slot.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -32,7 +33,7 @@ import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,14 @@ from voice_companion.engines.slot_guard import SlotGuard
 
 log = logging.getLogger(__name__)
 _DONE = object()
-# A stepwise prefill (a window roll prepared in the background) works in steps this
-# long, so a live turn that needs the model waits at most one step: ~1 s on `small`
-# (~56-64 tok/s cold on 2 cores), ~0.3 s on `tiny`.
-PREFILL_STEP_TOKENS = 64
+# A prefill off the critical path (the next turn's prefix, a window roll prepared in the
+# background, the user's words so far) works in steps of about this long, each sized from
+# the last one's measured speed, so a live turn that needs the model waits at most one
+# step. One 1,400-token prefill in a single request put 17-24 s on the turn queued behind
+# it (scripts/bench_returning.py, small, 40-turn call).
+PREFILL_STEP_S = 0.5
+PREFILL_FIRST_STEP = 32  # tokens, before any speed is known (~1 s on small, ~0.15 s on tiny)
+PREFILL_STEP_RANGE = (16, 512)
 
 
 def model_identity(path: Path, slot_tokens: int, slots: int) -> str:
@@ -115,10 +120,12 @@ class LlamaCppLLM(LLMBase):
             raise ModelNotAvailable(f"LLM model file not found: {path}")
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
-        self._slot_text = [""] * (parallel + 1)  # the last prompt (rendered) each slot holds
+        # The prompt tokens each KV slot holds (one more slot than parallel requests: the
+        # spare one takes background work such as the next window, so the live prompt stays).
+        self._slot_tokens: list[list[int]] = [[] for _ in range(parallel + 1)]
         self._live = 0  # the slot of the latest live request
-        params.n_ctx = context_tokens * len(self._slot_text)
-        params.n_parallel = len(self._slot_text)
+        params.n_ctx = context_tokens * len(self._slot_tokens)
+        params.n_parallel = len(self._slot_tokens)
         params.cpuparams.n_threads = generation_threads or threads
         params.cpuparams_batch.n_threads = threads
         params.cache_prompt = True
@@ -154,7 +161,7 @@ class LlamaCppLLM(LLMBase):
         messages: Sequence[ChatMessage],
         options: GenerationOptions | None = None,
         gate: CpuGate | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         request = self._request(messages, options or self.defaults, stream=True)
         self.last_usage = None
         loop = asyncio.get_running_loop()
@@ -196,29 +203,34 @@ class LlamaCppLLM(LLMBase):
             stop.set()
             await asyncio.shield(worker)
 
-    async def prefill(self, messages: Sequence[ChatMessage], should_stop: Callable[[], bool] | None = None) -> bool:
-        """Process the prompt once so the next turn reuses its KV cache. Best effort: when
-        the model is busy (another call on a server), skip rather than queue — a queued
-        prefill would delay that call's reply and evict its cache for nothing.
+    async def prefill(
+        self, messages: Sequence[ChatMessage], should_stop: Callable[[], bool] | None = None, ahead: bool = False
+    ) -> bool:
+        """Process the prompt so a later request reuses its KV cache. Best effort: when the
+        model is busy (another call on a server), skip rather than queue.
 
-        With `should_stop`, it goes in steps of PREFILL_STEP_TOKENS and gives way between
-        two when told to or when a request waits; it works in the spare KV slot, so the
+        It goes in steps of about PREFILL_STEP_S from what the slot already holds, and
+        gives way between two when `should_stop` says so or a request waits (False then).
+        `ahead`: a prefix for later (the coming window), built in the spare KV slot so the
         live prompt stays where it is."""
         if self._busy():
-            return True
-        if should_stop is None:
-            request = self._request(messages, GenerationOptions(max_tokens=1), stream=False)
-            request["id_slot"] = await self._live_slot(messages)
-            await self._in_slot(lambda: self._server.handle_chat_completions(request))
-            return True
-        text, tokens = await _in_thread(lambda: self._tokens(messages))
-        slot = self._spare_slot(text)
-        self._slot_text[slot] = text
-        for end in range(PREFILL_STEP_TOKENS, len(tokens) + PREFILL_STEP_TOKENS, PREFILL_STEP_TOKENS):
-            if should_stop() or self._busy():
+            return False  # not done: a "done" here once marked an unprepared window ready
+        tokens = await _in_thread(lambda: self._tokens(messages))
+        slot = self._spare_slot(tokens) if ahead else self._best_slot(tokens)
+        if not ahead:
+            self._live = slot
+        done = _shared_length(tokens, self._slot_tokens[slot])
+        step = PREFILL_FIRST_STEP
+        while done < len(tokens):
+            if (should_stop is not None and should_stop()) or self._busy():
                 return False
-            step = {"prompt": tokens[:end], "n_predict": 0, "cache_prompt": True, "id_slot": slot}
-            await self._in_slot(lambda step=step: self._server.handle_completions(step))
+            end = min(len(tokens), done + step)
+            request = {"prompt": tokens[:end], "n_predict": 0, "cache_prompt": True, "id_slot": slot}
+            # Held from the start of the step: a request that runs meanwhile evicts it.
+            self._slot_tokens[slot] = tokens[:end]
+            reply = await self._in_slot(functools.partial(self._server.handle_completions, request))
+            step = _next_step(reply, end - done, step)
+            done = end
         return True
 
     async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
@@ -260,22 +272,29 @@ class LlamaCppLLM(LLMBase):
                 return False
         finally:
             link.unlink(missing_ok=True)
-        self._slot_text[self._live] = text
+        self._slot_tokens[self._live] = self._tokens(messages)
         return True
 
     async def _live_slot(self, messages: Sequence[ChatMessage]) -> int:
-        """The slot for a live request: the one whose last prompt shares the longest
-        beginning with it (the live one on a tie); it is the live slot from now on."""
-        text = await _in_thread(lambda: self._render(messages))
-        shared = [len(os.path.commonprefix([text, held])) for held in self._slot_text]
-        best = max(range(len(shared)), key=lambda i: (shared[i], i == self._live))
-        self._slot_text[best], self._live = text, best
+        """The slot for a live request (see `_claim_live`)."""
+        tokens = await _in_thread(lambda: self._tokens(messages))
+        return self._claim_live(tokens)
+
+    def _claim_live(self, tokens: list[int]) -> int:
+        """The best slot for `tokens`, now holding them: the live slot from now on."""
+        best = self._best_slot(tokens)
+        self._slot_tokens[best], self._live = tokens, best
         return best
 
-    def _spare_slot(self, text: str) -> int:
+    def _best_slot(self, tokens: list[int]) -> int:
+        """The slot whose prompt shares the longest beginning with `tokens` (the live one on a tie)."""
+        shared = [_shared_length(tokens, held) for held in self._slot_tokens]
+        return max(range(len(shared)), key=lambda i: (shared[i], i == self._live))
+
+    def _spare_slot(self, tokens: list[int]) -> int:
         """Where background work goes: the best-matching slot that is not the live one."""
-        others = [i for i in range(len(self._slot_text)) if i != self._live]
-        return max(others, key=lambda i: len(os.path.commonprefix([text, self._slot_text[i]])))
+        others = [i for i in range(len(self._slot_tokens)) if i != self._live]
+        return max(others, key=lambda i: _shared_length(tokens, self._slot_tokens[i]))
 
     def _render(self, messages: Sequence[ChatMessage]) -> str:
         reply = self._http("/apply-template", {"messages": [m.as_dict() for m in messages]})
@@ -283,10 +302,10 @@ class LlamaCppLLM(LLMBase):
             raise LLMError("the embedded model could not render its chat template")
         return reply["prompt"]
 
-    def _tokens(self, messages: Sequence[ChatMessage]) -> tuple[str, list[int]]:
-        text = self._render(messages)
-        reply = self._http("/tokenize", {"content": text})
-        return text, (list(reply["tokens"]) if reply else [])
+    def _tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The prompt's tokens, as llama.cpp will see them (its template, its tokenizer)."""
+        reply = self._http("/tokenize", {"content": self._render(messages)})
+        return list(reply["tokens"]) if reply else []
 
     def _http(self, path: str, body: dict) -> dict | None:
         """One request to xllamacpp's loopback listener; None (logged once) on failure."""
@@ -308,7 +327,7 @@ class LlamaCppLLM(LLMBase):
     @property
     def identity(self) -> str:
         if self._identity is None:
-            self._identity = model_identity(self.path, self._context_tokens, len(self._slot_text))
+            self._identity = model_identity(self.path, self._context_tokens, len(self._slot_tokens))
         return self._identity
 
     def _busy(self) -> bool:
@@ -347,3 +366,22 @@ class LlamaCppLLM(LLMBase):
             "stop": list(o.stop),
             "cache_prompt": True,
         }
+
+
+def _shared_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens two prompts share from the start."""
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def _next_step(reply: Any, tokens: int, step: int) -> int:
+    """The next step's length: PREFILL_STEP_S at the speed llama.cpp just reported."""
+    timings = reply.get("timings", {}) if isinstance(reply, dict) else {}
+    processed, ms = timings.get("prompt_n", 0), timings.get("prompt_ms", 0.0)
+    if processed < max(4, tokens // 2) or ms <= 0:  # mostly cached already: no speed to go by
+        return min(PREFILL_STEP_RANGE[1], step * 2)
+    low, high = PREFILL_STEP_RANGE
+    return max(low, min(high, int(PREFILL_STEP_S * 1000 * processed / ms)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -66,7 +66,7 @@ class OpenAICompatibleLLM(LLMBase):
         messages: Sequence[ChatMessage],
         options: GenerationOptions | None = None,
         gate: CpuGate | None = None,  # the server has its own CPU: nothing to wait for
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         opts = options or GenerationOptions()
         payload: dict[str, Any] = {
             "model": self.model,

@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 
 from voice_companion.core.errors import LLMError
-from voice_companion.engines.llm import ChatMessage, CpuGate, GenerationOptions, LLMBackend, LLMBase
+from voice_companion.engines.llm import ChatMessage, CpuGate, GenerationOptions, LLMBackend, PromptUsage
 
 log = logging.getLogger(__name__)
 RETRY_DELAY_S = 0.5
 CUT_OFF = " Sorry, I lost my train of thought: my language model stopped answering."
 
 
-class ResilientLLM(LLMBase):
+class ResilientLLM:
+    """Wraps a backend; everything but `stream` is the inner backend's (an LLMBackend, not
+    an LLMBase: its `last_usage` and `supports_saved_state` are the inner one's, read-only)."""
+
     def __init__(self, inner: LLMBackend, retry_delay_s: float = RETRY_DELAY_S) -> None:
         self.inner, self.retry_delay_s = inner, retry_delay_s
         self.name = inner.name
@@ -34,7 +37,7 @@ class ResilientLLM(LLMBase):
 
     async def stream(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None, gate: CpuGate | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         for attempt in (1, 2):
             yielded = False
             try:
@@ -59,11 +62,13 @@ class ResilientLLM(LLMBase):
         return self.inner.supports_saved_state
 
     @property
-    def last_usage(self):
+    def last_usage(self) -> PromptUsage | None:
         return self.inner.last_usage
 
-    async def prefill(self, messages: Sequence[ChatMessage], should_stop: Callable[[], bool] | None = None) -> bool:
-        return await self.inner.prefill(messages, should_stop)
+    async def prefill(
+        self, messages: Sequence[ChatMessage], should_stop: Callable[[], bool] | None = None, ahead: bool = False
+    ) -> bool:
+        return await self.inner.prefill(messages, should_stop, ahead)
 
     async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
         return await self.inner.save_state(messages, state_dir)

@@ -19,11 +19,14 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from voice_companion.core.audio import STT_RATE
+
+if TYPE_CHECKING:
+    import opencc
 
 FAST_PATH_MAX_S = 25.0  # longer audio goes through faster-whisper's segment loop
 WINDOW_MARGIN_S = 1.5  # silence kept after the speech in the shortened window
@@ -70,7 +73,7 @@ class WhisperSTT:
         self.beam_size = beam_size
         self.window_margin_s = window_margin_s
         self.min_window_s = min_window_s
-        self._to_simplified = None
+        self._to_simplified: opencc.OpenCC | None = None  # loaded on the first Chinese text
 
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
         start = time.perf_counter()

@@ -10,10 +10,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voice_companion.core.config import TTSSettings
+
+if TYPE_CHECKING:
+    from piper.voice import PiperVoice
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ class PiperTTS(TextToSpeech):
             yield chunk.audio_int16_array
 
 
-def _load_voice(model_path: Path, threads: int):
+def _load_voice(model_path: Path, threads: int) -> PiperVoice:
     """Like PiperVoice.load, with onnxruntime's threads not spinning: spinning threads
     fight the LLM and Whisper for the same two cores during a live reply."""
     import json

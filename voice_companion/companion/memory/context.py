@@ -104,7 +104,7 @@ def user_message(text: str, recalled: Sequence[str], limit: int) -> str:
     heard so far, and what they recall is usually what the whole message recalls, so
     at the end of the turn only the last words are new to the LLM (with the words
     first, the recalled text after them was prefilled again on every turn)."""
-    items = []
+    items: list[str] = []
     for item in recalled:
         if estimate_tokens("; ".join([*items, item])) > limit:
             break

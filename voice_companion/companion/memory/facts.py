@@ -101,7 +101,7 @@ PATTERNS: list[tuple[str, str, str, float, float]] = [
     (r"\bj'ai (?P<v>\d{1,3}) ans\b", "L'utilisateur a {v} ans", "age", 0.8, 0.9),
     (rf"\bj'(?P<p>aime|adore) {_V}", "L'utilisateur {p} {v}", "", 0.5, 0.7),
 ]
-_COMPILED = [(re.compile(p, re.IGNORECASE), *rest) for p, *rest in PATTERNS]
+_COMPILED = [(re.compile(p, re.IGNORECASE), t, k, i, c) for p, t, k, i, c in PATTERNS]
 _CUT = re.compile(
     r"\s+(?:and|but|because|so|since|though|which|who|et|mais|parce|car|donc)\b.*|"
     r"(?:但是|但|因为|所以|而且|然后|可是|不过|也|呢|啊|呀|吧|了).*$",

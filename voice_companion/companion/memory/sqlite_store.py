@@ -83,9 +83,11 @@ class SQLiteMemoryStore:
 
     def start_session(self, backend: str = "", owner: str = "") -> int:
         with self._tx():
-            return self._db.execute(
-                "INSERT INTO sessions(started, backend, owner) VALUES (?, ?, ?)", (time.time(), backend, owner)
-            ).lastrowid
+            return _inserted_id(
+                self._db.execute(
+                    "INSERT INTO sessions(started, backend, owner) VALUES (?, ?, ?)", (time.time(), backend, owner)
+                )
+            )
 
     def unfinished_sessions(self) -> list[tuple[int, str]]:
         """(id, owner) of every session that was never ended: open now, or cut off."""
@@ -110,10 +112,12 @@ class SQLiteMemoryStore:
     def add_turn(self, session_id: int, role: str, text: str, interrupted: bool = False) -> Turn:
         now = time.time()
         with self._tx():
-            turn_id = self._db.execute(
-                "INSERT INTO turns(session_id, role, text, time, interrupted) VALUES (?, ?, ?, ?, ?)",
-                (session_id, role, text, now, int(interrupted)),
-            ).lastrowid
+            turn_id = _inserted_id(
+                self._db.execute(
+                    "INSERT INTO turns(session_id, role, text, time, interrupted) VALUES (?, ?, ?, ?, ?)",
+                    (session_id, role, text, now, int(interrupted)),
+                )
+            )
         return Turn(turn_id, session_id, role, text, now, interrupted)
 
     def update_turn(self, turn_id: int, text: str, interrupted: bool) -> None:
@@ -167,10 +171,12 @@ class SQLiteMemoryStore:
         with self._tx():
             if key:
                 self._db.execute("DELETE FROM memories WHERE kind = ? AND key = ?", (kind, key))
-            memory_id = self._db.execute(
-                f"INSERT INTO memories({MEMORY_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
-                (kind, text, importance, confidence, source_turn, now, key),
-            ).lastrowid
+            memory_id = _inserted_id(
+                self._db.execute(
+                    f"INSERT INTO memories({MEMORY_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
+                    (kind, text, importance, confidence, source_turn, now, key),
+                )
+            )
         return Memory(memory_id, kind, text, importance, confidence, source_turn, now, key)
 
     def update_memory(self, memory_id: int, text: str) -> Memory:
@@ -285,6 +291,13 @@ class _Transaction:
                 self.db.execute("ROLLBACK" if kind else "COMMIT")
         finally:
             self.lock.release()
+
+
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT just added: `lastrowid` is None only before any INSERT."""
+    row_id = cursor.lastrowid
+    assert row_id is not None
+    return row_id
 
 
 def _turn(row: tuple) -> Turn:

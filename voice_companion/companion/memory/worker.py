@@ -112,6 +112,7 @@ class MemoryWorker:
         """True when done; False when skipped because the conversation needed the LLM."""
         if busy():
             return False
+        assert self.llm is not None  # without an LLM the mode is "off": nothing comes here
         try:
             found = asyncio.run(extract_with_llm(self.llm, text, busy))
         except CompanionError as exc:

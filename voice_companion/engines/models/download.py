@@ -228,6 +228,6 @@ def _hash_file(path: Path) -> hashlib._Hash:
 
 def _reason(exc: BaseException) -> str:
     """The innermost cause, on one line (e.g. '[Errno 111] Connection refused')."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
     return " ".join(str(exc).split()) or type(exc).__name__

@@ -47,7 +47,7 @@ class Conversations:
 
     def open(self, wanted: str | None) -> tuple[str, Conversation, bool]:
         """(id, conversation, resumed): the wanted one if it is still here, else a new one."""
-        if wanted in self._by_id:
+        if wanted is not None and wanted in self._by_id:
             self._by_id.move_to_end(wanted)
             return wanted, self._by_id[wanted], True
         conversation_id = f"conv_{uuid.uuid4().hex}"
@@ -127,6 +127,7 @@ class App:
         return None  # go on with the WebSocket handshake
 
     async def handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None  # set by the handshake, which is done before the handler runs
         query = parse_qs(urlsplit(ws.request.path).query)
         wanted = query.get("conversation", [None])[0]
         conversation_id, conversation, resumed = self.conversations.open(wanted)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,7 +151,7 @@ def _item_create(obj: dict, event_id: str | None) -> ItemCreate:
     texts = [p.get("text") for p in parts if isinstance(p, dict) and p.get("type") == "input_text"]
     if not texts or not all(isinstance(t, str) for t in texts):
         raise ProtocolError("invalid_event", "content needs input_text parts with a 'text' string")
-    text = " ".join(t.strip() for t in texts).strip()
+    text = " ".join(t.strip() for t in texts if isinstance(t, str)).strip()  # all are, checked above
     if not text or len(text) > MAX_INPUT_TEXT_CHARS:
         raise ProtocolError("invalid_event", f"text must be 1-{MAX_INPUT_TEXT_CHARS} characters")
     return ItemCreate(event_id, text)
@@ -164,7 +165,7 @@ def _mark(obj: dict, event_id: str | None) -> PlaybackMark:
     return PlaybackMark(event_id, _field(obj, "response_id", str), _milliseconds(obj, "played_ms"))
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[dict[str, Any], str | None], ClientEvent]] = {
     "session.update": _session_update,
     "conversation.item.create": _item_create,
     "response.create": lambda obj, event_id: ResponseCreate(event_id),
