@@ -464,6 +464,7 @@ def measure_call40(home: Path, turns: list[tuple[Path, str, str]]) -> tuple[list
         rows = asyncio.run(converse(server.url, server.token, turns))
     finally:
         err = server.stop()
+        (home / "serve.log").write_text(err, encoding="utf-8")  # what the server said, for a look later
     return rows, len(re.findall(r"prompt window rolled", err))
 
 

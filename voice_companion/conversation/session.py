@@ -481,6 +481,7 @@ class Session:
             if upcoming[0] != self.conversation.prefix()[0]:  # a roll is coming: its own slot
                 if await self.llm.prefill(upcoming, should_stop=self._llm_wanted, ahead=True):
                     self.conversation.mark_prepared(upcoming)
+                    log.info("the coming prompt window is prefilled")
         except CompanionError as exc:
             log.debug("background prefill failed: %s", exc)
 

@@ -287,7 +287,11 @@ class MemoryConversation(Conversation):
         log.info(
             "the prompt window rolled: %d turns kept, %s",
             len(self.history),
-            "prepared in the background" if window is self.upcoming else "built now",
+            "prepared in the background"
+            if window is self.upcoming and self.upcoming_ready
+            else "built ahead, not yet prefilled"
+            if window is self.upcoming
+            else "built now",
         )
         self.window, self.upcoming, self.upcoming_ready = window, None, False
         self.rolls += 1
