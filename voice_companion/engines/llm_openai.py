@@ -11,9 +11,11 @@ prefixes by default anyway.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
@@ -60,6 +62,11 @@ class OpenAICompatibleLLM(LLMBase):
             self._headers["Authorization"] = f"Bearer {api_key}"
         # Built once: loading CA certificates costs tens of ms per client.
         self._ssl = httpx.create_ssl_context()
+        # One keep-alive client per event loop (an httpx pool belongs to the loop that made
+        # it): the call's loop, and the memory worker's when it extracts facts.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def stream(
         self,
@@ -82,15 +89,13 @@ class OpenAICompatibleLLM(LLMBase):
         log.debug("POST %s model=%s messages=%d", url, self.model, len(messages))
         yielded = False
         try:
-            # A client per request: an httpx pool belongs to the event loop that made
-            # it, and callers (CLI, tests) may run several loops. httpx's timeout bounds
-            # the connect and every single read, so a silent server cannot hang us.
-            async with httpx.AsyncClient(timeout=self.timeout_s, verify=self._ssl) as client:
-                async with client.stream("POST", url, json=payload, headers=self._headers) as response:
-                    await self._check_status(response)
-                    async for text in self._deltas(response):
-                        yielded = True
-                        yield text
+            # httpx's timeout bounds the connect and every single read, so a silent server
+            # cannot hang us.
+            async with self._client().stream("POST", url, json=payload, headers=self._headers) as response:
+                await self._check_status(response)
+                async for text in self._deltas(response):
+                    yielded = True
+                    yield text
         except httpx.TimeoutException as exc:
             raise LLMError(
                 f"LLM server at {self.base_url} did not answer within {self.timeout_s:g} s; "
@@ -198,5 +203,15 @@ class OpenAICompatibleLLM(LLMBase):
             )
         return choices
 
+    def _client(self) -> httpx.AsyncClient:
+        """This event loop's client, made on first use; connections are kept alive."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = self._clients[loop] = httpx.AsyncClient(timeout=self.timeout_s, verify=self._ssl)
+        return client
+
     def close(self) -> None:
-        """Nothing to release: each request owns and closes its own HTTP client."""
+        """Drop the clients: their loops close their sockets (an open loop could not be
+        awaited from here)."""
+        self._clients.clear()
