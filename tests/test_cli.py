@@ -43,6 +43,7 @@ def test_reply_writes_spoken_answer(spoken, tmp_path):
     assert len(audio) > rate * 0.5 and rms(audio) > 300
 
 
+@pytest.mark.slow  # loads the real Piper voice
 def test_say_writes_wav(tmp_path):
     out = tmp_path / "hello.wav"
     proc = run_cli("say", "Hello, nice to meet you.", "--output", str(out))
@@ -51,6 +52,7 @@ def test_say_writes_wav(tmp_path):
     assert rate == 22050 and len(audio) > rate
 
 
+@pytest.mark.slow  # chats with the real LLM
 def test_chat_piped_one_reply_per_line():
     proc = run_cli("chat", "--json", stdin="Hello!\n\nHow are you today?\n")
     assert proc.returncode == 0, proc.stderr
@@ -121,6 +123,7 @@ def _write(path, seconds, rate=16000, channels=1, subtype="PCM_16", tone=True):
     return path
 
 
+@pytest.mark.slow  # eight CLI processes
 def test_bad_inputs_give_one_line_messages(tmp_path):
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")

@@ -37,6 +37,7 @@ def settings_for(home: Path) -> Settings:
     return settings
 
 
+@pytest.mark.slow  # chats with the real LLM, several times
 def test_memory_commands_and_continuity(tmp_path, monkeypatch):
     home = fresh_home(tmp_path / "home", monkeypatch)
     said = "我叫小明，我住在上海。\nMy sister is called Anna.\n"
@@ -106,6 +107,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow  # a real LLM server and chats
 def test_export_import_into_empty_home_then_switch_backend(tmp_path, monkeypatch, openai_server):
     source = fresh_home(tmp_path / "source", monkeypatch)
     cli_json("chat", stdin="Hi, my name is Sam and I live in Leeds.\nMy cat is called Mochi.\n")

@@ -53,6 +53,7 @@ def test_talk_through_virtual_sound_card(alsa_home):
     assert metrics and metrics[0]["voice_to_voice_ms"] > 0, proc.stdout[:6000]
 
 
+@pytest.mark.slow  # a call with the real models at real-time pace
 def test_talk_opens_with_the_greeting(tmp_path, monkeypatch):
     """A quiet room: the companion picks up the call with its greeting, played whole.
     (Speech during or after it is not checked here: ALSA's file plugin drops capture

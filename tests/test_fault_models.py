@@ -67,6 +67,7 @@ def test_missing_whisper_folder_is_not_taken_for_a_download(damaged):
     one_line_error(result, "does not exist", "stt.model_path")
 
 
+@pytest.mark.slow  # loads Whisper before the voice fails
 def test_corrupt_piper_voice_stops_serve_at_start(damaged):
     result = run_cli(
         "--config",

@@ -160,6 +160,7 @@ def _forget_all_at_terminal(answer: str) -> subprocess.CompletedProcess:
         os.close(leader)
 
 
+@pytest.mark.slow  # nine CLI processes
 def test_forget_all_asks_first(tmp_path, monkeypatch):
     _fresh_home(tmp_path, monkeypatch)
     assert run_cli("memory", "add", "The user loves rainy days").returncode == 0
@@ -195,6 +196,7 @@ def _start_serve(*args: str) -> tuple[subprocess.Popen, dict]:
     return proc, json.loads(line)
 
 
+@pytest.mark.slow  # `serve` loads the real models
 def test_serve_is_quiet_and_stops_at_once():
     from websockets.sync.client import connect
 

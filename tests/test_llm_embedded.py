@@ -138,6 +138,7 @@ def _rss_mb() -> float:
         return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
 
 
+@pytest.mark.slow  # loads the real LLM twice
 def test_cache_of_earlier_prompts_stays_within_its_ram_budget(settings):
     """llama.cpp keeps earlier prompts' KV state in RAM, 8 GiB by default: every new
     caller's prompt added ~15-30 MB to a server for good (the 30-minute soak grew 5 GB).

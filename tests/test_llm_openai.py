@@ -61,12 +61,14 @@ def real_url():
     yield server.listening_address + "/v1"  # the generator frame keeps `server` alive
 
 
+@pytest.mark.slow  # a real LLM server
 def test_real_server_streams_several_deltas(real_url):
     deltas = run(collect(OpenAICompatibleLLM(real_url, "smollm2", KEY), GenerationOptions(max_tokens=24)))
     assert len(deltas) > 1
     assert "".join(deltas).strip()
 
 
+@pytest.mark.slow  # a real LLM server
 def test_real_server_break_returns_promptly_and_server_stays_usable(real_url):
     llm = OpenAICompatibleLLM(real_url, "smollm2", KEY)
     # Uncancelled, this runs all 1000 tokens (~13 s on 2 threads).
@@ -90,6 +92,7 @@ def test_real_server_break_returns_promptly_and_server_stays_usable(real_url):
     assert len(got) == 3 and elapsed < 2.0
 
 
+@pytest.mark.slow  # a real LLM server
 def test_real_server_wrong_key_names_the_setting(real_url):
     with pytest.raises(LLMError) as info:
         run(collect(OpenAICompatibleLLM(real_url, "smollm2", "wrong-secret-key")))
@@ -98,6 +101,7 @@ def test_real_server_wrong_key_names_the_setting(real_url):
     assert "wrong-secret-key" not in msg and "\n" not in msg
 
 
+@pytest.mark.slow  # a real LLM server
 def test_real_server_wrong_path_gives_404_hint(real_url):
     with pytest.raises(LLMError, match=r"HTTP 404.*llm\.remote_model.*/v1") as info:
         run(collect(OpenAICompatibleLLM(real_url + "/nope", "smollm2", KEY)))

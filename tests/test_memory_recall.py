@@ -181,6 +181,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a child process with the real LLM
 def test_kill_9_during_a_turn_loses_nothing_completed(tmp_path):
     data = tmp_path / "data"
     child = subprocess.Popen(

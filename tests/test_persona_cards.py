@@ -175,6 +175,7 @@ def test_malformed_cards_name_the_problem(name, content, expected, tmp_path):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow  # ten CLI processes
 def test_persona_commands(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("VOICE_COMPANION_HOME", str(home))

@@ -235,6 +235,7 @@ def test_secrets_are_never_logged(server, caplog, tmp_path):
     assert TOKEN not in caplog.text and api_key not in caplog.text
 
 
+@pytest.mark.slow  # `serve` loads the real models
 def test_serve_makes_the_data_directory_owner_only(tmp_path):
     """A fresh home: `serve` writes the token and a TLS key into folders nobody else can read."""
     home = tmp_path / "home"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+from fakes import FakeLLM, FakeSTT, FakeVoice
 from servers import make_shared
 
 from voice_companion.conversation.history import Conversation
@@ -85,7 +86,8 @@ class StuckSocket:
 def test_a_client_that_stops_reading_is_closed_not_buffered(monkeypatch):
     monkeypatch.setattr(conn_module, "OUTBOX_SIZE", 8)
     tts = SilentVoice()
-    shared = make_shared(None, None, tts, system_prompt="system", voice="voice")
+    # stand-ins: with None, Engines would load the real Whisper and LLM (seconds)
+    shared = make_shared(FakeSTT(FakeVoice()), FakeLLM(), tts, system_prompt="system", voice="voice")
 
     async def flood():
         ws = StuckSocket()

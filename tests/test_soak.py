@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # 30 s of calls to a server with the real models
+
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "soak_server.py"
 
 

@@ -253,6 +253,7 @@ def test_cli_tier_not_installed_is_one_line_exit_2():
     assert len(lines) == 1 and "voice-companion models download qwen2.5-3b-instruct" in lines[0]
 
 
+@pytest.mark.slow  # chats with the real LLM
 def test_cli_says_which_brain_once():
     proc = run_cli("chat", "--llm", "tiny", stdin="Hello!\n")
     assert proc.returncode == 0, proc.stderr

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import rms
 
 from voice_companion.engines.loader import voice_path
 from voice_companion.engines.tts import PiperTTS, VoiceSettings
+
+pytestmark = pytest.mark.slow  # every test here loads the real voice
 
 
 def test_synthesizes_audible_speech_at_the_voice_rate(tts):

@@ -106,6 +106,7 @@ def test_energy_gate_is_what_rejects_low_noise():
 # -- speech start ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the real Piper voice speaks
 def test_piper_speech_starts_promptly(piper_speech):
     audio = in_room(piper_speech, before_s=1.0, after_s=0.5)
     onset = onset_ms(audio)

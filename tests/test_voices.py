@@ -121,6 +121,7 @@ def test_md5_only_files_are_checked_too(env, hub, tmp_path, monkeypatch):
     assert state(catalog.get("en_US-test_a-x_low"), env) is None
 
 
+@pytest.mark.slow  # a CLI process per case
 def test_remove_and_its_errors(env):
     assert run_cli("voices", "download", "en_US-test_a-x_low", "--no-progress").returncode == 0
     assert run_cli("voices", "remove", "en_US-test_a-x_low").returncode == 0
@@ -136,6 +137,7 @@ def test_remove_and_its_errors(env):
     assert run_cli("voices", "--help").returncode == 0 and run_cli("voices", "download", "--help").returncode == 0
 
 
+@pytest.mark.slow  # loads the real Piper voice, twice
 def test_preview_of_the_bundled_voice_at_another_speed(env, tmp_path):
     normal, fast = tmp_path / "normal.wav", tmp_path / "fast.wav"
     assert run_cli("voices", "preview", "en_US-joe-medium", "-o", str(normal)).returncode == 0

@@ -245,6 +245,7 @@ def test_a_live_session_of_another_process_is_not_taken_for_an_orphan(tmp_path):
     assert ended[live] is None and ended[dead] is not None
 
 
+@pytest.mark.slow  # chats with the real LLM, twice
 def test_chat_ends_its_session_without_a_traceback_and_opens_warm_next_time(tmp_path):
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
@@ -273,6 +274,7 @@ def test_chat_ends_its_session_without_a_traceback_and_opens_warm_next_time(tmp_
     assert len(sessions) == 2 and all(s.ended is not None and s.summary for s in sessions)
 
 
+@pytest.mark.slow  # chats with the real LLM
 def test_forgetting_a_memory_drops_the_saved_state_and_the_window(tmp_path):
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
@@ -296,6 +298,7 @@ def test_forgetting_a_memory_drops_the_saved_state_and_the_window(tmp_path):
     assert SQLiteMemoryStore(folder / "memory.db").get_meta("window") is None
 
 
+@pytest.mark.slow  # chats with the real LLM
 def test_the_demo_is_not_a_memory(tmp_path):
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)

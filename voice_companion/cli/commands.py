@@ -165,18 +165,22 @@ def chat(args: argparse.Namespace, settings: Settings) -> dict | None:
     """Typed conversation; one reply line per input line when stdin is piped."""
     eng = Engines(settings)
     conversation = _conversation(settings, eng, args)
+    ready = False
     try:
-        _chat_lines(args, settings, eng, conversation)
+        ready_start = time.perf_counter()
+        asyncio.run(conversation.warm_up(eng.llm))  # the saved state of its prompt, or a prefill now
+        ready = True
+        _chat_lines(args, settings, eng, conversation, (time.perf_counter() - ready_start) * 1000)
     finally:
-        end_session(conversation, eng.loaded_llm, settings.companion.name)
+        # Ctrl+C before the prompt was ready: saving its state would first read all of it.
+        end_session(conversation, eng.loaded_llm if ready else None, settings.companion.name)
     return None
 
 
-def _chat_lines(args: argparse.Namespace, settings: Settings, eng: Engines, conversation: Conversation) -> None:
+def _chat_lines(
+    args: argparse.Namespace, settings: Settings, eng: Engines, conversation: Conversation, ready_ms: float | None
+) -> None:
     interactive = sys.stdin.isatty()
-    ready_start = time.perf_counter()
-    asyncio.run(conversation.warm_up(eng.llm))  # the saved state of its prompt, or a prefill now
-    ready_ms: float | None = (time.perf_counter() - ready_start) * 1000
     if interactive and conversation.greeting:
         print(f"{settings.companion.name}> {conversation.greeting}", flush=True)
     options = engines.generation_options(settings)

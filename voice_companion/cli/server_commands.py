@@ -15,12 +15,14 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from voice_companion.core.config import Settings
 from voice_companion.core.errors import ConfigError
 
 DEFAULT_PORT = 8765
+QUIET_CLOSE_S = 1.0  # closing that ends sooner is not announced
 
 
 def add_parsers(add, add_engine_flags) -> None:
@@ -83,7 +85,37 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
     try:
         asyncio.run(_run(app, args, context, certificate, token, loopback))
     finally:
-        app.close()  # each call's learning and summary, then the memory database
+        _close(app)
+
+
+def _close(app) -> None:
+    """Each call's learning and summary, then the memory database. The learning can keep
+    the model busy for seconds: that is said, and Ctrl+C again ends it at the model's next
+    step (pattern facts and summaries are kept; the turns stay saved)."""
+    failed: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            app.close()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the main thread
+            failed.append(exc)
+
+    closing = threading.Thread(target=close, name="closing")
+    closing.start()
+    try:
+        closing.join(QUIET_CLOSE_S)
+        if closing.is_alive():
+            print(
+                f"Saving what {app.shared.companion_name} learned for next time… (Ctrl+C again to skip)",
+                file=sys.stderr,
+                flush=True,
+            )
+        closing.join()
+    except KeyboardInterrupt:
+        app.shared.llm.interrupt()
+        closing.join()
+    if failed:
+        raise failed[0]
 
 
 def _app(settings: Settings, token: str | None, max_sessions: int, companion: str | None):
@@ -126,6 +158,7 @@ async def _run(app, args, context, certificate, token: str | None, loopback: boo
         loop.add_signal_handler(sig, stop.set)
     async with server:
         await stop.wait()
+        app.stopping = True
         server.close()  # live calls get close code 1001
     print("server stopped", file=sys.stderr)
 

@@ -108,6 +108,10 @@ class LLMBackend(Protocol):
         """Load the saved state of exactly this prefix; False when there is none that fits."""
         ...
 
+    def interrupt(self) -> None:
+        """The process is exiting: requests in flight end at their next step."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -128,6 +132,9 @@ class LLMBase:
 
     async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
         return False
+
+    def interrupt(self) -> None:
+        return None
 
     def close(self) -> None:
         return None

@@ -76,5 +76,8 @@ class ResilientLLM:
     async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
         return await self.inner.restore_state(messages, state_dir)
 
+    def interrupt(self) -> None:
+        self.inner.interrupt()
+
     def close(self) -> None:
         self.inner.close()

@@ -32,6 +32,7 @@ from voice_companion.transports.websocket.static import WEB_DIR, static_response
 
 log = logging.getLogger(__name__)
 KEEP_CONVERSATIONS = 64  # resumable after a reconnect, least recently used dropped first
+SAVE_WHEN_STOPPING_S = 2.0  # a warm start saved at shutdown: enough when the prompt is read already
 
 
 class Conversations:
@@ -84,6 +85,7 @@ class App:
         self.conversations = Conversations(shared.new_conversation)
         self.connections: set[Connection] = set()
         self.sessions_started = 0  # tests check that rejected clients never get one
+        self.stopping = False  # set at shutdown: calls end without long work for the model
 
     async def listen(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> Server:
         """Start listening (port 0 picks a free one); the caller closes the returned server."""
@@ -141,8 +143,21 @@ class App:
             self.connections.discard(connection)
             log.info("%s left (%d live)", connection.id, len(self.connections))
             if not self.connections:  # the companion is idle: the next call (or start) opens warm
-                await conversation.save_for_next(self.shared.llm)
+                await self._save_for_next(conversation)
             await asyncio.to_thread(release_free_memory)
+
+    async def _save_for_next(self, conversation: Conversation) -> None:
+        """At shutdown the save is given up when the model would first have to read much of
+        the prompt (a call cut while it was being read): Ctrl+C must stop the server in
+        seconds, and the next start prefills instead."""
+        if not self.stopping:
+            await conversation.save_for_next(self.shared.llm)
+            return
+        try:
+            async with asyncio.timeout(SAVE_WHEN_STOPPING_S):
+                await conversation.save_for_next(self.shared.llm)
+        except TimeoutError:
+            log.info("no warm start saved: the prompt was not ready when the server stopped")
 
     def close(self) -> None:
         """At shutdown: finish every conversation's learning and close the companion."""
