@@ -29,7 +29,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 # Real models make a test slow (seconds to load, real-time pace): `pytest -m "not slow"`
 # is the inner loop, where turn-taking is covered on virtual time (tests/fakes.py).
-MODEL_FIXTURES = frozenset({"stt", "tts", "llm", "spoken"})
+MODEL_FIXTURES = frozenset({"stt", "tts", "llm", "spoken", "user_voice", "voice16k", "small"})
 
 
 def pytest_collection_modifyitems(config, items):
@@ -69,26 +69,64 @@ def llm(settings):
 
 
 @pytest.fixture(scope="session")
-def spoken(settings, tmp_path_factory):
-    """Make English speech with Piper: `spoken("text")` -> path of a 22 kHz WAV.
-
-    Noise off makes Piper deterministic, so a test hears the same audio every run.
-    """
-    from voice_companion.core.audio import write_wav
+def user_voice(settings):
+    """The bundled Piper voice with its noise off: the same audio for a text every run."""
     from voice_companion.engines.loader import voice_path
     from voice_companion.engines.tts import PiperTTS, VoiceSettings
 
-    tts = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0.0, noise_w=0.0))
+    return PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0.0, noise_w=0.0))
+
+
+@pytest.fixture(scope="session")
+def spoken(user_voice, tmp_path_factory):
+    """English speech as a file: `spoken("text")` -> path of a 22 kHz WAV."""
+    from voice_companion.core.audio import write_wav
 
     folder = tmp_path_factory.mktemp("spoken")
     cache: dict[str, Path] = {}
 
     def make(text: str) -> Path:
         if text not in cache:
-            cache[text] = write_wav(folder / f"{len(cache)}.wav", tts.synthesize_all(text), tts.sample_rate)
+            cache[text] = write_wav(
+                folder / f"{len(cache)}.wav", user_voice.synthesize_all(text), user_voice.sample_rate
+            )
         return cache[text]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def voice16k(user_voice):
+    """English speech as samples for a microphone: `voice16k("text")` -> 16 kHz float32."""
+    from voice_companion.core.audio import resample
+
+    def make(text: str) -> np.ndarray:
+        audio = user_voice.synthesize_all(text).astype(np.float32) / 32768
+        return resample(audio, user_voice.sample_rate, 16000)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def small():
+    """The companion-grade brain and greedy options (the same answer every run); skipped,
+    naming the install command, where it is not installed."""
+    import dataclasses
+
+    from voice_companion.core.config import Settings
+    from voice_companion.core.errors import ModelNotAvailable
+    from voice_companion.engines.loader import generation_options, load_llm
+    from voice_companion.engines.models import tiers
+
+    settings = Settings()
+    settings.llm.tier = "small"
+    try:
+        tiers.select(settings)
+    except ModelNotAvailable as exc:
+        pytest.skip(str(exc))
+    llm = load_llm(settings)
+    yield llm, dataclasses.replace(generation_options(settings), temperature=0.0)
+    llm.close()
 
 
 def espeak(text: str, voice: str, path: Path) -> Path:

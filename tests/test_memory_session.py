@@ -6,25 +6,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-import numpy as np
-
 from voice_companion.companion.companion import open_companion
 from voice_companion.conversation.session import Session
-from voice_companion.core.audio import resample
 from voice_companion.core.config import Settings
 from voice_companion.core.events import ResponseInterrupted
 from voice_companion.engines.llm import GenerationOptions
-from voice_companion.engines.loader import voice_path
-from voice_companion.engines.tts import PiperTTS, VoiceSettings
 from voice_companion.transports.desk.virtual import VirtualAudioDevice
 
 
-def test_a_call_is_remembered_with_its_interruption(stt, llm, tts, settings, tmp_path):
-    voice = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0, noise_w=0))
-
-    def said(text: str) -> np.ndarray:
-        return resample(voice.synthesize_all(text).astype(np.float32) / 32768, voice.sample_rate, 16000)
-
+def test_a_call_is_remembered_with_its_interruption(stt, llm, tts, voice16k, tmp_path):
+    said = voice16k
     mine = Settings()
     mine.llm.tier = "tiny"
     mine.paths = dataclasses.replace(mine.paths, data_dir=tmp_path / "data")

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-import pytest
 
 from voice_companion.conversation.history import Conversation
 from voice_companion.conversation.session import Session, SessionSettings
-from voice_companion.core.audio import resample
 from voice_companion.core.events import (
     ResponseDone,
     ResponseInterrupted,
@@ -20,22 +18,9 @@ from voice_companion.core.events import (
     TurnMetrics,
 )
 from voice_companion.engines.llm import GenerationOptions, LLMBase
-from voice_companion.engines.loader import voice_path
-from voice_companion.engines.tts import PiperTTS, VoiceSettings
 from voice_companion.transports.desk.virtual import EchoPath, VirtualAudioDevice
 
 SYSTEM = "You are Mia, a friendly companion. Answer in two or three sentences."
-
-
-@pytest.fixture(scope="module")
-def voice16k(settings):
-    """User speech: deterministic Piper at 16 kHz, `voice16k(text) -> float32 array`."""
-    tts = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0, noise_w=0))
-
-    def make(text: str) -> np.ndarray:
-        return resample(tts.synthesize_all(text).astype(np.float32) / 32768, tts.sample_rate, 16000)
-
-    return make
 
 
 def converse(stt, llm, tts, device, max_tokens=40, **session_kwargs) -> Session:

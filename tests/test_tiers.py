@@ -6,6 +6,7 @@ registry entry of their own instead, so they never assemble the real file.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -91,9 +92,7 @@ def world(tmp_path, monkeypatch):
 
 
 def _retarget(tier, *options):
-    return tiers.Tier(
-        tier.name, tier.description, tuple(tiers.TierModel(*o) for o in options), tier.speed, tier.sampling
-    )
+    return dataclasses.replace(tier, models=tuple(tiers.TierModel(*o) for o in options))
 
 
 # --- preset resolution: installed parts, missing parts, checksum mismatch ---

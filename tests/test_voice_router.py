@@ -66,7 +66,7 @@ def test_swap_speed_and_the_lru_pool(router):
     assert len(router.synthesize_all("This is a sentence of some length.")) > len(fast) * 1.2  # A keeps its own speed
     router.use(ZH)  # capacity 2: the least recently used (B) is unloaded
     assert not router.pool.is_loaded(B) and router.pool.is_loaded(A) and router.pool.is_loaded(ZH)
-    other = router.fresh()
+    other = router.for_call()
     assert other.active == ZH and other.pool is router.pool and other.sample_rate == 22050
 
 
