@@ -7,9 +7,9 @@ import pytest
 from voice_hub import TestVoices
 from voice_setup import install_all
 
-from voice_companion.companion.companion import apply_persona
 from voice_companion.companion.persona import from_dict
 from voice_companion.companion.persona import to_toml as persona_toml
+from voice_companion.companion.persona_settings import apply_persona
 from voice_companion.core.config import Settings, load_settings, to_toml
 from voice_companion.engines.loader import load_tts
 from voice_companion.engines.models import voice_catalog as catalog

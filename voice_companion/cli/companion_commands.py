@@ -15,18 +15,12 @@ from pathlib import Path
 
 from voice_companion.companion import cards, portability
 from voice_companion.companion import persona as persona_format
-from voice_companion.companion.companion import (
-    Companion,
-    apply_persona,
-    choose,
-    open_companion,
-    voice_known,
-    voice_problem,
-)
+from voice_companion.companion.companion import Companion, choose, open_companion
 from voice_companion.companion.library import Library, slug
 from voice_companion.companion.memory import window
 from voice_companion.companion.memory.retrieval import Retriever
 from voice_companion.companion.memory.types import Memory
+from voice_companion.companion.persona_settings import apply_persona, voice_known, voice_problem
 from voice_companion.core.config import Settings
 from voice_companion.core.errors import CompanionError
 from voice_companion.engines import llm_state

@@ -16,7 +16,7 @@ from typing import Any
 
 from voice_companion import __version__
 from voice_companion.cli import commands, companion_commands, server_commands, voice_commands
-from voice_companion.companion.companion import voice_problem
+from voice_companion.companion.persona_settings import voice_problem
 from voice_companion.core.config import apply_overrides, load_settings
 from voice_companion.core.errors import CompanionError, ConfigError
 from voice_companion.engines.models.tiers import TIERS
