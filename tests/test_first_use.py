@@ -44,6 +44,7 @@ def no_sound_card(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow  # loads a Piper voice
 def test_voices_preview_without_speaker_names_its_own_way_out(no_sound_card):
     error = _one_line_error(run_cli("voices", "preview", "en_US-joe-medium"))
     assert "cannot play audio" in error and "-o preview.wav" in error
@@ -76,6 +77,7 @@ def test_unknown_voice_flag_is_an_error():
     assert "loading" not in proc.stderr and not proc.stdout
 
 
+@pytest.mark.slow  # `chat` loads the tiny model
 def test_persona_with_unknown_voice_is_warned_about(tmp_path, monkeypatch):
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
@@ -89,13 +91,14 @@ def test_persona_with_unknown_voice_is_warned_about(tmp_path, monkeypatch):
     warnings = [l for l in imported.stderr.splitlines() if l.startswith("warning: ")]
     assert len(warnings) == 2, imported.stderr
     assert "'en_US-nosuch-medium' is unknown" in warnings[0] and "voices list" in warnings[0]
-    assert "'fr_FR-nosuch-low' is unknown" in warnings[1]
+    assert "voice for fr, 'fr_FR-nosuch-low', is unknown" in warnings[1]
 
     chat = run_cli("chat", "--companion", "ada", stdin="")
     assert chat.returncode == 0, chat.stderr
     assert "Ada's voice 'en_US-nosuch-medium' is unknown" in chat.stderr and "speaking with" in chat.stderr
 
 
+@pytest.mark.slow  # loads the voice first (its rate opens the speaker)
 def test_talk_without_sound_card_fails_before_the_prompt(no_sound_card):
     proc = run_cli("talk", "--duration", "2")
     assert "cannot open the audio devices" in _one_line_error(proc)
@@ -198,6 +201,7 @@ def _start_serve(*args: str) -> tuple[subprocess.Popen, dict]:
 
 @pytest.mark.slow  # `serve` loads the real models
 def test_serve_is_quiet_and_stops_at_once():
+    """It used to wait for the model to read the whole prompt, then to save its state."""
     from websockets.sync.client import connect
 
     proc, info = _start_serve()
@@ -208,9 +212,14 @@ def test_serve_is_quiet_and_stops_at_once():
         ws_url = info["page"].replace("http", "ws", 1) + "v1/realtime"
         with connect(ws_url, additional_headers={"Authorization": f"Bearer {info['token']}"}) as ws:
             assert json.loads(ws.recv())["type"] == "session.created"
+            digits = " ".join(str(i % 10) for i in range(1900))  # ~2,000 tokens: ~10 s for `tiny` to read
+            item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": digits}]}
+            ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+            ws.send(json.dumps({"type": "response.create"}))
+            time.sleep(2)
             asked = time.monotonic()
-            proc.send_signal(signal.SIGINT)  # a call is still open
-            _, stderr = proc.communicate(timeout=30)
+            proc.send_signal(signal.SIGINT)  # a call is open, the model reading its long message
+            _, stderr = proc.communicate(timeout=60)
             took = time.monotonic() - asked
     finally:
         proc.kill()
@@ -219,3 +228,33 @@ def test_serve_is_quiet_and_stops_at_once():
     for chatter in ("HTTP response sent", "connection open", "connection closed"):
         assert chatter not in stderr, stderr
     assert took < 5, f"serve took {took:.1f} s to stop"
+
+
+@pytest.mark.slow  # `chat` loads the tiny model
+def test_chat_stops_at_once_while_the_model_reads_a_long_message(tmp_path, monkeypatch):
+    """Ctrl+C used to wait until llama.cpp had read the whole prompt (20-30 s on `small`)."""
+    _fresh_home(tmp_path, monkeypatch)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voice_companion", "chat"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        while "is ready" not in (line := proc.stderr.readline()):  # the prompt is ready: warm-up done
+            assert line, "chat ended before its prompt was ready"
+        pasted = " ".join(f"item {i % 50} is on the list" for i in range(400))  # ~2,800 tokens: ~15 s to read
+        proc.stdin.write(f"Please sort this list: {pasted}\n")
+        proc.stdin.flush()
+        time.sleep(3)
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - asked
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err and not out.strip()
+    assert took < 5, f"chat took {took:.1f} s to stop"

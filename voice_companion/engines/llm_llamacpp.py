@@ -25,6 +25,7 @@ the longest beginning with it; background steps never touch the live slot.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import hashlib
 import logging
@@ -33,6 +34,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,22 @@ def model_identity(path: Path, slot_tokens: int, slots: int) -> str:
     return f"{path.name}|{size}|{digest.hexdigest()[:32]}|xllamacpp {xllamacpp.__version__}|{slots}x{slot_tokens}"
 
 
+_running: set[threading.Thread] = set()  # threads inside llama.cpp now
+_models: weakref.WeakSet[LlamaCppLLM] = weakref.WeakSet()
+EXIT_WAIT_S = 10.0  # per thread; an interrupted request ends within a step (~0.5-2 s)
+
+
+@atexit.register
+def _end_at_exit() -> None:
+    """No thread may be inside llama.cpp when the interpreter goes away: a command that
+    exited while a request was still being read died with SIGSEGV. Interrupted, each
+    ends at its next step."""
+    for model in list(_models):
+        model.interrupt()
+    for thread in list(_running):
+        thread.join(EXIT_WAIT_S)
+
+
 def _in_thread(fn: Callable[[], Any]) -> asyncio.Future[Any]:
     """Run `fn` in a daemon thread of its own; the future resolves on the caller's loop."""
     loop = asyncio.get_running_loop()
@@ -94,12 +112,16 @@ def _in_thread(fn: Callable[[], Any]) -> asyncio.Future[Any]:
             result, error = fn(), None
         except BaseException as exc:  # noqa: BLE001 - crosses the thread boundary
             result, error = None, exc
+        finally:
+            _running.discard(threading.current_thread())
         try:
             loop.call_soon_threadsafe(settle, result, error)
         except RuntimeError:
             pass  # the loop is gone: nobody waits for this any more
 
-    threading.Thread(target=run, name="llama-cpp", daemon=True).start()
+    thread = threading.Thread(target=run, name="llama-cpp", daemon=True)
+    _running.add(thread)
+    thread.start()
     return future
 
 
@@ -162,6 +184,7 @@ class LlamaCppLLM(LLMBase):
         self._parallel = parallel
         self._slots = SlotGuard(parallel)  # shared by the live loop and the memory worker's
         self._interrupted = threading.Event()  # the process is exiting: see `interrupt`
+        _models.add(self)
 
     async def stream(
         self,
