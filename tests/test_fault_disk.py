@@ -60,10 +60,8 @@ def test_a_full_database_keeps_the_turn_and_writes_it_later(tmp_path, llm):
     store.listen(lambda code, message: told.append((code, message)))
     conversation.record("My cat is called Mochi.", "What a lovely name!")
     fill_sqlite(store)
-    conversation.record("Tell me a story.", "Once upon a time, a cat found a hat.")  # no exception: the call goes on
-    conversation.history[-1] = conversation.history[-1].__class__(
-        "assistant", "Once upon a time [interrupted by the user]"
-    )
+    conversation.record("Tell me a story.", "Once upon a time, a cat found a hat.", reply_id="resp_1")  # goes on
+    assert conversation.amend("resp_1", "Once upon a time", interrupted=True)  # a barge-in, while the disk is full
     assert [m.content for m in conversation.history][-2] == "Tell me a story."
     waiting = store.pending
     assert waiting == 2 and [c for c, _ in told] == ["memory_not_saved"]
