@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import threading
 import time
 from contextlib import aclosing
 from pathlib import Path
@@ -162,40 +163,43 @@ def reply(args: argparse.Namespace, settings: Settings) -> dict:
 
 
 def chat(args: argparse.Namespace, settings: Settings) -> dict | None:
-    """Typed conversation; one reply line per input line when stdin is piped."""
+    """Typed conversation; one reply line per input line when stdin is piped. The whole
+    conversation runs on one event loop (the LLM's HTTP client and slot guard live there)."""
     eng = Engines(settings)
     conversation = _conversation(settings, eng, args)
-    ready = False
+    ready = asyncio.Event()
     try:
-        ready_start = time.perf_counter()
-        asyncio.run(conversation.warm_up(eng.llm))  # the saved state of its prompt, or a prefill now
-        ready = True
-        _chat_lines(args, settings, eng, conversation, (time.perf_counter() - ready_start) * 1000)
+        asyncio.run(_chat(args, settings, eng, conversation, ready))
     finally:
         # Ctrl+C before the prompt was ready: saving its state would first read all of it.
-        end_session(conversation, eng.loaded_llm if ready else None, settings.companion.name)
+        end_session(conversation, eng.loaded_llm if ready.is_set() else None, settings.companion.name)
     return None
 
 
-def _chat_lines(
-    args: argparse.Namespace, settings: Settings, eng: Engines, conversation: Conversation, ready_ms: float | None
+async def _chat(
+    args: argparse.Namespace, settings: Settings, eng: Engines, conversation: Conversation, ready: asyncio.Event
 ) -> None:
+    ready_start = time.perf_counter()
+    await conversation.warm_up(eng.llm)  # the saved state of its prompt, or a prefill now
+    ready.set()
+    ready_ms: float | None = (time.perf_counter() - ready_start) * 1000
     interactive = sys.stdin.isatty()
     if interactive and conversation.greeting:
         print(f"{settings.companion.name}> {conversation.greeting}", flush=True)
     options = engines.generation_options(settings)
     player = _player(eng) if args.speak else None
+    lines = _stdin_lines()
     while True:
         if interactive:
             print("you> ", end="", flush=True)
-        line = sys.stdin.readline()
-        if not line:
+        line = await lines.get()
+        if line is None:
             return
         text = line.strip()
         if not text:
             continue
         try:
-            answer, timings = asyncio.run(_timed_reply(eng.llm, conversation.prompt_for(text), options))
+            answer, timings = await _timed_reply(eng.llm, conversation.prompt_for(text), options)
         except CompanionError as exc:
             _emit_chat(args, {"error": str(exc)}, f"error: {exc}")
             continue  # the conversation goes on
@@ -214,7 +218,25 @@ def _chat_lines(
             f"{settings.companion.name}> {answer}" if interactive else answer,
         )
         if player:
-            player(answer)
+            await asyncio.to_thread(player, answer)
+
+
+def _stdin_lines() -> asyncio.Queue[str | None]:
+    """Lines of stdin as they come (None at its end), read by a daemon thread: an
+    executor thread blocked in readline would keep the process from exiting on Ctrl+C."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:
+        try:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+        except RuntimeError:
+            pass  # the loop has closed: the conversation is over
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    return lines
 
 
 async def _timed_reply(

@@ -249,7 +249,7 @@ class Session:
             return
         async with self._stt_lock:  # never beside Whisper: on 2 cores both would crawl
             try:
-                await self.llm.prefill(self.conversation.prompt_for(transcript.text.strip()))
+                await self.llm.prefill(self.conversation.prompt_for(transcript.text.strip()), self._generating)
             except CompanionError as exc:
                 log.debug("listen-ahead prefill failed: %s", exc)
 
@@ -484,6 +484,11 @@ class Session:
                     log.info("the coming prompt window is prefilled")
         except CompanionError as exc:
             log.debug("background prefill failed: %s", exc)
+
+    def _generating(self) -> bool:
+        """A reply is being generated: it needs the model more than the words so far do."""
+        current = self.current
+        return current is not None and not current.generation_done
 
     def _llm_wanted(self) -> bool:
         """The user is speaking, or a reply is being generated: live work needs the model."""

@@ -53,9 +53,15 @@ _DONE = object()
 # the last one's measured speed, so a live turn that needs the model waits at most one
 # step. One 1,400-token prefill in a single request put 17-24 s on the turn queued behind
 # it (scripts/bench_returning.py, small, 40-turn call).
-PREFILL_STEP_S = 0.5
-PREFILL_FIRST_STEP = 32  # tokens, before any speed is known (~1 s on small, ~0.15 s on tiny)
-PREFILL_STEP_RANGE = (16, 512)
+# 1 s, not shorter: steps under ~50 tokens read at ~27 ms a token on `small` instead of
+# ~19 (0.5 s steps made a cold 1,400-token prompt take 38 s instead of 26 s).
+PREFILL_STEP_S = 1.0
+PREFILL_FIRST_STEP = 64  # tokens, before any speed is known (~1.2 s on small, ~0.3 s on tiny)
+PREFILL_STEP_RANGE = (32, 512)
+# Without `should_stop` (the prompt a session opens with, the words so far) nobody waits
+# for the steps to end except a live request, which they still give way to: read at full
+# speed, in llama.cpp's own batch sizes.
+PREFILL_BIG_STEP = 512
 # llama.cpp reads a prompt in batches of this many tokens and, with `return_progress`,
 # reports after each one: a request whose caller has gone (Ctrl+C, a hang-up, barge-in)
 # ends within a batch (~2 s on `small`) instead of after the whole prompt (its default
@@ -247,10 +253,10 @@ class LlamaCppLLM(LLMBase):
         """Process the prompt so a later request reuses its KV cache. Best effort: when the
         model is busy (another call on a server), skip rather than queue.
 
-        It goes in steps of about PREFILL_STEP_S from what the slot already holds, and
-        gives way between two when `should_stop` says so or a request waits (False then).
-        `ahead`: a prefix for later (the coming window), built in the spare KV slot so the
-        live prompt stays where it is."""
+        It goes in steps (about PREFILL_STEP_S with `should_stop`, else PREFILL_BIG_STEP
+        tokens) from what the slot already holds, and gives way between two when
+        `should_stop` says so or a request waits (False then). `ahead`: a prefix for later
+        (the coming window), built in the spare KV slot so the live prompt stays put."""
         if self._busy():
             return False  # not done: a "done" here once marked an unprepared window ready
         tokens = await _in_thread(lambda: self._tokens(messages))
@@ -258,7 +264,7 @@ class LlamaCppLLM(LLMBase):
         if not ahead:
             self._live = slot
         done = _shared_length(tokens, self._slot_tokens[slot])
-        step = PREFILL_FIRST_STEP
+        step = PREFILL_FIRST_STEP if should_stop is not None else PREFILL_BIG_STEP
         while done < len(tokens):
             if (should_stop is not None and should_stop()) or self._busy() or self._interrupted.is_set():
                 return False
@@ -267,7 +273,7 @@ class LlamaCppLLM(LLMBase):
             # Held from the start of the step: a request that runs meanwhile evicts it.
             self._slot_tokens[slot] = tokens[:end]
             reply = await self._in_slot(functools.partial(self._server.handle_completions, request))
-            step = _next_step(reply, end - done, step)
+            step = _next_step(reply, end - done, step) if should_stop is not None else PREFILL_BIG_STEP
             done = end
         return True
 
