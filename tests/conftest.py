@@ -149,6 +149,18 @@ def run_cli(*args: str, stdin: str | None = None, timeout: float = 300) -> subpr
     )
 
 
+def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """The command failed with exit status 2 and one `error:` line, no traceback; returns
+    that line (which must contain each of `needles`)."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
 def rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(samples.astype(np.float64))))) if len(samples) else 0.0
 

@@ -7,15 +7,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import rms, run_cli
-
-
-def _one_line_error(proc) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
+from conftest import one_line_error, rms, run_cli
 
 
 def test_transcribe_json(spoken):
@@ -82,7 +74,7 @@ def test_models_list_json():
 
 
 def test_models_download_unreachable_hub_is_one_line():
-    _one_line_error(run_cli("models", "download", "whisper-small", "--no-progress"))
+    one_line_error(run_cli("models", "download", "whisper-small", "--no-progress"))
 
 
 def test_config_show(tmp_path):
@@ -111,7 +103,7 @@ def test_config_show(tmp_path):
 def test_bad_config_is_one_line(tmp_path, content, expected):
     cfg = tmp_path / "c.toml"
     cfg.write_text(content)
-    assert expected in _one_line_error(run_cli("--config", str(cfg), "config", "show"))
+    assert expected in one_line_error(run_cli("--config", str(cfg), "config", "show"))
 
 
 def _write(path, seconds, rate=16000, channels=1, subtype="PCM_16", tone=True):
@@ -137,7 +129,7 @@ def test_bad_inputs_give_one_line_messages(tmp_path):
         (tmp_path / "missing.wav", "no such file"),
     ]:
         for args in (["transcribe", str(path)], ["reply", "-i", str(path), "-o", str(tmp_path / "o.wav")]):
-            assert fragment in _one_line_error(run_cli(*args)).lower()
+            assert fragment in one_line_error(run_cli(*args)).lower()
 
 
 def test_odd_formats_transcribe(spoken, tmp_path):

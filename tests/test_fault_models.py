@@ -8,7 +8,7 @@ import os
 import shutil
 
 import pytest
-from conftest import run_cli
+from conftest import one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +31,6 @@ def config(folder, name: str, text: str) -> str:
     path = folder / f"{name}.toml"
     path.write_text(text + '\n[llm]\ntier = "tiny"\n')
     return str(path)
-
-
-def one_line_error(result, *needles: str) -> str:
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    assert "Traceback" not in result.stderr
-    line = [l for l in result.stderr.splitlines() if l.startswith("error:")]
-    assert len(line) == 1, result.stderr
-    for needle in needles:
-        assert needle in line[0], line[0]
-    return line[0]
 
 
 def test_corrupt_whisper_model_stops_serve_at_start(damaged):

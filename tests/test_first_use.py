@@ -19,15 +19,7 @@ import urllib.request
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import run_cli
-
-
-def _one_line_error(proc) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
+from conftest import one_line_error, run_cli
 
 
 def _tone(path, seconds=1.0, rate=16000):
@@ -46,7 +38,7 @@ def no_sound_card(tmp_path, monkeypatch):
 
 @pytest.mark.slow  # loads a Piper voice
 def test_voices_preview_without_speaker_names_its_own_way_out(no_sound_card):
-    error = _one_line_error(run_cli("voices", "preview", "en_US-joe-medium"))
+    error = one_line_error(run_cli("voices", "preview", "en_US-joe-medium"))
     assert "cannot play audio" in error and "-o preview.wav" in error
     assert "--speak" not in error  # a flag of `chat`, not of this command
 
@@ -60,19 +52,19 @@ def test_say_help_points_to_the_voice_list():
 @pytest.mark.parametrize("text", ["", "   "])
 def test_say_refuses_empty_text(tmp_path, text):
     out = tmp_path / "empty.wav"
-    assert "nothing to say" in _one_line_error(run_cli("say", text, "-o", str(out)))
+    assert "nothing to say" in one_line_error(run_cli("say", text, "-o", str(out)))
     assert not out.exists()
 
 
 def test_reply_checks_its_input_before_loading_models(tmp_path):
     proc = run_cli("reply", "-i", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "a.wav"))
-    assert "no such file" in _one_line_error(proc)
+    assert "no such file" in one_line_error(proc)
     assert "loading" not in proc.stderr  # no engine was loaded for nothing
 
 
 def test_unknown_voice_flag_is_an_error():
     proc = run_cli("chat", "--voice", "nosuchvoice", stdin="hello\n")
-    error = _one_line_error(proc)
+    error = one_line_error(proc)
     assert "'nosuchvoice' is unknown" in error and "voices list" in error
     assert "loading" not in proc.stderr and not proc.stdout
 
@@ -101,7 +93,7 @@ def test_persona_with_unknown_voice_is_warned_about(tmp_path, monkeypatch):
 @pytest.mark.slow  # loads the voice first (its rate opens the speaker)
 def test_talk_without_sound_card_fails_before_the_prompt(no_sound_card):
     proc = run_cli("talk", "--duration", "2")
-    assert "cannot open the audio devices" in _one_line_error(proc)
+    assert "cannot open the audio devices" in one_line_error(proc)
     assert "Speak any time" not in proc.stdout
 
 
@@ -125,7 +117,7 @@ def test_call_to_self_signed_server_names_the_tls_options(tmp_path):
     threading.Thread(target=handshakes, daemon=True).start()
     question = _tone(tmp_path / "q.wav")
     proc = run_cli("call", "--url", f"wss://127.0.0.1:{port}/v1/realtime", "-i", str(question), "--token", "x" * 32)
-    error = _one_line_error(proc)
+    error = one_line_error(proc)
     assert "certificate" in error and "--tls-ca" in error and "--insecure" in error
     assert "is `voice-companion serve` running" not in error
     listener.close()
@@ -169,7 +161,7 @@ def test_forget_all_asks_first(tmp_path, monkeypatch):
     assert run_cli("memory", "add", "The user loves rainy days").returncode == 0
 
     piped = run_cli("memory", "forget", "--all", stdin="y\n")  # not a terminal: only --yes will do
-    assert "pass --yes" in _one_line_error(piped)
+    assert "pass --yes" in one_line_error(piped)
     assert _memories() == ["The user loves rainy days"]
 
     declined = _forget_all_at_terminal("n")
