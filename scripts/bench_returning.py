@@ -472,7 +472,12 @@ def chat40(home: Path, lines: list[str]) -> dict:
     start = time.perf_counter()
     out, _ = run_cli(home, ["chat", "--json"], stdin="\n".join(lines) + "\n", timeout=1800)
     total = time.perf_counter() - start
-    replies = [json.loads(x)["reply"] for x in out.strip().splitlines() if x.startswith("{")]
+    answers = [json.loads(x) for x in out.strip().splitlines() if x.startswith("{")]
+    replies = [a.get("reply", "") for a in answers]
+    line_ms = [
+        a["timings_ms"]["reply_total"] for a in answers if a.get("timings_ms", {}).get("reply_total") is not None
+    ]
+    prefill = [a["prefill_tokens"] for a in answers if a.get("prefill_tokens") is not None]
     firsts = [re.split(r"(?<=[.!?。！？])\s*", r.strip())[0].lower() for r in replies if r.strip()]
     repeated = sum(1 for i, f in enumerate(firsts) if f and f in firsts[:i])
     return {
@@ -481,6 +486,9 @@ def chat40(home: Path, lines: list[str]) -> dict:
         "wall_s": round(total, 1),
         "repeated_first_sentences": repeated,
         "distinct_replies": len(set(replies)),
+        "line_ms": summary(line_ms) if line_ms else {},
+        "prefill_tokens": summary(prefill) if prefill else {},
+        "replies": replies,
     }
 
 
@@ -509,7 +517,7 @@ def report(rows: list[dict]) -> dict:
 def _progress(path: Path, result: dict, mode: str, modes: dict, name: str) -> None:
     result["modes"][mode] = modes
     path.write_text(json.dumps(result, ensure_ascii=False))
-    brief = {k: v for k, v in modes[name].items() if k != "rows"}
+    brief = {k: v for k, v in modes[name].items() if k not in ("rows", "replies")}
     print(f"[{mode}] {name}: {json.dumps(brief, ensure_ascii=False)}", file=sys.stderr, flush=True)
 
 
@@ -568,7 +576,7 @@ def main() -> None:
         if not args.json:
             print(f"\n== {args.llm}, warm start {'on' if mode == 'warm' else 'off (baseline)'} ==")
             for name, d in modes.items():
-                brief = {k: v for k, v in d.items() if k != "rows"}
+                brief = {k: v for k, v in d.items() if k not in ("rows", "replies")}
                 print(f"{name:<7} {json.dumps(brief, ensure_ascii=False)}")
     if args.json:
         print(json.dumps(result, ensure_ascii=False))

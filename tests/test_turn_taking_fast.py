@@ -29,6 +29,10 @@ STORY = "Once upon a time a small dragon lived on a hill. Every morning it made 
 WORD_S = FakeVoice().word_s + FakeVoice().gap_s  # one spoken word, its gap included
 
 
+def _words(text: str) -> list[str]:
+    return [w.strip(".,!?").lower() for w in text.split()]
+
+
 def finals(call: FakeCall) -> list[str]:
     return [e.text for e in call.of_type(TranscriptFinal)]
 
@@ -42,7 +46,8 @@ def history(call: FakeCall) -> list[tuple[str, str, bool]]:
     [
         ("What time is it?", ENDPOINT.complete_silence_ms),  # finished: a short pause ends it
         ("Hello Mia", ENDPOINT.default_silence_ms),  # can't tell
-        ("I went to the shop and um", ENDPOINT.incomplete_silence_ms),  # mid-sentence: wait longer
+        ("I went to the shop and", ENDPOINT.incomplete_silence_ms),  # mid-sentence: wait longer
+        ("I went to the shop and um", ENDPOINT.thinking_silence_ms),  # finding a word: longer still
     ],
 )
 def test_the_pause_that_ends_a_turn_depends_on_the_words(words, wait_ms):
@@ -100,10 +105,10 @@ def test_a_reply_speculated_in_a_pause_is_dropped_when_the_user_goes_on():
 def test_barge_in_stops_playback_and_the_history_keeps_only_what_was_heard():
     call = FakeCall(duration_s=7, reply=lambda user: STORY if "story" in user else "Dogs are loyal.")
     call.say(0.3, "Tell me a story.")
-    call.say(2.2, "Wait, stop that.")
+    call.say(3.6, "Wait, stop that.")  # past the resume window (2 s after the turn's end)
     call.run()
     [interrupted] = call.of_type(ResponseInterrupted)
-    barge_in = [t for t in call.times(SpeechStarted) if t > 2.2][0]
+    barge_in = [t for t in call.times(SpeechStarted) if t > 3.6][0]
     assert call.speaker_level(barge_in - 0.1, barge_in) > 0  # the companion was talking...
     assert call.speaker_level(barge_in, barge_in + 0.3) == 0  # ...and went quiet within one block
 
@@ -152,15 +157,13 @@ def test_the_companion_hearing_its_own_voice_while_it_talks_is_not_a_barge_in():
     reply_end = call.times(ResponseDone)[0]
     echoes = [t for t in call.times(SpeechStarted) if 1.2 < t < reply_end]
     assert len(echoes) >= 3, "the echo never reached the barge-in gate"
-    heard = call.stt.heard[1:]  # after the user's question: only its own voice
-    assert all(h and f" {h} " in f" {STORY} " for h in heard), heard  # runs of its own words
+    # after the user's question only its own voice was heard (the echo heard within the
+    # resume window is transcribed with the question it may have continued)
+    own = set(_words(STORY)) | set(_words("Tell me a story."))
+    heard = call.stt.heard[1:]
+    assert heard and all(set(_words(h)) <= own for h in heard), heard
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: the echo of the last words arrives after the playback buffer is empty, when the "
-    "reply no longer counts as audible, so it is taken for a user turn (and one word is too few for _is_echo)",
-)
 def test_the_echo_of_its_last_words_is_not_a_user_turn():
     call = FakeCall(duration_s=14, reply=STORY, echo=ECHO)
     call.say(0.3, "Tell me a story.")
@@ -171,9 +174,9 @@ def test_the_echo_of_its_last_words_is_not_a_user_turn():
 def test_a_noise_while_the_companion_talks_pauses_it_then_lets_it_go_on():
     call = FakeCall(duration_s=7, reply=STORY)
     call.say(0.3, "Tell me a story.")
-    call.sound(2.2, np.random.default_rng(3).standard_normal(16000 * 4 // 10).astype(np.float32) * 0.2)
+    call.sound(3.6, np.random.default_rng(3).standard_normal(16000 * 4 // 10).astype(np.float32) * 0.2)
     call.run()
-    assert [t for t in call.times(SpeechStarted) if t > 2.2], "the noise never reached the barge-in gate"
+    assert [t for t in call.times(SpeechStarted) if t > 3.6], "the noise never reached the barge-in gate"
     assert [e.text for e in call.of_type(TranscriptPartial)][-1] == ""  # no words in it
     assert not call.of_type(ResponseInterrupted)
     assert [d.status for d in call.of_type(ResponseDone)] == ["completed"]

@@ -16,10 +16,11 @@ punctuation alone.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from voice_companion.core.config import EndpointSettings
-from voice_companion.core.language import HAN_CHAR, guess_language, word_tokens
+from voice_companion.core.language import HAN_CHAR, guess_language, has_han, word_tokens
 
 # -- word lists -------------------------------------------------------------------------
 # "strong": a turn essentially never ends on these (conjunctions, articles, fillers).
@@ -216,7 +217,9 @@ _ZH_STRONG = (
     "对于",
     "关于",
 )
-_ZH_WEAK = ("的",)  # "一个红色的…" is unfinished, "这是我的" is not: a guess either way
+# "一个红色的…" is unfinished, "这是我的" is not; "你总会" / "我想" wait for their verb,
+# "我会" / "我想" can answer a question: a guess either way.
+_ZH_WEAK = ("的", "会", "想", "要", "觉得", "的话", "想问")
 _ZH_COMPLETE_ENDINGS = (
     "是的",
     "好的",
@@ -480,6 +483,101 @@ def _modal_waits_for_verb(tokens: list[str]) -> bool:
     if len(tokens) <= 3 or tokens[0] in _EN_ANSWER_OPENERS:
         return False
     return not any(t in ("not", "never", "wish") or t.endswith("n't") for t in tokens)
+
+
+# -- the fusion's evidence ---------------------------------------------------------------
+
+_FILLERS = frozenset({"um", "umm", "uh", "uhh", "er", "erm", "hmm", "euh", "heu", "bah", "ben"})
+_ZH_FILLERS = ("嗯", "呃", "额", "那个", "这个")
+_NUMBER_WORDS = frozenset(
+    "zero oh one two three four five six seven eight nine ten un deux trois quatre cinq six sept huit neuf dix".split()
+)
+_ZH_DIGITS = frozenset("零〇一二三四五六七八九十两幺")
+_DIGIT_STRING = 4  # digits (or number words) in the turn before a number is "being dictated"
+
+
+class Verdict(enum.Enum):
+    """What the words say about the end of the turn (see `judge`)."""
+
+    CLOSED = "closed"  # a question, an exclamation, a short answer, a closing particle
+    FULL_STOP = "full_stop"  # only Whisper's full stop says it is finished
+    UNFINISHED = "unfinished"  # clearly mid-sentence ("and", "parce que", "然后")
+    THINKING = "thinking"  # ends on a filler: the user is finding their words
+    DIGITS = "digits"  # a number being dictated ("one zero zero zero one")
+    UNKNOWN = "unknown"  # no words yet, or nothing to go on
+
+
+def judge(text: str | None, language: str | None) -> Verdict:
+    """Classify the words so far. Whisper ends nearly every segment with a full stop
+    ("And so my fellow Americans.", "Sure, my ID number is."), so a full stop alone is
+    weaker evidence than a question mark or a closing phrase."""
+    stripped = (text or "").strip().rstrip(_TRAILING_CLOSERS)
+    if not stripped:
+        return Verdict.UNKNOWN
+    core = stripped.rstrip("".join(_TERMINAL_PUNCT) + "".join(_UNFINISHED_PUNCT) + " ")
+    tokens = word_tokens(core)
+    if (tokens and tokens[-1] in _FILLERS) or (has_han(core) and _zh_core(core).endswith(_ZH_FILLERS)):
+        return Verdict.THINKING
+    if _dictating_digits(core, tokens):
+        return Verdict.DIGITS
+    verdict = looks_complete(stripped, language)
+    if verdict is False:
+        return Verdict.UNFINISHED
+    if verdict is None:
+        return Verdict.UNKNOWN
+    if stripped.endswith(_QUESTION_OR_EXCLAIM) or _is_short_answer(core, guess_language(stripped, language)):
+        return Verdict.CLOSED
+    # a full stop, a closing phrase or particle ("了" also marks aspect mid-sentence)
+    return Verdict.FULL_STOP
+
+
+def _is_short_answer(core: str, lang: str | None) -> bool:
+    """ "Yes.", "Thank you.", "好的。": a whole turn by itself."""
+    if lang == "zh":
+        return _zh_core(core) in _SHORT_COMPLETE["zh"]
+    return lang in _SHORT_COMPLETE and " ".join(word_tokens(core)) in _SHORT_COMPLETE[lang]
+
+
+def _dictating_digits(core: str, tokens: list[str]) -> bool:
+    """Does the turn end inside a string of digits? (Whisper writes "1,001 90210.")"""
+    if not core:
+        return False
+    last = core[-1]
+    if last.isdigit():
+        return sum(ch.isdigit() for ch in core) >= _DIGIT_STRING
+    if tokens and tokens[-1] in _NUMBER_WORDS:
+        return sum(t in _NUMBER_WORDS or t.isdigit() for t in tokens) >= _DIGIT_STRING
+    if last in _ZH_DIGITS:
+        return sum(ch in _ZH_DIGITS for ch in core) >= _DIGIT_STRING
+    return False
+
+
+def end_of_turn_silence_ms(text: str | None, language: str | None, speech_ms: float, settings: EndpointSettings) -> int:
+    """How much silence ends the turn, from everything known at this pause.
+
+    `settings.policy == "text"` is the older rule (the transcript's look alone). The
+    fusion also weighs how long the user has spoken: a short turn that looks finished
+    ("I'm fine.", "Bonjour !") ends fast, while after a longer one a full stop is
+    Whisper's habit more than evidence, so it waits `statement_silence_ms` (the reply
+    is prepared during the pause, so the wait is nearly all the delay it adds).
+    A filler at the end lets the wait grow past the usual cap (a thinking pause)."""
+    if settings.policy == "text":
+        return required_silence_ms(text, language, settings)
+    verdict = judge(text, language)
+    if verdict is Verdict.THINKING:
+        return max(settings.thinking_silence_ms, settings.incomplete_silence_ms)
+    if verdict is Verdict.CLOSED:
+        wanted = settings.complete_silence_ms
+    elif verdict is Verdict.FULL_STOP:
+        short = speech_ms < settings.short_turn_ms
+        wanted = settings.complete_silence_ms if short else settings.statement_silence_ms
+    elif verdict is Verdict.DIGITS:
+        wanted = settings.digits_silence_ms
+    elif verdict is Verdict.UNFINISHED:
+        wanted = settings.incomplete_silence_ms
+    else:
+        wanted = settings.default_silence_ms
+    return min(wanted, settings.max_silence_ms)
 
 
 # -- public API ------------------------------------------------------------------------

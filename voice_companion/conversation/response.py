@@ -46,6 +46,8 @@ class Response:
     task: asyncio.Task[None] | None = None
     scripted: bool = False  # a fixed line (the greeting): spoken like a reply, never a turn
     recorded: bool = False  # in the history (as the message with this response's id)
+    pending_resume: bool = False  # the user may still go on with the turn it answers
+    retracted: bool = False  # they did: dropped as if never said
 
     @property
     def text(self) -> str:

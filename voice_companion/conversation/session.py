@@ -8,8 +8,12 @@ blocks and a playback buffer; the session never knows which one it talks to.
   transcribed and a reply starts generating with its audio held back. If the
   user goes on, both are thrown away; if the pause becomes the end of the turn,
   the held audio plays at once.
-- End of turn: how long a pause must last depends on what was said
-  (`endpointing.required_silence_ms`).
+- End of turn: how long a pause must last depends on what was said and how long
+  the user has spoken (`endpointing.end_of_turn_silence_ms`).
+- Resume, don't barge in: if the user goes on within `resume_window_ms` of the
+  turn's end, the reply stops at once and is dropped as if never said, and the
+  words join the same turn (transcribed whole). Replies are recorded only once
+  that window has passed.
 - Barge-in: user speech while the companion talks pauses playback on the very
   next audio block. If the interruption turns out to be noise or a backchannel
   ("mhm", "嗯"), playback resumes; otherwise the reply is cancelled and the
@@ -93,6 +97,9 @@ class SessionSettings:
     speculative: bool = TurnSettings.speculative
     first_clause_max_words: int = 0
     prefill_while_speaking_ms: int = 0
+    resume_window_ms: int = TurnSettings.resume_window_ms
+    resume_max_played_ms: int = TurnSettings.resume_max_played_ms
+    keep_unanswered_s: float = TurnSettings.keep_unanswered_s
 
 
 def session_settings(settings: Settings) -> SessionSettings:
@@ -100,6 +107,8 @@ def session_settings(settings: Settings) -> SessionSettings:
     choice = tiers.select(settings)
     live = choice.tier.live if choice.tier else tiers.LiveTuning()
     turns = settings.turns
+    if settings.endpointing.policy not in ("fusion", "text"):
+        raise CompanionError(f'endpointing.policy must be "fusion" or "text", not {settings.endpointing.policy!r}')
     return SessionSettings(
         vad=settings.vad,
         barge_in_vad=settings.barge_in,
@@ -109,7 +118,31 @@ def session_settings(settings: Settings) -> SessionSettings:
         language=settings.stt.language or None,
         first_clause_max_words=given(turns.first_clause_max_words, live.first_clause_max_words),
         prefill_while_speaking_ms=given(turns.prefill_while_speaking_ms, live.prefill_while_speaking_ms),
+        resume_window_ms=turns.resume_window_ms,
+        resume_max_played_ms=turns.resume_max_played_ms,
+        keep_unanswered_s=turns.keep_unanswered_s,
     )
+
+
+@dataclass
+class _EndedTurn:
+    """A user turn that just ended: for `resume_window_ms` the user may still go on."""
+
+    blocks: list[np.ndarray]  # its audio
+    ended_ms: float  # the detector's clock when the turn was ended
+    gap: list[np.ndarray] = field(default_factory=list)  # audio since then
+    response: Response | None = None  # its reply, once the transcript is in
+    continued: bool = False  # the user went on: this turn is part of the next one
+    interrupting: Response | None = None  # it began as a barge-in on this reply
+
+
+@dataclass(frozen=True)
+class _Unanswered:
+    """Speech that got no answer, kept in case it was words after all."""
+
+    text: str
+    reason: str
+    at_ms: float
 
 
 @dataclass
@@ -121,6 +154,7 @@ class _Utterance:
     spec_response: Response | None = None
     partial_at_samples: int = 0  # audio length the last listen-ahead started on
     partial: asyncio.Task[None] | None = None
+    continues: _EndedTurn | None = None  # the turn this speech goes on with
 
     def audio(self) -> np.ndarray:
         return np.concatenate(self.blocks)
@@ -150,6 +184,8 @@ class Session:
         self._preroll: collections.deque[np.ndarray] = collections.deque(maxlen=max(1, self.settings.preroll_ms // 20))
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stt_lock = asyncio.Lock()  # one transcription at a time on 2 cores
+        self._ended: _EndedTurn | None = None
+        self._unanswered: list[_Unanswered] = []
 
     # -- the audio loop ------------------------------------------------------------
 
@@ -166,6 +202,7 @@ class Session:
                 # heard, marked as interrupted, so a reconnect resumes with nothing lost.
                 # No events: nobody is listening, and it was not a barge-in.
                 await self._keep_heard(current)
+            self._settle()  # a finished reply waiting out its resume window is kept
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -176,6 +213,10 @@ class Session:
         utterance = self._utterance
         if utterance is None:
             self._preroll.append(block)
+            if self._ended is not None:
+                self._ended.gap.append(block)
+                if not self._can_resume(self._ended):
+                    self._settle()
             audible = self._audible_response() is not None
             if (self.barge_in_detector if audible else self.detector).in_speech:
                 await self._speech_started()
@@ -193,24 +234,40 @@ class Session:
         if utterance.spec_stt is not None and not utterance.spec_stt.done():
             required = endpoint.max_silence_ms  # the words are coming: judge them, not the clock
         else:
-            required = endpointing.required_silence_ms(text, language, endpoint)
+            speech_ms = 1000 * sum(len(b) for b in utterance.blocks) / STT_RATE - silence - self.settings.preroll_ms
+            required = endpointing.end_of_turn_silence_ms(text, language, speech_ms, endpoint)
         if silence >= required:
             self.detector.end_speech()
             self.barge_in_detector.end_speech()
             self._utterance = None
+            self._settle()
+            self._ended = _EndedTurn(utterance.blocks, self.detector.t_ms, interrupting=utterance.interrupting)
             speech_end = wall - silence / 1000
             await self.transport.emit(SpeechStopped(self.detector.t_ms - silence))
-            self._spawn(self._finish_turn(utterance, speech_end, silence))
+            self._spawn(self._finish_turn(utterance, self._ended, speech_end, silence))
 
     async def _speech_started(self) -> None:
         started = (
             self.detector.speech_started_at_ms() or self.barge_in_detector.speech_started_at_ms() or self.detector.t_ms
         )
+        ended = self._ended
+        preroll = list(self._preroll)
+        self._preroll.clear()
+        if ended is not None and self._can_resume(ended):
+            # the user goes on: hold the reply (it may not have started) and reopen the turn
+            self.playback.pause()
+            ended.continued = True
+            self._ended = None
+            # a barge-in that got no answer stays one (its filters apply to the whole)
+            barged = ended.interrupting if ended.response is None else None
+            self._utterance = _Utterance([*ended.blocks, *ended.gap], barged, continues=ended)
+            await self.transport.emit(SpeechStarted(started))
+            return
+        self._settle()
         interrupting = self._audible_response()
         if interrupting is not None:
             self.playback.pause()  # silence within one audio block
-        self._utterance = _Utterance(list(self._preroll), interrupting)
-        self._preroll.clear()
+        self._utterance = _Utterance(preroll, interrupting)
         await self.transport.emit(SpeechStarted(started))
 
     # -- speculation ---------------------------------------------------------------
@@ -261,25 +318,45 @@ class Session:
 
     # -- end of a user turn ------------------------------------------------------------
 
-    async def _finish_turn(self, utterance: _Utterance, speech_end: float, silence_ms: float) -> None:
+    async def _finish_turn(
+        self, utterance: _Utterance, ended: _EndedTurn | None, speech_end: float, silence_ms: float
+    ) -> None:
         spec_stt = utterance.spec_stt
         hit = spec_stt is not None
         transcript = await (spec_stt if spec_stt is not None else self._transcribe(utterance.audio()))
         text = transcript.text.strip()
+        if ended is not None and ended.continued:  # the user went on: the next turn has it all
+            self._drop_speculation(utterance)
+            return
         interrupted = utterance.interrupting
         if interrupted is not None:
-            unsure = transcript.no_speech_prob > INTERRUPT_MAX_NO_SPEECH
-            if (
-                not text
-                or unsure
-                or endpointing.is_backchannel(text, transcript.language)
-                or _is_echo(text, interrupted)
-            ):
+            reason = self._not_for_the_turn(text, transcript, interrupted)
+            if reason:
+                self._keep_unanswered(text, reason)
                 self.playback.resume()  # noise, "mhm" or its own voice: keep talking
                 return
             await self._interrupt(interrupted)
+        continued = utterance.continues.response if utterance.continues else None
+        added = _added_words(text, continued.user_text) if continued is not None else ""
+        if continued is not None and (
+            not added or endpointing.is_backchannel(added, transcript.language) or _is_echo(added, continued)
+        ):
+            # nothing new (a breath, a cough), "mhm", or its own voice: the reply goes on.
+            # The no-speech limit does not apply here: it threw real continuations away.
+            if added:
+                self._keep_unanswered(added, "backchannel or echo after the turn")
+            log.info("speech after the turn added no words (%r): the reply goes on", text)
+            self.playback.resume()
+            if ended is not None and ended is self._ended:
+                ended.response = continued
+            else:
+                continued.pending_resume = False
+            return
+        if continued is not None:
+            await self._retract(continued)
         if not text:
             return
+        text = " ".join([*self._take_unanswered(), text])
         await self.transport.emit(TranscriptFinal(text, transcript.language))
         response = utterance.spec_response
         if response is None or response.user_text != text:
@@ -287,6 +364,9 @@ class Session:
                 response.task.cancel()
             response = self._start_response(text, transcript.language)
         self.current = response
+        if ended is not None and ended is self._ended:
+            ended.response = response
+            response.pending_resume = True
         await self.transport.emit(ResponseCreated(response.id))
         response.committed.set()
         self._spawn(
@@ -336,13 +416,13 @@ class Session:
         if response.scripted:
             await self._done_when_played(response)
             return
-        self.conversation.record(response.user_text, response.generated_text or response.text, reply_id=response.id)
-        response.recorded = True
-        self._spawn(self._prepare_next())
+        self._spawn(self._record_when_settled(response))
         first = self.playback.first_sample_wall(response.id)
-        while first is None and self.playback.pending():
+        while first is None and (self.playback.pending() or self.playback.paused) and not response.retracted:
             await asyncio.sleep(0.005)
             first = self.playback.first_sample_wall(response.id)
+        if response.retracted:
+            return
         metrics = TurnMetrics(
             response.id,
             endpoint_delay_ms=endpoint_ms,
@@ -362,6 +442,75 @@ class Session:
         )
         await self.transport.emit(metrics)
         await self._done_when_played(response)
+
+    async def _record_when_settled(self, response: Response) -> None:
+        """Record the exchange once the user can no longer go on with their turn."""
+        while response.pending_resume:
+            await asyncio.sleep(0.02)
+        if response.recorded or response.retracted:
+            return
+        self.conversation.record(response.user_text, response.generated_text or response.text, reply_id=response.id)
+        response.recorded = True
+        await self._prepare_next()
+
+    async def _retract(self, response: Response) -> None:
+        """The user went on with the turn this reply answered: drop it as if never said."""
+        response.retracted = True
+        response.pending_resume = False
+        if response.task and not response.task.done():
+            response.task.cancel()
+            await asyncio.gather(response.task, return_exceptions=True)
+        if self.current is response:
+            self.playback.flush()
+            self.current = None
+        if response.recorded:  # cannot happen while it was resumable; keep what was heard
+            self.conversation.amend(response.id, response.spoken_text(self.playback.played_ms(response.id)), True)
+        log.info("the user went on with the turn: reply %s withdrawn", response.id)
+        await self.transport.emit(ResponseDone(response.id, "", "retracted"))
+
+    def _can_resume(self, ended: _EndedTurn) -> bool:
+        """May speech now still join the ended turn (its reply barely heard)?"""
+        window = self.settings.resume_window_ms
+        if not window or self.detector.t_ms - ended.ended_ms > window:
+            return False
+        response = ended.response
+        if response is None:
+            return True
+        return (
+            response is self.current
+            and not response.retracted
+            and self.playback.played_ms(response.id) <= self.settings.resume_max_played_ms
+        )
+
+    def _settle(self) -> None:
+        """The last turn can no longer be continued: its reply is kept (recorded)."""
+        ended, self._ended = self._ended, None
+        if ended is not None and ended.response is not None:
+            ended.response.pending_resume = False
+
+    def _not_for_the_turn(self, text: str, transcript: Transcript, playing: Response) -> str:
+        """Why speech during a reply is not a bid for the turn ("" if it is)."""
+        if not text:
+            return "no words"
+        if transcript.no_speech_prob > INTERRUPT_MAX_NO_SPEECH:
+            return f"unsure (no-speech probability {transcript.no_speech_prob:.2f})"
+        if endpointing.is_backchannel(text, transcript.language):
+            return "backchannel"
+        if _is_echo(text, playing):
+            return "echo of the reply"
+        return ""
+
+    def _keep_unanswered(self, text: str, reason: str) -> None:
+        """Log speech that gets no answer; keep its words for the next turn (not an echo's)."""
+        log.info("speech not answered (%s): %r", reason, text)
+        if text and not reason.startswith("echo"):
+            self._unanswered.append(_Unanswered(text, reason, self.detector.t_ms))
+
+    def _take_unanswered(self) -> list[str]:
+        """The words of recent unanswered speech, to put before the new turn's."""
+        kept, self._unanswered = self._unanswered, []
+        horizon = self.detector.t_ms - 1000 * self.settings.keep_unanswered_s
+        return [u.text for u in kept if u.at_ms >= horizon]
 
     async def _done_when_played(self, response: Response) -> None:
         """Done once its audio has played (unless a newer reply or a barge-in took over)."""
@@ -387,6 +536,7 @@ class Session:
         self.playback.flush()
         played = self.playback.played_ms(response.id)
         spoken = response.spoken_text(played)
+        response.pending_resume = False
         if response.scripted:
             pass
         elif not response.recorded:  # cut off before it was recorded
@@ -411,6 +561,7 @@ class Session:
         return await self._respond_now("", line)
 
     async def _respond_now(self, text: str, line: str | None) -> str:
+        self._settle()
         audible = self._audible_response()
         if audible is not None:
             await self._interrupt(audible)
@@ -514,6 +665,23 @@ def _is_echo(text: str, response: Response) -> bool:
     own_pairs = set(zip(own, own[1:], strict=False))
     pairs = list(zip(heard, heard[1:], strict=False))
     return sum(p in own_pairs for p in pairs) >= 0.6 * len(pairs)
+
+
+def _added_words(joined: str, before: str) -> str:
+    """The words of `joined` (the whole turn, transcribed again) after those of `before`."""
+    new, old = _units(joined), _units(before)
+    common = 0
+    while common < min(len(new), len(old)) and new[common] == old[common]:
+        common += 1
+    if common < len(old) // 2:  # transcribed differently: judge by the words not heard before
+        seen, added = collections.Counter(old), []
+        for word in new:
+            if seen[word] > 0:
+                seen[word] -= 1
+            else:
+                added.append(word)
+        return " ".join(added)
+    return " ".join(new[common:])
 
 
 def _units(text: str) -> list[str]:

@@ -110,7 +110,7 @@ class LLMSettings:
     backend: str = "embedded"  # "embedded" (llama.cpp in-process) or "openai"
     model: str = ""  # embedded: a name from `voice-companion models list`
     model_path: str = ""  # embedded: a GGUF file; overrides `model`
-    # The prompt window; not given = the tier's (tiers.py: 4096 tiny, 2048 small, sized
+    # The prompt window; not given = the tier's (tiers.py: 1024 tiny, 2048 small, sized
     # by the brain's prefill speed on 2 cores so a returning user's prompt never waits).
     context_tokens: int | NotGiven = NOT_GIVEN
     # Save the LLM state of the next session's prompt in the companion's folder and
@@ -213,6 +213,23 @@ class EndpointSettings:
     speculative_after_ms: start transcribing (and replying) this far into a
         pause. 150 ms skips stop consonants and breaths; the transcript is then
         usually ready before even the 250 ms complete threshold.
+
+    The fusion (policy "fusion", conversation/endpointing.py `end_of_turn_silence_ms`)
+    adds what 17 real recordings with pauses inside the turn showed
+    (scripts/bench_turns.py, ../shared/testdata/speech-pauses, docs/benchmarks.md):
+    statement_silence_ms: a full stop after `short_turn_ms` of speech or more.
+        Whisper puts one after "Thomas Piketty in his book" and "你总会", and 9 of
+        the 34 mid-clause pauses there followed a full stop (0.36-0.96 s); 250 ms
+        answered inside them. 750 ms outwaits all but two (0.84 and 0.96 s) and
+        keeps the delay after a real end under 0.9 s: the reply is prepared during
+        the pause, so the wait is nearly all the delay it adds.
+    short_turn_ms: below this much speech a full stop is believed ("I'm fine.").
+    digits_silence_ms: the turn ends inside a dictated number ("one zero zero zero
+        one, [1.35 s] nine oh two"): people read digits in groups with long gaps.
+    thinking_silence_ms: the turn ends on a filler ("I was wondering if... um"): a
+        thinking pause lasts 2-3 s, so this may exceed max_silence_ms.
+    policy: "fusion", or "text" for the older rule (the transcript's look alone,
+        250 ms after any full stop), kept as the benchmark's baseline.
     """
 
     complete_silence_ms: int = 250
@@ -220,6 +237,11 @@ class EndpointSettings:
     incomplete_silence_ms: int = 1200
     max_silence_ms: int = 2000
     speculative_after_ms: int = 150
+    statement_silence_ms: int = 750
+    short_turn_ms: int = 1000
+    digits_silence_ms: int = 1600
+    thinking_silence_ms: int = 2500
+    policy: str = "fusion"
 
 
 @dataclass
@@ -237,6 +259,16 @@ class TurnSettings:
     # words are new to it (0: off); not given: the tier's. DESIGN.md measured a
     # 72-token turn's first token at 1.39 s cold vs 0.54 s prefilled with the 1.5B.
     prefill_while_speaking_ms: int | NotGiven = NOT_GIVEN
+    # A wrong end-of-turn guess is made cheap: if the user goes on within this long of
+    # the turn's end while the reply has played at most resume_max_played_ms, the reply
+    # stops at once and is dropped as if never said, and the words join the same turn
+    # (no barge-in filters: on real speech they threw continuations away). 2 s covers
+    # every pause inside a turn in the development clips (longest 1.41 s). 0: off.
+    resume_window_ms: int = 2000
+    resume_max_played_ms: int = 1500
+    # Speech not answered (noise, a backchannel, the companion's echo) is logged and its
+    # words join the next turn's transcript if that turn starts within this long.
+    keep_unanswered_s: float = 30.0
 
 
 @dataclass

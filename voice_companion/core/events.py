@@ -101,7 +101,9 @@ class ResponseDone(Event):
     type: ClassVar[str] = "response.done"
     response_id: str
     text: str
-    status: str = "completed"  # "completed" | "interrupted" | "failed"
+    # "completed" | "interrupted" | "failed" | "retracted" (the user went on with the
+    # turn it answered: it never happened; the turn's full answer follows)
+    status: str = "completed"
 
 
 @dataclass(frozen=True)

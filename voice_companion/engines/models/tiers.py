@@ -99,8 +99,11 @@ TIERS: dict[str, Tier] = {
             # line break scored higher there but made live replies that begin with a line
             # break empty (the companion said nothing), so it is not used.
             GenerationOptions(max_tokens=80, temperature=0.4, top_p=0.9, repeat_penalty=1.15),
-            # ~205 tok/s cold prefill (963 tokens in 4.7 s): a 4k window rolls in ~12 s.
-            context_tokens=4096,
+            # ~205 tok/s cold prefill (963 tokens in 4.7 s): a 1k window rolls in ~3 s.
+            # A 4k window made the 135M model copy its own history (scripts/bench_returning.py
+            # --llm tiny --only chat40: 39 of 40 replies began with the same sentence, 4.8 s
+            # a line); with 1k, 4 of 40 and 2.1 s a line (docs/benchmarks.md).
+            context_tokens=1024,
         ),
         Tier(
             "small",

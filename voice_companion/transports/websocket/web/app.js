@@ -37,6 +37,7 @@ const call = {
   byAudio: new Map(), // audio id → response id
   interrupted: new Set(), // audio ids whose late frames are dropped
   userLine: null, // the caption of what the user is saying now
+  lastUserLine: null, // the caption of the last finished user turn (removed if its reply is retracted)
 };
 
 // -- the screen ------------------------------------------------------------------------
@@ -279,6 +280,7 @@ function handleEvent(event) {
       if (call.userLine) setCaption(call.userLine, event.text);
       else call.userLine = addLine("user", event.text);
       call.userLine.classList.remove("interim");
+      call.lastUserLine = call.userLine;
       call.userLine = null;
       setState("live", "Thinking…");
       break;
@@ -287,7 +289,7 @@ function handleEvent(event) {
       setState("live", "Thinking…");
       break;
     case "response.created":
-      call.replies.set(event.response_id, { audioId: event.audio_id, line: null, lastMark: 0 });
+      call.replies.set(event.response_id, { audioId: event.audio_id, line: null, lastMark: 0, userLine: call.lastUserLine });
       call.byAudio.set(event.audio_id, event.response_id);
       forgetOldReplies();
       break;
@@ -308,6 +310,10 @@ function handleEvent(event) {
       interrupted(event.response_id);
       break;
     case "response.done": {
+      if (event.status === "retracted") {
+        retracted(event.response_id);
+        break;
+      }
       const reply = call.replies.get(event.response_id);
       if (event.status === "failed") addLine("companion", "(no answer this time)", "failed");
       else if (reply?.line && event.status === "completed") setCaption(reply.line, event.text);
@@ -366,6 +372,18 @@ async function interrupted(responseId) {
   const playedMs = await call.player.flush(reply.audioId);
   send({ type: "conversation.item.truncate", item_id: responseId, content_index: 0, audio_end_ms: Math.round(playedMs) });
   stats.truncations += 1;
+}
+
+// The user went on with the turn it answered: that reply never happened (it is not in
+// the history, so nothing to truncate); the whole turn's caption and answer follow.
+async function retracted(responseId) {
+  const reply = call.replies.get(responseId);
+  if (!reply) return;
+  call.interrupted.add(reply.audioId);
+  await call.player?.flush(reply.audioId);
+  reply.line?.remove();
+  reply.userLine?.remove();
+  call.replies.delete(responseId);
 }
 
 // -- audio -----------------------------------------------------------------------------
