@@ -9,9 +9,9 @@ client plays the reply audio as a phone would (each frame when it is due, flushe
 the server stops the reply) and reports, per clip and in total:
 
 - premature replies: reply audio that started before the speaker had finished, by the
-  pause it started in (`M`, `S`) — a reply stopped with at most 300 ms spoken over the
-  user counts as recovered, not as a cut (issue 16's rule); one started in an `M` pause
-  is a violation either way;
+  pause it started in (`M`, `S`) — a reply withdrawn as the user went on (resumed, not
+  a barge-in) with at most 300 ms spoken over them counts as recovered, not as a cut
+  (issue 16's rule); one started in an `M` pause is a violation either way;
 - talk-over: ms of reply audio played while the user was speaking;
 - words lost: words of the whole clip (Whisper on the whole recording, the reference)
   missing from every transcript that got an answer;
@@ -58,7 +58,7 @@ from voice_companion.transports.websocket.client import BLOCK, RealtimeClient, s
 DEFAULT_CLIPS = ROOT.parent / "shared" / "testdata" / "speech-pauses"
 MAX_TOKENS = 28  # short answers: the bench is about when they start
 TALK_OVER_OK_MS = 300  # a premature reply stopped within this is recovered (issue 16)
-LISTEN_AFTER_S = 9.0  # silence sent after the clip, at most, while the answer plays
+LISTEN_AFTER_S = 12.0  # silence sent after the clip, at most, while the answer plays
 LOST_MIN_UNITS = 3  # a clip "lost words" when at least this many reference words are missing…
 LOST_MIN_FRACTION = 0.15  # …and they are at least this share of the clip (Whisper varies)
 
@@ -70,22 +70,28 @@ class Reply:
     created_s: float
     frames: list[tuple[float, float]] = field(default_factory=list)  # (arrival s, duration s)
     stopped_s: float | None = None  # the client flushes its player here
+    held: list[list[float]] = field(default_factory=list)  # [paused, resumed] (resumed inf: never)
     status: str = ""
     user_text: str = ""
 
     def played(self) -> list[tuple[float, float]]:
         """(start, end) intervals the client's speaker played, in clip seconds."""
-        out, at = [], None
+        out: list[tuple[float, float]] = []
+        at = 0.0
+        stop = self.stopped_s if self.stopped_s is not None else float("inf")
         for arrival, duration in self.frames:
-            start = arrival if at is None else max(arrival, at)
-            end = start + duration
-            if self.stopped_s is not None:
-                if start >= self.stopped_s:
-                    break
-                end = min(end, self.stopped_s)
-            out.append((start, end))
-            at = end
-        return out
+            start, left = max(arrival, at), duration
+            while left > 1e-9 and start < stop:
+                hold = next(((p, r) for p, r in self.held if p <= start < r), None)
+                if hold is not None:  # the player is held: wait for the resume
+                    start = hold[1]
+                    continue
+                nxt = min([p for p, _ in self.held if p > start] + [stop, start + left])
+                out.append((start, nxt))
+                left -= nxt - start
+                start = nxt
+            at = start
+        return [(a, b) for a, b in out if b > a]
 
     @property
     def starts_s(self) -> float | None:
@@ -169,6 +175,12 @@ async def call(url: str, token: str, pcm: np.ndarray, end_s: float) -> tuple[lis
                         reply.stopped_s = reply.stopped_s or now
                     elif now > end_s:
                         finished.set()
+                elif kind == "response.output_audio.paused" and message["response_id"] in replies:
+                    replies[message["response_id"]].held.append([now, float("inf")])
+                elif kind == "response.output_audio.resumed" and message["response_id"] in replies:
+                    held = replies[message["response_id"]].held
+                    if held and held[-1][1] == float("inf"):
+                        held[-1][1] = now
                 elif kind == "response.interrupted" and message["response_id"] in replies:
                     replies[message["response_id"]].stopped_s = now
         finally:
@@ -196,15 +208,16 @@ def analyse(clip: dict, replies: list[Reply], end_s: float, reference: str) -> d
         where = next((kind for p0, p1, kind in pauses if p0 <= start < p1), "speaking")
         over = overlap(reply.played(), speech) * 1000
         talk_over += over
-        recovered = reply.status in ("retracted", "interrupted") and over <= TALK_OVER_OK_MS
+        # resumed: withdrawn as the user went on (a barge-in that splits the turn is a cut)
+        recovered = reply.status == "retracted" and over <= TALK_OVER_OK_MS
         premature.append({"at_s": round(start, 2), "in": where, "talk_over_ms": round(over), "recovered": recovered})
-    answered = [r for r in replies if r.status in ("completed", "interrupted") and r.starts_s is not None]
+    answered = [r for r in replies if r.status != "retracted" and r.starts_s is not None]
     heard = collections.Counter(u for r in answered for u in units(r.user_text))
     wanted = collections.Counter(units(reference))
     missing = sum((wanted - heard).values())
     total = max(1, sum(wanted.values()))
-    answer = next((r for r in replies if r.status == "completed" and (r.starts_s or 0) >= end_s), None)
-    completed = [r for r in replies if r.status == "completed"]
+    answer = next((r for r in replies if r.status != "retracted" and (r.starts_s or 0) >= end_s), None)
+    kept = [r for r in replies if r.status != "retracted" and r.starts_s is not None]
     return {
         "clip": clip["id"],
         "language": clip["language"],
@@ -216,7 +229,7 @@ def analyse(clip: dict, replies: list[Reply], end_s: float, reference: str) -> d
         "talk_over_ms": round(talk_over),
         "words_missing": missing,
         "words_lost": missing >= LOST_MIN_UNITS and missing / total >= LOST_MIN_FRACTION,
-        "whole_turn": len(completed) == 1 and not premature,
+        "whole_turn": len(kept) == 1 and (kept[0].starts_s or 0) >= end_s,
         "delay_ms": round((answer.starts_s - end_s) * 1000) if answer and answer.starts_s else None,
         "turns": [{"user": r.user_text, "status": r.status, "starts_s": r.starts_s} for r in replies],
     }

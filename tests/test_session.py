@@ -167,3 +167,26 @@ def test_listen_ahead_prefills_the_words_so_far(stt, llm, tts, voice16k):
     assert any("river" in text.lower() for text in user_prefills), recording.prefills
     assert "swans" in device.of_type(TranscriptFinal)[0].text.lower()
     assert device.of_type(ResponseDone)[0].status == "completed"
+
+
+def test_going_on_after_a_sentence_joins_one_turn_with_real_speech(stt, llm, tts):
+    """en09 (a real lecture): "Well, good luck with that. [1.17 s] Who's going to implement
+    a 4% global wealth tax?" The pause outlasts the wait after a full stop, so the turn
+    ends and a reply starts; the speaker goes on, the reply is withdrawn without a word,
+    and the whole utterance is answered as one turn (tests/data/en09_lecture_goodluck.txt)."""
+    from pathlib import Path
+
+    from voice_companion.core.audio import load_for_stt
+
+    clip = load_for_stt(Path(__file__).parent / "data" / "en09_lecture_goodluck.wav")
+    device = VirtualAudioDevice(tts.sample_rate, duration_s=16)
+    device.say(0.5, clip)
+    session = converse(stt, llm, tts, device, max_tokens=30)
+    statuses = [e.status for _, e in device.events if isinstance(e, ResponseDone)]
+    assert statuses[0] == "retracted" and statuses[-1] == "completed", statuses
+    assert not device.of_type(ResponseInterrupted)  # not a barge-in
+    final = [e.text for _, e in device.events if isinstance(e, TranscriptFinal)][-1]
+    assert "luck" in final.lower() and "tax" in final.lower(), final
+    history = session.conversation.history
+    assert [m.role for m in history] == ["user", "assistant"]  # no entry for the dropped reply
+    assert history[0].content == final and not history[1].interrupted

@@ -7,12 +7,16 @@ The slow twins with the real models are in tests/test_session.py.
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 from fakes import FakeCall, FakeVoice
 
 from voice_companion.conversation.session import SessionSettings
 from voice_companion.core.events import (
+    PlaybackPaused,
+    PlaybackResumed,
     ResponseCreated,
     ResponseDone,
     ResponseInterrupted,
@@ -200,3 +204,82 @@ def test_a_typed_message_cuts_the_companion_off_like_a_spoken_one():
     speaker = call.device.speaker_audio()
     answer_s = np.flatnonzero(speaker[int(2.5 * call.device.output_rate) :])[0] / call.device.output_rate + 2.5
     assert typed.voice_to_voice_ms / 1000 == pytest.approx(answer_s - 2.4, abs=0.05)  # from the keystroke
+
+
+# -- a wrong end of turn made cheap: resume, don't barge in (issue 16) --------------------
+
+LONG_DAY = {
+    "It was a long day.": "Oh no, tell me all about it, I am listening.",
+    "It was a long day. My boss yelled at me.": "That sounds hard.",
+}
+
+
+def test_going_on_after_the_turn_ended_withdraws_the_reply_and_answers_the_whole_turn():
+    call = FakeCall(duration_s=8, reply=lambda user: LONG_DAY.get(user, "Hmm?"))
+    first = call.say(0.5, "It was a long day.")  # short and finished: the turn ends 250 ms on
+    going_on = first + 1.0
+    call.say(going_on, "My boss yelled at me.")
+    call.run()
+    assert [d.status for d in call.of_type(ResponseDone)] == ["retracted", "completed"]
+    assert call.speaker_level(first + 0.5, going_on) > 0  # the early reply had begun...
+    assert call.speaker_level(going_on + 0.2, going_on + 0.9) == 0  # ...and stopped at the speech onset
+    assert call.of_type(PlaybackPaused)  # the client was told to hold it at once
+    assert not call.of_type(ResponseInterrupted)  # no barge-in: it never happened
+    assert finals(call) == ["It was a long day.", "It was a long day. My boss yelled at me."]
+    assert history(call) == [
+        ("user", "It was a long day. My boss yelled at me.", False),
+        ("assistant", "That sounds hard.", False),
+    ]
+    assert call.speaker_words(going_on).endswith("That sounds hard.")
+
+
+def test_a_cough_after_the_turn_ended_lets_the_reply_go_on():
+    call = FakeCall(duration_s=7, reply=STORY)
+    end = call.say(0.3, "Tell me a story.")
+    call.sound(end + 1.0, np.random.default_rng(5).standard_normal(16000 * 3 // 10).astype(np.float32) * 0.2)
+    call.run()
+    assert [d.status for d in call.of_type(ResponseDone)] == ["completed"]
+    assert call.of_type(PlaybackPaused) and call.of_type(PlaybackResumed)
+    assert history(call) == [("user", "Tell me a story.", False), ("assistant", STORY, False)]
+
+
+def test_the_reply_is_recorded_only_once_the_user_can_no_longer_go_on():
+    call = FakeCall(duration_s=6, reply="Fine thanks.")
+    call.say(0.5, "How are you?")
+    recorded_at: list[float] = []
+    record = call.conversation.record
+
+    def spy(*args, **kwargs):
+        recorded_at.append(asyncio.get_running_loop().time())
+        return record(*args, **kwargs)
+
+    call.conversation.record = spy  # type: ignore[method-assign]
+    call.run()
+    # the short reply played to its end before the window closed: kept from then on
+    [done] = call.times(ResponseDone)
+    assert recorded_at and recorded_at[0] >= done - 0.05
+    assert history(call) == [("user", "How are you?", False), ("assistant", "Fine thanks.", False)]
+
+
+@pytest.mark.parametrize("at_s", [3.0, 3.4])  # going on with the turn; a barge-in (1.5 s heard)
+def test_words_judged_a_backchannel_during_a_reply_join_the_next_turn(at_s):
+    call = FakeCall(duration_s=12, reply=lambda user: STORY if "story" in user else "Here is more.")
+    call.say(0.3, "Tell me a story.")
+    call.say(at_s, "mm-hmm yeah")  # a backchannel: the story goes on
+    call.say(7.0, "Tell me more.")
+    call.run()
+    assert [d.status for d in call.of_type(ResponseDone)] == ["completed", "completed"]
+    assert history(call)[:2] == [("user", "Tell me a story.", False), ("assistant", STORY, False)]
+    assert finals(call) == ["Tell me a story.", "mm-hmm yeah Tell me more."]  # kept, not lost
+
+
+def test_a_long_turn_is_transcribed_in_stretches_and_answered_whole():
+    first_part = "I went to the market this morning and bought bread and milk for the whole week"
+    call = FakeCall(duration_s=8, reply="Sounds like a good plan.")
+    end = call.say(0.3, first_part)  # 2.4 s of speech, then a pause shorter than the wait
+    call.say(end + 0.45, "then I came home.")
+    call.run()
+    whole = f"{first_part} then I came home."
+    assert finals(call) == [whole]
+    assert call.stt.heard[-1] == "then I came home."  # only the audio after the pause was read again
+    assert history(call) == [("user", whole, False), ("assistant", "Sounds like a good plan.", False)]

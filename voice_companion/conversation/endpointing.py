@@ -88,6 +88,10 @@ _EN_WEAK = frozenset(
 # A bare modal at the end ("maybe we could") usually waits for its verb, except
 # in short answers ("Yes, we can."), negations ("I don't think we should.") and wishes.
 _EN_MODALS = frozenset({"could", "would", "should", "can", "will", "might", "may", "must", "shall"})
+_EN_BE = frozenset({"is", "are", "was", "were"})
+_EN_BE_CLOSERS = frozenset(
+    {"it", "he", "she", "they", "we", "you", "i", "there", "here", "that", "this", "what", "who"}
+)
 _EN_ANSWER_OPENERS = frozenset({"yes", "yeah", "yep", "no", "nope", "sure", "okay", "ok", "well", "maybe"})
 _EN_STRONG_PHRASES = ("i mean", "kind of", "sort of", "such as", "as well as", "and then", "in order to")
 _EN_WEAK_PHRASES = ("you know",)
@@ -475,6 +479,8 @@ def _unfinished_words(text: str, lang: str, question: bool) -> bool | None:
         return False
     if lang == "en" and not question and last in _EN_MODALS and _modal_waits_for_verb(tokens):
         return False
+    if lang == "en" and not question and last in _EN_BE and len(tokens) > 1 and tokens[-2] not in _EN_BE_CLOSERS:
+        return False  # "my ID number is" waits for the number; "here it is" does not
     return None
 
 

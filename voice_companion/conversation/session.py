@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable
@@ -51,6 +52,8 @@ from voice_companion.core.events import (
     ErrorEvent,
     Event,
     Notice,
+    PlaybackPaused,
+    PlaybackResumed,
     ResponseCreated,
     ResponseDone,
     ResponseInterrupted,
@@ -60,7 +63,7 @@ from voice_companion.core.events import (
     TranscriptPartial,
     TurnMetrics,
 )
-from voice_companion.core.language import HAN, guess_language
+from voice_companion.core.language import HAN, HAN_CHAR, guess_language
 from voice_companion.engines.llm import GenerationOptions, LLMBackend, ScriptedLine
 from voice_companion.engines.models import tiers
 from voice_companion.engines.stt import SpeechToText, Transcript
@@ -72,6 +75,11 @@ _T = TypeVar("_T")
 # Cutting the companion off needs words Whisper is fairly sure of: a cough came out
 # as "I" with a high no-speech probability, where "Stop." scores near 0.
 INTERRUPT_MAX_NO_SPEECH = 0.3
+# A long turn is transcribed in stretches split at its pauses, each at least this long
+# (Whisper base drops words and loops on short windows: docs/benchmarks.md), starting
+# this far back inside the pause.
+SEGMENT_MIN_S = 2
+SEGMENT_BACK_MS = 100
 
 
 class AudioTransport(Protocol):
@@ -150,6 +158,11 @@ class _Utterance:
     blocks: list[np.ndarray]
     interrupting: Response | None  # the reply that was playing when it began
     spec_samples: int = 0  # audio length the speculation was started on
+    # Transcribed already: the words up to a pause the user went on after. Only the audio
+    # since then is transcribed at the next pause, so a long turn's last words are ready
+    # as fast as a short turn's (Whisper's cost grows with the audio it reads).
+    done_text: str = ""
+    done_samples: int = 0
     spec_stt: asyncio.Task[Transcript] | None = None
     spec_response: Response | None = None
     partial_at_samples: int = 0  # audio length the last listen-ahead started on
@@ -224,6 +237,7 @@ class Session:
         utterance.blocks.append(block)
         silence = self.detector.silence_ms()
         if silence == 0 and utterance.spec_stt is not None:
+            self._keep_transcribed(utterance)
             self._drop_speculation(utterance)  # the user went on talking
         endpoint = self.settings.endpoint
         if silence == 0:
@@ -255,7 +269,7 @@ class Session:
         self._preroll.clear()
         if ended is not None and self._can_resume(ended):
             # the user goes on: hold the reply (it may not have started) and reopen the turn
-            self.playback.pause()
+            await self._pause_playback()
             ended.continued = True
             self._ended = None
             # a barge-in that got no answer stays one (its filters apply to the whole)
@@ -266,7 +280,7 @@ class Session:
         self._settle()
         interrupting = self._audible_response()
         if interrupting is not None:
-            self.playback.pause()  # silence within one audio block
+            await self._pause_playback()  # silence within one audio block
         self._utterance = _Utterance(preroll, interrupting)
         await self.transport.emit(SpeechStarted(started))
 
@@ -275,7 +289,17 @@ class Session:
     def _speculate(self, utterance: _Utterance) -> None:
         audio = utterance.audio()
         utterance.spec_samples = len(audio)
-        utterance.spec_stt = self._spawn(self._transcribe(audio))
+        utterance.spec_stt = self._spawn(self._transcribe_rest(utterance, audio))
+
+    async def _transcribe_rest(self, utterance: _Utterance, audio: np.ndarray) -> Transcript:
+        """The whole turn's transcript, reading only the audio after `done_samples`."""
+        start, before = utterance.done_samples, utterance.done_text
+        transcript = await self._transcribe(audio[start:], partial=not before)
+        if before:
+            text = _join_words(before, transcript.text)
+            transcript = dataclasses.replace(transcript, text=text)
+            await self.transport.emit(TranscriptPartial(text, transcript.language))
+        return transcript
 
     def _speculative_text(self, utterance: _Utterance) -> tuple[str | None, str | None]:
         task = utterance.spec_stt
@@ -310,6 +334,22 @@ class Session:
             except CompanionError as exc:
                 log.debug("listen-ahead prefill failed: %s", exc)
 
+    def _keep_transcribed(self, utterance: _Utterance) -> None:
+        """The user went on after a pause: keep what was transcribed up to it, if it is a
+        stretch Whisper reads well on its own (short windows drop words)."""
+        task = utterance.spec_stt
+        if task is None or not task.done() or task.cancelled() or task.exception():
+            return
+        transcript = task.result()
+        back = SEGMENT_BACK_MS * STT_RATE // 1000  # start inside the pause, never mid-word
+        if (
+            transcript.text.strip()
+            and transcript.no_speech_prob <= INTERRUPT_MAX_NO_SPEECH
+            and utterance.spec_samples - utterance.done_samples >= SEGMENT_MIN_S * STT_RATE
+        ):
+            utterance.done_text = transcript.text.strip()
+            utterance.done_samples = max(utterance.done_samples, utterance.spec_samples - back)
+
     def _drop_speculation(self, utterance: _Utterance) -> None:
         if utterance.spec_response is not None and utterance.spec_response.task:
             utterance.spec_response.task.cancel()
@@ -323,7 +363,7 @@ class Session:
     ) -> None:
         spec_stt = utterance.spec_stt
         hit = spec_stt is not None
-        transcript = await (spec_stt if spec_stt is not None else self._transcribe(utterance.audio()))
+        transcript = await (spec_stt if spec_stt is not None else self._transcribe_rest(utterance, utterance.audio()))
         text = transcript.text.strip()
         if ended is not None and ended.continued:  # the user went on: the next turn has it all
             self._drop_speculation(utterance)
@@ -333,7 +373,7 @@ class Session:
             reason = self._not_for_the_turn(text, transcript, interrupted)
             if reason:
                 self._keep_unanswered(text, reason)
-                self.playback.resume()  # noise, "mhm" or its own voice: keep talking
+                await self._resume_playback()  # noise, "mhm" or its own voice: keep talking
                 return
             await self._interrupt(interrupted)
         continued = utterance.continues.response if utterance.continues else None
@@ -346,7 +386,7 @@ class Session:
             if added:
                 self._keep_unanswered(added, "backchannel or echo after the turn")
             log.info("speech after the turn added no words (%r): the reply goes on", text)
-            self.playback.resume()
+            await self._resume_playback()
             if ended is not None and ended is self._ended:
                 ended.response = continued
             else:
@@ -467,6 +507,17 @@ class Session:
             self.conversation.amend(response.id, response.spoken_text(self.playback.played_ms(response.id)), True)
         log.info("the user went on with the turn: reply %s withdrawn", response.id)
         await self.transport.emit(ResponseDone(response.id, "", "retracted"))
+
+    async def _pause_playback(self) -> None:
+        """Hold the reply while the user may be taking the turn; the client holds it too."""
+        self.playback.pause()
+        if self.current is not None:
+            await self.transport.emit(PlaybackPaused(self.current.id))
+
+    async def _resume_playback(self) -> None:
+        self.playback.resume()
+        if self.current is not None:
+            await self.transport.emit(PlaybackResumed(self.current.id))
 
     def _can_resume(self, ended: _EndedTurn) -> bool:
         """May speech now still join the ended turn (its reply barely heard)?"""
@@ -605,10 +656,11 @@ class Session:
             return response
         return None
 
-    async def _transcribe(self, audio: np.ndarray) -> Transcript:
+    async def _transcribe(self, audio: np.ndarray, partial: bool = True) -> Transcript:
         async with self._stt_lock:
             transcript = await asyncio.to_thread(self.stt.transcribe, audio, self.settings.language)
-        await self.transport.emit(TranscriptPartial(transcript.text, transcript.language))
+        if partial:
+            await self.transport.emit(TranscriptPartial(transcript.text, transcript.language))
         return transcript
 
     async def _prefill(self) -> None:
@@ -665,6 +717,15 @@ def _is_echo(text: str, response: Response) -> bool:
     own_pairs = set(zip(own, own[1:], strict=False))
     pairs = list(zip(heard, heard[1:], strict=False))
     return sum(p in own_pairs for p in pairs) >= 0.6 * len(pairs)
+
+
+def _join_words(before: str, after: str) -> str:
+    """Two stretches of one turn's transcript (no space between Chinese characters)."""
+    if not after.strip():
+        return before
+    if HAN_CHAR.search(before[-1:]) or HAN_CHAR.search(after.strip()[:1]):
+        return before + after.strip()
+    return f"{before} {after.strip()}"
 
 
 def _added_words(joined: str, before: str) -> str:

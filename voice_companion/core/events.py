@@ -97,6 +97,23 @@ class ResponseInterrupted(Event):
 
 
 @dataclass(frozen=True)
+class PlaybackPaused(Event):
+    """Speech began over this reply: it is held (a barge-in, or the user going on with
+    their turn) until `PlaybackResumed`, `ResponseInterrupted` or a retraction."""
+
+    type: ClassVar[str] = "response.output_audio.paused"
+    response_id: str
+
+
+@dataclass(frozen=True)
+class PlaybackResumed(Event):
+    """It was not a bid for the turn (noise, "mhm", its own echo): the reply goes on."""
+
+    type: ClassVar[str] = "response.output_audio.resumed"
+    response_id: str
+
+
+@dataclass(frozen=True)
 class ResponseDone(Event):
     type: ClassVar[str] = "response.done"
     response_id: str

@@ -300,6 +300,12 @@ function handleEvent(event) {
       else reply.line = addLine("companion", event.delta);
       break;
     }
+    case "response.output_audio.paused":
+      call.player?.pause();
+      break;
+    case "response.output_audio.resumed":
+      call.player?.resume();
+      break;
     case "response.output_audio.started":
       call.player?.setRate(event.format.rate);
       break;
@@ -307,6 +313,7 @@ function handleEvent(event) {
       if (!call.interrupted.has(event.audio_id)) call.player?.end(event.audio_id);
       break;
     case "response.interrupted":
+      call.player?.resume(); // the held reply is flushed; the next one must play
       interrupted(event.response_id);
       break;
     case "response.done": {
@@ -377,6 +384,7 @@ async function interrupted(responseId) {
 // The user went on with the turn it answered: that reply never happened (it is not in
 // the history, so nothing to truncate); the whole turn's caption and answer follow.
 async function retracted(responseId) {
+  call.player?.resume();
   const reply = call.replies.get(responseId);
   if (!reply) return;
   call.interrupted.add(reply.audioId);

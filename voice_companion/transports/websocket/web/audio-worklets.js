@@ -85,6 +85,10 @@ class PcmPlayer extends AudioWorkletProcessor {
       this.queue.push({ id: message.id, end: true });
     } else if (message.type === "flush") {
       this.flush(message.id);
+    } else if (message.type === "pause") { // the user may be speaking: hold, keep the audio
+      this.paused = true;
+    } else if (message.type === "resume") {
+      this.paused = false;
     } else if (message.type === "clear") { // the call dropped: its replies are gone
       this.queue = [];
       this.queued = 0;
@@ -109,7 +113,7 @@ class PcmPlayer extends AudioWorkletProcessor {
   process(inputs, outputs) {
     const channels = outputs[0];
     const out = channels[0];
-    for (let k = 0; k < out.length; k++) out[k] = this.next();
+    for (let k = 0; k < out.length; k++) out[k] = this.paused ? 0 : this.next();
     for (let c = 1; c < channels.length; c++) channels[c].set(out);
     this.untilReport -= out.length;
     if (this.untilReport <= 0) {

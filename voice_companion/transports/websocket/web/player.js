@@ -36,6 +36,15 @@ export class Player {
   }
 
   // Stop reply `id` now; resolves to the milliseconds of it that were played.
+  // The server heard the user start to speak over a reply: hold it (resume() goes on).
+  pause() {
+    this.node.port.postMessage({ type: "pause" });
+  }
+
+  resume() {
+    this.node.port.postMessage({ type: "resume" });
+  }
+
   flush(id) {
     return new Promise((resolve) => {
       this.flushes.set(id, (playedMs) => {
