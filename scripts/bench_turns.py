@@ -13,8 +13,11 @@ the server stops the reply) and reports, per clip and in total:
   a barge-in) with at most 300 ms spoken over them counts as recovered, not as a cut
   (issue 16's rule); one started in an `M` pause is a violation either way;
 - talk-over: ms of reply audio played while the user was speaking;
-- words lost: words of the whole clip (Whisper on the whole recording, the reference)
-  missing from every transcript that got an answer;
+- words lost: words the server transcribed (or logged as "speech not answered") that no
+  heard reply answered, neither in their own turn nor joined to a later one; beside it,
+  `words_missing`: words of Whisper's transcript of the whole clip missing from the
+  answered turns (mostly Whisper reading the same audio differently, e.g. "1,001" for
+  "one zero zero zero one");
 - whole turns: the clip answered once, as one turn;
 - reply delay: the end of the speech → the answer's first audio (p50/p95).
 
@@ -59,8 +62,8 @@ DEFAULT_CLIPS = ROOT.parent / "shared" / "testdata" / "speech-pauses"
 MAX_TOKENS = 28  # short answers: the bench is about when they start
 TALK_OVER_OK_MS = 300  # a premature reply stopped within this is recovered (issue 16)
 LISTEN_AFTER_S = 12.0  # silence sent after the clip, at most, while the answer plays
-LOST_MIN_UNITS = 3  # a clip "lost words" when at least this many reference words are missing…
-LOST_MIN_FRACTION = 0.15  # …and they are at least this share of the clip (Whisper varies)
+LOST_MIN_UNITS = 3  # the reference is "mostly missing" when this many of its words are…
+LOST_MIN_FRACTION = 0.15  # …and this share of the clip (Whisper reads audio differently)
 
 
 @dataclass
@@ -193,7 +196,20 @@ def overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float
     return sum(max(0.0, min(e1, e2) - max(s1, s2)) for s1, e1 in a for s2, e2 in b)
 
 
-def analyse(clip: dict, replies: list[Reply], end_s: float, reference: str) -> dict:
+def lost_words(replies: list[Reply], events: list[dict], log_text: str) -> list[str]:
+    """Words heard by the server that no heard reply answered (in their turn or a later one)."""
+    answered = [collections.Counter(units(r.user_text)) for r in replies if r.status != "retracted" and r.starts_s]
+    said = [e["text"] for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"]
+    said += [m.group(1) for m in re.finditer(r"speech not answered \([^)]*\): '(.*)'", log_text)]
+    lost = []
+    for text in said:
+        wanted = collections.Counter(units(text))
+        if wanted and not any(not (wanted - got) for got in answered):
+            lost.append(text)
+    return lost
+
+
+def analyse(clip: dict, replies: list[Reply], end_s: float, reference: str, lost: list[str]) -> dict:
     pauses = [(p[0], p[1], kind) for p, kind in zip(clip["pauses"], clip["pause_types"], strict=True)]
     speech, at = [], 0.0
     for start, stop, _ in pauses:
@@ -228,7 +244,9 @@ def analyse(clip: dict, replies: list[Reply], end_s: float, reference: str) -> d
         "started_in_s": sum(p["in"] == "S" for p in premature),
         "talk_over_ms": round(talk_over),
         "words_missing": missing,
-        "words_lost": missing >= LOST_MIN_UNITS and missing / total >= LOST_MIN_FRACTION,
+        "words_lost": bool(lost),
+        "lost": lost,
+        "reference_mostly_missing": missing >= LOST_MIN_UNITS and missing / total >= LOST_MIN_FRACTION,
         "whole_turn": len(kept) == 1 and (kept[0].starts_s or 0) >= end_s,
         "delay_ms": round((answer.starts_s - end_s) * 1000) if answer and answer.starts_s else None,
         "turns": [{"user": r.user_text, "status": r.status, "starts_s": r.starts_s} for r in replies],
@@ -274,7 +292,8 @@ def run_policy(clips: list[dict], folder: Path, args: argparse.Namespace, refere
             except subprocess.TimeoutExpired:
                 process.kill()
         (home / "events.json").write_text(json.dumps(events, ensure_ascii=False, indent=1))
-        row = analyse(clip, replies, end_s, references[clip["id"]])
+        lost = lost_words(replies, events, (home / "serve.log").read_text(encoding="utf-8", errors="replace"))
+        row = analyse(clip, replies, end_s, references[clip["id"]], lost)
         rows.append(row)
         brief = {k: row[k] for k in ("cut", "started_in_m", "talk_over_ms", "words_missing", "delay_ms")}
         print(f"[{args.policy_now}] {clip['id']}: {json.dumps(brief)}", file=sys.stderr, flush=True)

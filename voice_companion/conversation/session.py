@@ -230,6 +230,8 @@ class Session:
                 self._ended.gap.append(block)
                 if not self._can_resume(self._ended):
                     self._settle()
+            # the stricter detector while it talks, the resume window included: with the
+            # everyday one, its own echo (no canceller) went on with the turn
             audible = self._audible_response() is not None
             if (self.barge_in_detector if audible else self.detector).in_speech:
                 await self._speech_started()
@@ -237,7 +239,6 @@ class Session:
         utterance.blocks.append(block)
         silence = self.detector.silence_ms()
         if silence == 0 and utterance.spec_stt is not None:
-            self._keep_transcribed(utterance)
             self._drop_speculation(utterance)  # the user went on talking
         endpoint = self.settings.endpoint
         if silence == 0:
@@ -292,13 +293,26 @@ class Session:
         utterance.spec_stt = self._spawn(self._transcribe_rest(utterance, audio))
 
     async def _transcribe_rest(self, utterance: _Utterance, audio: np.ndarray) -> Transcript:
-        """The whole turn's transcript, reading only the audio after `done_samples`."""
-        start, before = utterance.done_samples, utterance.done_text
-        transcript = await self._transcribe(audio[start:], partial=not before)
-        if before:
-            text = _join_words(before, transcript.text)
-            transcript = dataclasses.replace(transcript, text=text)
-            await self.transport.emit(TranscriptPartial(text, transcript.language))
+        """The whole turn's transcript, reading only the audio after what was read before.
+
+        What it reads becomes "read before" for the next pause if it is a stretch Whisper
+        reads well alone (short windows drop words): a turn the user goes on with after
+        this pause is then read from here on, even when this reading is still running as
+        the user goes on (two cores: one transcription at a time, so the next waits)."""
+        async with self._stt_lock:
+            start, before = utterance.done_samples, utterance.done_text
+            transcript = await asyncio.to_thread(self.stt.transcribe, audio[start:], self.settings.language)
+        text = _join_words(before, transcript.text) if before else transcript.text.strip()
+        transcript = dataclasses.replace(transcript, text=text)
+        if (
+            transcript.text
+            and transcript.no_speech_prob <= INTERRUPT_MAX_NO_SPEECH
+            and len(audio) - start >= SEGMENT_MIN_S * STT_RATE
+            and len(audio) > utterance.done_samples
+        ):
+            utterance.done_text = text
+            utterance.done_samples = len(audio) - SEGMENT_BACK_MS * STT_RATE // 1000  # inside the pause
+        await self.transport.emit(TranscriptPartial(text, transcript.language))
         return transcript
 
     def _speculative_text(self, utterance: _Utterance) -> tuple[str | None, str | None]:
@@ -333,22 +347,6 @@ class Session:
                 await self.llm.prefill(self.conversation.prompt_for(transcript.text.strip()), self._generating)
             except CompanionError as exc:
                 log.debug("listen-ahead prefill failed: %s", exc)
-
-    def _keep_transcribed(self, utterance: _Utterance) -> None:
-        """The user went on after a pause: keep what was transcribed up to it, if it is a
-        stretch Whisper reads well on its own (short windows drop words)."""
-        task = utterance.spec_stt
-        if task is None or not task.done() or task.cancelled() or task.exception():
-            return
-        transcript = task.result()
-        back = SEGMENT_BACK_MS * STT_RATE // 1000  # start inside the pause, never mid-word
-        if (
-            transcript.text.strip()
-            and transcript.no_speech_prob <= INTERRUPT_MAX_NO_SPEECH
-            and utterance.spec_samples - utterance.done_samples >= SEGMENT_MIN_S * STT_RATE
-        ):
-            utterance.done_text = transcript.text.strip()
-            utterance.done_samples = max(utterance.done_samples, utterance.spec_samples - back)
 
     def _drop_speculation(self, utterance: _Utterance) -> None:
         if utterance.spec_response is not None and utterance.spec_response.task:
@@ -656,11 +654,10 @@ class Session:
             return response
         return None
 
-    async def _transcribe(self, audio: np.ndarray, partial: bool = True) -> Transcript:
+    async def _transcribe(self, audio: np.ndarray) -> Transcript:
         async with self._stt_lock:
             transcript = await asyncio.to_thread(self.stt.transcribe, audio, self.settings.language)
-        if partial:
-            await self.transport.emit(TranscriptPartial(transcript.text, transcript.language))
+        await self.transport.emit(TranscriptPartial(transcript.text, transcript.language))
         return transcript
 
     async def _prefill(self) -> None:

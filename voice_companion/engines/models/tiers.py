@@ -99,6 +99,11 @@ TIERS: dict[str, Tier] = {
             # line break scored higher there but made live replies that begin with a line
             # break empty (the companion said nothing), so it is not used.
             GenerationOptions(max_tokens=80, temperature=0.4, top_p=0.9, repeat_penalty=1.15),
+            # Its first sentences run long ("I'm glad to hear that your story is a bit
+            # different from what I usually see…"): speaking after 5 words brought the
+            # first audio of scripts/bench_turns.py's answers from ~600-750 ms to ~490-560
+            # ms after the reply started (docs/benchmarks.md, session 7).
+            LiveTuning(first_clause_max_words=5),
             # ~205 tok/s cold prefill (963 tokens in 4.7 s): a 1k window rolls in ~3 s.
             # A 4k window made the 135M model copy its own history (scripts/bench_returning.py
             # --llm tiny --only chat40: 39 of 40 replies began with the same sentence, 4.8 s
