@@ -8,10 +8,11 @@ The slow twins with the real models are in tests/test_session.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
-from fakes import FakeCall, FakeVoice
+from fakes import FakeCall, FakeSTT, FakeVoice
 
 from voice_companion.conversation.session import SessionSettings
 from voice_companion.core.events import (
@@ -283,3 +284,42 @@ def test_a_long_turn_is_transcribed_in_stretches_and_answered_whole():
     assert finals(call) == [whole]
     assert call.stt.heard[-1] == "then I came home."  # only the audio after the pause was read again
     assert history(call) == [("user", whole, False), ("assistant", "Sounds like a good plan.", False)]
+
+
+class UnsureSTT(FakeSTT):
+    """Whisper unsure of some words (it gave "two, three" a no-speech probability of 0.34)."""
+
+    def __init__(self, voice, unsure: str) -> None:
+        super().__init__(voice)
+        self.unsure = unsure
+
+    def transcribe(self, audio, language=None):
+        transcript = super().transcribe(audio, language)
+        if self.unsure in transcript.text:
+            return dataclasses.replace(transcript, no_speech_prob=0.34)
+        return transcript
+
+
+def test_words_whisper_is_unsure_of_still_continue_the_turn():
+    """Issue 16's lost case: "one [0.6 s] two, three" — the words after the pause scored
+    0.34 against the barge-in filter's 0.3 and were thrown away."""
+    replies = {"one": "One what? Tell me more about it, please.", "one two three": "One, two, three!"}
+    call = FakeCall(duration_s=6, reply=lambda user: replies.get(user, "Hmm."))
+    call.stt = UnsureSTT(call.voice, "two three")
+    first = call.say(0.5, "one")
+    call.say(first + 1.2, "two three")  # after the turn ended and the reply began
+    call.run()
+    assert [d.status for d in call.of_type(ResponseDone)] == ["retracted", "completed"]
+    assert finals(call)[-1] == "one two three"
+    assert history(call) == [("user", "one two three", False), ("assistant", "One, two, three!", False)]
+
+
+def test_unsure_words_during_a_reply_are_kept_for_the_next_turn():
+    call = FakeCall(duration_s=12, reply=lambda user: STORY if "story" in user else "Here is more.")
+    call.stt = UnsureSTT(call.voice, "two three")
+    call.say(0.3, "Tell me a story.")
+    call.say(3.6, "two three")  # a barge-in Whisper doubts: the story goes on...
+    call.say(7.0, "Tell me more.")
+    call.run()
+    assert history(call)[:2] == [("user", "Tell me a story.", False), ("assistant", STORY, False)]
+    assert finals(call)[-1] == "two three Tell me more."  # ...and the words are not lost

@@ -14,7 +14,7 @@ from typing import Any
 
 from voice_companion.cli import companion_commands, server_commands, voice_commands
 from voice_companion.companion.companion import open_companion
-from voice_companion.companion.memory.session_end import end_session
+from voice_companion.companion.memory.session_end import finish_session
 from voice_companion.conversation.history import Conversation
 from voice_companion.core.audio import load_for_stt, write_wav
 from voice_companion.core.config import Settings, to_toml_line
@@ -24,7 +24,7 @@ from voice_companion.engines.llm import ChatMessage, GenerationOptions, LLMBacke
 from voice_companion.engines.loader import Engines
 from voice_companion.engines.models import registry as models
 from voice_companion.engines.models import tiers
-from voice_companion.transports.files import reply_to_file, write_demo_question
+from voice_companion.transports.files import Exchange, reply_to_file, write_demo_question
 
 
 def run(command: str, args: argparse.Namespace, settings: Settings) -> Any:
@@ -64,7 +64,8 @@ def demo(args: argparse.Namespace, settings: Settings) -> dict:
     question = write_demo_question(eng, out_dir / "question.wav")
     _out(args, f"No microphone found: answering a sample question instead ({question}).")
     # The demo's sample question is not something the user said: nothing is kept.
-    exchange = reply_to_file(eng, _conversation(settings, eng, args, keep=False), question, out_dir / "answer.wav")
+    conversation = _conversation(settings, eng, args, keep=False)
+    exchange = asyncio.run(reply_to_file(eng, conversation, question, out_dir / "answer.wav"))
     _print_exchange(args, exchange.as_dict())
     return {**exchange.as_dict(), "question": str(question), "load_s": eng.load_times.seconds}
 
@@ -101,11 +102,10 @@ def talk(args: argparse.Namespace, settings: Settings) -> dict:
             await asyncio.wait_for(session.run(), timeout=args.duration)
         except TimeoutError:
             pass
+        finally:
+            await finish_session(conversation, eng.llm, settings.companion.name)
 
-    try:
-        asyncio.run(call())
-    finally:
-        end_session(conversation, eng.llm, settings.companion.name)
+    asyncio.run(call())
     return {"turns": len(session.conversation.history) // 2}
 
 
@@ -154,10 +154,14 @@ def reply(args: argparse.Namespace, settings: Settings) -> dict:
     load_for_stt(args.input)  # a missing or broken question fails now, not after the models load
     eng = Engines(settings)
     conversation = _conversation(settings, eng, args)
-    try:
-        exchange = reply_to_file(eng, conversation, args.input, args.output)
-    finally:
-        end_session(conversation, eng.loaded_llm, settings.companion.name)
+
+    async def answer() -> Exchange:
+        try:
+            return await reply_to_file(eng, conversation, args.input, args.output)
+        finally:
+            await finish_session(conversation, eng.loaded_llm, settings.companion.name)
+
+    exchange = asyncio.run(answer())
     _print_exchange(args, exchange.as_dict())
     return exchange.as_dict()
 
@@ -168,11 +172,15 @@ def chat(args: argparse.Namespace, settings: Settings) -> dict | None:
     eng = Engines(settings)
     conversation = _conversation(settings, eng, args)
     ready = asyncio.Event()
-    try:
-        asyncio.run(_chat(args, settings, eng, conversation, ready))
-    finally:
-        # Ctrl+C before the prompt was ready: saving its state would first read all of it.
-        end_session(conversation, eng.loaded_llm if ready.is_set() else None, settings.companion.name)
+
+    async def converse() -> None:
+        try:
+            await _chat(args, settings, eng, conversation, ready)
+        finally:
+            # Ctrl+C before the prompt was ready: saving its state would first read all of it.
+            await finish_session(conversation, eng.loaded_llm if ready.is_set() else None, settings.companion.name)
+
+    asyncio.run(converse())
     return None
 
 

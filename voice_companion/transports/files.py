@@ -48,7 +48,7 @@ class Exchange:
         }
 
 
-def reply_to_file(
+async def reply_to_file(
     eng: Engines, conversation: Conversation, input_path: str | Path, output_path: str | Path
 ) -> Exchange:
     """Transcribe the question, stream the reply through TTS, write the answer WAV.
@@ -57,15 +57,15 @@ def reply_to_file(
     live call does when it opens: `prompt_ready` says how long that took."""
     audio = load_for_stt(input_path)
     ready_start = time.perf_counter()
-    warm = asyncio.run(conversation.warm_up(eng.llm))
+    warm = await conversation.warm_up(eng.llm)
     ready_ms = (time.perf_counter() - ready_start) * 1000
-    transcript = eng.stt.transcribe(audio, eng.settings.stt.language or None)
+    transcript = await asyncio.to_thread(eng.stt.transcribe, audio, eng.settings.stt.language or None)
     if not transcript.text:
         raise AudioInputError(f"no speech recognised in {input_path}; speak closer to the microphone")
     messages = conversation.prompt_for(transcript.text)
     options = engines.generation_options(eng.settings)
     eng.tts.follow_language(transcript.language)  # the answer's voice speaks the question's language
-    spoken = asyncio.run(speak_reply(eng.llm, eng.tts, messages, options))
+    spoken = await speak_reply(eng.llm, eng.tts, messages, options)
     write_start = time.perf_counter()
     out = write_wav(output_path, spoken.audio, spoken.sample_rate)
     conversation.record(transcript.text, spoken.text)
