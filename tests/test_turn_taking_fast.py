@@ -278,12 +278,23 @@ def test_a_long_turn_is_transcribed_in_stretches_and_answered_whole():
     first_part = "I went to the market this morning and bought bread and milk for the whole week"
     call = FakeCall(duration_s=8, reply="Sounds like a good plan.")
     end = call.say(0.3, first_part)  # 2.4 s of speech, then a pause shorter than the wait
-    call.say(end + 0.45, "then I came home.")
+    rest = "then I came home and made a big pot of soup for my sister and her two children."
+    call.say(end + 0.45, rest)  # 2.4 s again: long enough for Whisper alone
     call.run()
-    whole = f"{first_part} then I came home."
+    whole = f"{first_part} {rest}"
     assert finals(call) == [whole]
-    assert call.stt.heard[-1] == "then I came home."  # only the audio after the pause was read again
+    assert call.stt.heard[-1] == rest  # only the audio after the pause was read again
     assert history(call) == [("user", whole, False), ("assistant", "Sounds like a good plan.", False)]
+
+
+def test_a_short_rest_after_a_pause_is_read_with_the_words_before_it():
+    first_part = "I went to the market this morning and bought bread and milk for the whole week"
+    call = FakeCall(duration_s=8, reply="Nice.")
+    end = call.say(0.3, first_part)
+    call.say(end + 0.45, "then home.")  # too short to read alone ("wealth tax?" became "Well, that is...")
+    call.run()
+    assert finals(call) == [f"{first_part} then home."]
+    assert call.stt.heard[-1] == f"{first_part} then home."
 
 
 class UnsureSTT(FakeSTT):

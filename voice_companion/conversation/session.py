@@ -75,9 +75,10 @@ _T = TypeVar("_T")
 # Cutting the companion off needs words Whisper is fairly sure of: a cough came out
 # as "I" with a high no-speech probability, where "Stop." scores near 0.
 INTERRUPT_MAX_NO_SPEECH = 0.3
-# A long turn is transcribed in stretches split at its pauses, each at least this long
-# (Whisper base drops words and loops on short windows: docs/benchmarks.md), starting
-# this far back inside the pause.
+# A long turn is transcribed in stretches split at its pauses: at a pause, only the audio
+# since an earlier pause is read, at least this long (Whisper base drops words and makes
+# some up on short windows: "wealth tax?" alone came out "Well, that is..."), starting this
+# far back inside that pause.
 SEGMENT_MIN_S = 2
 SEGMENT_BACK_MS = 100
 
@@ -161,8 +162,8 @@ class _Utterance:
     # Transcribed already: the words up to a pause the user went on after. Only the audio
     # since then is transcribed at the next pause, so a long turn's last words are ready
     # as fast as a short turn's (Whisper's cost grows with the audio it reads).
-    done_text: str = ""
-    done_samples: int = 0
+    # (audio length read, the turn's transcript up to there), oldest first
+    read: list[tuple[int, str]] = field(default_factory=list)
     spec_stt: asyncio.Task[Transcript] | None = None
     spec_response: Response | None = None
     partial_at_samples: int = 0  # audio length the last listen-ahead started on
@@ -293,25 +294,28 @@ class Session:
         utterance.spec_stt = self._spawn(self._transcribe_rest(utterance, audio))
 
     async def _transcribe_rest(self, utterance: _Utterance, audio: np.ndarray) -> Transcript:
-        """The whole turn's transcript, reading only the audio after what was read before.
+        """The whole turn's transcript, reading only the audio since an earlier pause.
 
-        What it reads becomes "read before" for the next pause if it is a stretch Whisper
-        reads well alone (short windows drop words): a turn the user goes on with after
-        this pause is then read from here on, even when this reading is still running as
-        the user goes on (two cores: one transcription at a time, so the next waits)."""
+        Every reading is remembered (`read`), so if the user goes on after this pause the
+        next one reads from here, or from an earlier pause when what follows this one is
+        too short for Whisper alone — even when this reading is still running as the user
+        goes on (two cores: one transcription at a time, so the next waits for it)."""
         async with self._stt_lock:
-            start, before = utterance.done_samples, utterance.done_text
+            # the latest point read before that leaves Whisper at least SEGMENT_MIN_S to read
+            start, before = next(
+                ((n, text) for n, text in reversed(utterance.read) if len(audio) - n >= SEGMENT_MIN_S * STT_RATE),
+                (0, ""),
+            )
             transcript = await asyncio.to_thread(self.stt.transcribe, audio[start:], self.settings.language)
         text = _join_words(before, transcript.text) if before else transcript.text.strip()
         transcript = dataclasses.replace(transcript, text=text)
+        end = len(audio) - SEGMENT_BACK_MS * STT_RATE // 1000  # inside the pause, never mid-word
         if (
-            transcript.text
+            text
             and transcript.no_speech_prob <= INTERRUPT_MAX_NO_SPEECH
-            and len(audio) - start >= SEGMENT_MIN_S * STT_RATE
-            and len(audio) > utterance.done_samples
+            and (not utterance.read or end > utterance.read[-1][0])
         ):
-            utterance.done_text = text
-            utterance.done_samples = len(audio) - SEGMENT_BACK_MS * STT_RATE // 1000  # inside the pause
+            utterance.read.append((end, text))
         await self.transport.emit(TranscriptPartial(text, transcript.language))
         return transcript
 
