@@ -152,6 +152,7 @@ class _Unanswered:
     text: str
     reason: str
     at_ms: float
+    language: str | None
 
 
 @dataclass
@@ -162,8 +163,8 @@ class _Utterance:
     # Transcribed already: the words up to a pause the user went on after. Only the audio
     # since then is transcribed at the next pause, so a long turn's last words are ready
     # as fast as a short turn's (Whisper's cost grows with the audio it reads).
-    # (audio length read, the turn's transcript up to there), oldest first
-    read: list[tuple[int, str]] = field(default_factory=list)
+    # (audio length read, the turn's transcript up to there, its language), oldest first
+    read: list[tuple[int, str, str]] = field(default_factory=list)
     spec_stt: asyncio.Task[Transcript] | None = None
     spec_response: Response | None = None
     partial_at_samples: int = 0  # audio length the last listen-ahead started on
@@ -302,11 +303,14 @@ class Session:
         goes on (two cores: one transcription at a time, so the next waits for it)."""
         async with self._stt_lock:
             # the latest point read before that leaves Whisper at least SEGMENT_MIN_S to read
-            start, before = next(
-                ((n, text) for n, text in reversed(utterance.read) if len(audio) - n >= SEGMENT_MIN_S * STT_RATE),
-                (0, ""),
+            start, before, language = next(
+                (read for read in reversed(utterance.read) if len(audio) - read[0] >= SEGMENT_MIN_S * STT_RATE),
+                (0, "", ""),
             )
             transcript = await asyncio.to_thread(self.stt.transcribe, audio[start:], self.settings.language)
+            if before and transcript.language != language:  # one of them misheard the language
+                start, before = 0, ""
+                transcript = await asyncio.to_thread(self.stt.transcribe, audio, self.settings.language)
         text = _join_words(before, transcript.text) if before else transcript.text.strip()
         transcript = dataclasses.replace(transcript, text=text)
         end = len(audio) - SEGMENT_BACK_MS * STT_RATE // 1000  # inside the pause, never mid-word
@@ -315,7 +319,7 @@ class Session:
             and transcript.no_speech_prob <= INTERRUPT_MAX_NO_SPEECH
             and (not utterance.read or end > utterance.read[-1][0])
         ):
-            utterance.read.append((end, text))
+            utterance.read.append((end, text, transcript.language))
         await self.transport.emit(TranscriptPartial(text, transcript.language))
         return transcript
 
@@ -374,7 +378,7 @@ class Session:
         if interrupted is not None:
             reason = self._not_for_the_turn(text, transcript, interrupted)
             if reason:
-                self._keep_unanswered(text, reason)
+                self._keep_unanswered(text, reason, transcript.language)
                 await self._resume_playback()  # noise, "mhm" or its own voice: keep talking
                 return
             await self._interrupt(interrupted)
@@ -386,7 +390,7 @@ class Session:
             # nothing new (a breath, a cough), "mhm", or its own voice: the reply goes on.
             # The no-speech limit does not apply here: it threw real continuations away.
             if added:
-                self._keep_unanswered(added, "backchannel or echo after the turn")
+                self._keep_unanswered(added, "backchannel or echo after the turn", transcript.language)
             log.info("speech after the turn added no words (%r): the reply goes on", text)
             await self._resume_playback()
             if ended is not None and ended is self._ended:
@@ -398,7 +402,7 @@ class Session:
             await self._retract(continued)
         if not text:
             return
-        text = " ".join([*self._take_unanswered(), text])
+        text = " ".join([*self._take_unanswered(transcript.language), text])
         await self.transport.emit(TranscriptFinal(text, transcript.language))
         response = utterance.spec_response
         if response is None or response.user_text != text:
@@ -553,17 +557,18 @@ class Session:
             return "echo of the reply"
         return ""
 
-    def _keep_unanswered(self, text: str, reason: str) -> None:
+    def _keep_unanswered(self, text: str, reason: str, language: str | None) -> None:
         """Log speech that gets no answer; keep its words for the next turn (not an echo's)."""
         log.info("speech not answered (%s): %r", reason, text)
         if text and not reason.startswith("echo"):
-            self._unanswered.append(_Unanswered(text, reason, self.detector.t_ms))
+            self._unanswered.append(_Unanswered(text, reason, self.detector.t_ms, language))
 
-    def _take_unanswered(self) -> list[str]:
-        """The words of recent unanswered speech, to put before the new turn's."""
+    def _take_unanswered(self, language: str | None) -> list[str]:
+        """The words of recent unanswered speech in the new turn's language, to put before
+        its words (a mumble Whisper read as another language is not the user's words)."""
         kept, self._unanswered = self._unanswered, []
         horizon = self.detector.t_ms - 1000 * self.settings.keep_unanswered_s
-        return [u.text for u in kept if u.at_ms >= horizon]
+        return [u.text for u in kept if u.at_ms >= horizon and (u.language == language or not language)]
 
     async def _done_when_played(self, response: Response) -> None:
         """Done once its audio has played (unless a newer reply or a barge-in took over)."""

@@ -267,8 +267,9 @@ class TurnSettings:
     resume_window_ms: int = 2000
     resume_max_played_ms: int = 1500
     # Speech not answered (noise, a backchannel, the companion's echo) is logged and its
-    # words join the next turn's transcript if that turn starts within this long.
-    keep_unanswered_s: float = 30.0
+    # words join the next turn's transcript if that turn starts within this long and is
+    # in the same language (Whisper reads a mumble as any language).
+    keep_unanswered_s: float = 10.0
 
 
 @dataclass
