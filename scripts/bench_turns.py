@@ -117,7 +117,7 @@ def start_server(home: Path, tier: str, policy: str, token: str) -> tuple[subpro
     log = (home / "serve.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "voice_companion", "--config", str(config), "serve", "--port", "0"]
-        + ["--token", token, "--json"],
+        + [f"--token={token}", "--json"],  # a token may begin with "-"
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
