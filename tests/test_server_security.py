@@ -274,3 +274,14 @@ def test_the_token_is_compared_in_constant_time(monkeypatch):
     assert auth.is_authorized(TOKEN, TOKEN) and not auth.is_authorized(TOKEN, TOKEN[:-1] + "x")
     assert not auth.is_authorized(TOKEN, "é" * 30)  # any text a query string can carry
     assert len(calls) == 3 and not auth.is_authorized(TOKEN, None)
+
+
+def test_a_generated_token_never_begins_with_a_dash(monkeypatch):
+    """`call --token -abc…` would read the token as an option: serve never makes one."""
+    import secrets
+
+    from voice_companion.transports.websocket import auth
+
+    made = iter(["-starts-with-a-dash-0123456789abc", "fine-token-0123456789abcdefgh"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(made))
+    assert auth.new_token() == "fine-token-0123456789abcdefgh"

@@ -31,11 +31,19 @@ def load_or_create_token(data_dir: Path) -> str:
                 path.chmod(0o600)
             return token
     private_dir(data_dir)  # owner-only, like the memories beside it
-    token = secrets.token_urlsafe(24)
+    token = new_token()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
     path.chmod(0o600)  # O_CREAT's mode does not apply to an existing file
+    return token
+
+
+def new_token() -> str:
+    """A random token that never begins with "-": pasted after `--token`, argparse would
+    take it for an option (1 in 64 of token_urlsafe's did)."""
+    while (token := secrets.token_urlsafe(24)).startswith("-"):
+        pass
     return token
 
 
