@@ -53,7 +53,7 @@ from bench_engines import machine, summary  # noqa: E402
 
 from voice_companion.core.audio import STT_RATE, load_for_stt, to_int16  # noqa: E402
 from voice_companion.core.config import Settings  # noqa: E402
-from voice_companion.core.language import HAN, word_tokens  # noqa: E402
+from voice_companion.core.language import word_units  # noqa: E402
 from voice_companion.engines.loader import load_stt  # noqa: E402
 from voice_companion.transports.websocket.audio_frames import AudioFrame  # noqa: E402
 from voice_companion.transports.websocket.client import BLOCK, RealtimeClient, speech_end  # noqa: E402
@@ -100,11 +100,6 @@ class Reply:
     def starts_s(self) -> float | None:
         played = self.played()
         return played[0][0] if played else None
-
-
-def units(text: str) -> list[str]:
-    """Words, each Chinese character one of them."""
-    return word_tokens(re.sub(f"([{HAN}])", r" \1 ", text))
 
 
 def start_server(home: Path, tier: str, policy: str, token: str) -> tuple[subprocess.Popen, str]:
@@ -198,12 +193,12 @@ def overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float
 
 def lost_words(replies: list[Reply], events: list[dict], log_text: str) -> list[str]:
     """Words heard by the server that no heard reply answered (in their turn or a later one)."""
-    answered = [collections.Counter(units(r.user_text)) for r in replies if r.status != "retracted" and r.starts_s]
+    answered = [collections.Counter(word_units(r.user_text)) for r in replies if r.status != "retracted" and r.starts_s]
     said = [e["text"] for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"]
     said += [m.group(1) for m in re.finditer(r"speech not answered \([^)]*\): '(.*)'", log_text)]
     lost = []
     for text in said:
-        wanted = collections.Counter(units(text))
+        wanted = collections.Counter(word_units(text))
         if wanted and not any(not (wanted - got) for got in answered):
             lost.append(text)
     return lost
@@ -228,8 +223,8 @@ def analyse(clip: dict, replies: list[Reply], end_s: float, reference: str, lost
         recovered = reply.status == "retracted" and over <= TALK_OVER_OK_MS
         premature.append({"at_s": round(start, 2), "in": where, "talk_over_ms": round(over), "recovered": recovered})
     answered = [r for r in replies if r.status != "retracted" and r.starts_s is not None]
-    heard = collections.Counter(u for r in answered for u in units(r.user_text))
-    wanted = collections.Counter(units(reference))
+    heard = collections.Counter(u for r in answered for u in word_units(r.user_text))
+    wanted = collections.Counter(word_units(reference))
     missing = sum((wanted - heard).values())
     total = max(1, sum(wanted.values()))
     answer = next((r for r in replies if r.status != "retracted" and (r.starts_s or 0) >= end_s), None)

@@ -505,8 +505,8 @@ _DIGIT_STRING = 4  # digits (or number words) in the turn before a number is "be
 class Verdict(enum.Enum):
     """What the words say about the end of the turn (see `judge`)."""
 
-    CLOSED = "closed"  # a question, an exclamation, a short answer, a closing particle
-    FULL_STOP = "full_stop"  # only Whisper's full stop says it is finished
+    CLOSED = "closed"  # a question, an exclamation, a short answer ("Yes.", "好的。")
+    FULL_STOP = "full_stop"  # a full stop, a closing phrase or particle: finished, unless more comes
     UNFINISHED = "unfinished"  # clearly mid-sentence ("and", "parce que", "然后")
     THINKING = "thinking"  # ends on a filler: the user is finding their words
     DIGITS = "digits"  # a number being dictated ("one zero zero zero one")

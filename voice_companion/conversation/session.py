@@ -26,7 +26,6 @@ import asyncio
 import collections
 import dataclasses
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -63,7 +62,7 @@ from voice_companion.core.events import (
     TranscriptPartial,
     TurnMetrics,
 )
-from voice_companion.core.language import HAN, HAN_CHAR, guess_language
+from voice_companion.core.language import HAN_CHAR, guess_language, word_units
 from voice_companion.engines.llm import GenerationOptions, LLMBackend, ScriptedLine
 from voice_companion.engines.models import tiers
 from voice_companion.engines.stt import SpeechToText, Transcript
@@ -717,7 +716,7 @@ def _is_echo(text: str, response: Response) -> bool:
     Most of what was heard must appear as consecutive words (characters for
     Chinese) of the reply: sharing a few common words is not enough.
     """
-    heard, own = _units(text), _units("".join(response.text_parts))
+    heard, own = word_units(text), word_units("".join(response.text_parts))
     if len(heard) < 2:
         return False
     own_pairs = set(zip(own, own[1:], strict=False))
@@ -736,7 +735,7 @@ def _join_words(before: str, after: str) -> str:
 
 def _added_words(joined: str, before: str) -> str:
     """The words of `joined` (the whole turn, transcribed again) after those of `before`."""
-    new, old = _units(joined), _units(before)
+    new, old = word_units(joined), word_units(before)
     common = 0
     while common < min(len(new), len(old)) and new[common] == old[common]:
         common += 1
@@ -749,9 +748,3 @@ def _added_words(joined: str, before: str) -> str:
                 added.append(word)
         return " ".join(added)
     return " ".join(new[common:])
-
-
-def _units(text: str) -> list[str]:
-    """Lower-case words; each CJK character counts as a word."""
-    spaced = re.sub(f"([{HAN}])", r" \1 ", text.lower())
-    return [w for w in re.split(f"[^\\w{HAN}']+", spaced) if w]

@@ -92,6 +92,12 @@ def word_tokens(text: str) -> list[str]:
     return [t.strip("-") for t in _TOKEN.findall(text.lower().replace("’", "'")) if t.strip("-")]
 
 
+def word_units(text: str) -> list[str]:
+    """Lower-case words, each CJK character one of them (for comparing what was said)."""
+    spaced = re.sub(f"([{HAN}])", r" \1 ", text.lower())
+    return [w for w in re.split(f"[^\\w{HAN}']+", spaced) if w]
+
+
 def has_han(text: str) -> bool:
     return HAN_CHAR.search(text) is not None
 
