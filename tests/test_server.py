@@ -25,6 +25,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from voice_companion.core.audio import read_audio, resample, to_int16
+from voice_companion.core.config import TurnSettings
 from voice_companion.core.errors import CompanionError
 from voice_companion.transports.websocket.audio_frames import AudioFrame
 from voice_companion.transports.websocket.client import RealtimeClient
@@ -147,7 +148,9 @@ def test_barge_in_keeps_only_what_the_client_played(server, spoken):
                 stream(client, pcm(spoken("Tell me a long story about a dragon who loves tea.")))
             )
             created = await until(client, "response.output_audio.started", log)
-            await asyncio.sleep(1.0)  # the companion talks for a second, then the user cuts in
+            # the companion talks past the point where speech would still join the turn
+            # (resume_max_played_ms: a reply barely heard is withdrawn, not interrupted)
+            await asyncio.sleep(TurnSettings.resume_max_played_ms / 1000 + 0.5)
             talking.cancel()
             talking = asyncio.create_task(stream(client, pcm(spoken("Wait, stop. Tell me about dogs instead."))))
             interrupted = await until(client, "response.interrupted", log)
