@@ -133,7 +133,7 @@ def test_facts_survive_sessions_and_full_windows(planted):
     missed = [
         expected
         for _, question, expected, _ in FACTS
-        if expected.lower() not in "\n".join(m.content for m in prompts[question]).lower()
+        if expected.lower() not in "\n".join(m.prompt_text for m in prompts[question]).lower()
     ]
     assert len(missed) <= len(FACTS) * 0.05, f"not in the prompt: {missed}"
 

@@ -145,7 +145,7 @@ def test_window_rolls_into_summaries_and_prefix_stays_stable(store):
             rolled += 1
             assert after[0] != before[0]  # only a roll changes the system message
         assert "The user's name is Sam" in after[0].content  # who the user is never leaves
-        assert sum(estimate_tokens(m.content) for m in conv.prompt_for("hi")) <= conv.budget.total
+        assert sum(estimate_tokens(m.prompt_text) for m in conv.prompt_for("hi")) <= conv.budget.total
     assert rolled >= 3 and stable >= 30
     assert "Earlier in this conversation:" in conv.system_message()
 
@@ -169,7 +169,7 @@ def test_background_learning_and_session_summary(store):
     conv = conversation(store)
     conv.record("By the way, my dog is called Rex.", "Rex is a great name!")
     conv.worker.wait_idle()
-    assert any("The user's dog is called Rex" in m.content for m in conv.prompt_for("and my dog?")[-1:])
+    assert any("The user's dog is called Rex" in m.prompt_text for m in conv.prompt_for("and my dog?")[-1:])
     conv.close()
     summary = store.sessions()[0].summary
     assert "Rex" in summary

@@ -115,6 +115,29 @@ def test_the_next_session_continues_the_window_and_opens_from_the_saved_state(ll
     companion.close()
 
 
+def test_what_was_recalled_stays_with_the_message_so_the_next_prompt_extends_the_cached_one(tmp_path):
+    """The memories recalled for a message stay in the history as sent (`context`), in
+    this session and the next: the next prompt is the last one plus the new message, and
+    a saved state of it stays valid. Without it the last message, its recall and the reply
+    were read again on every line (scripts/bench_returning.py, tiny chat: ~220 tokens)."""
+    store = SQLiteMemoryStore(tmp_path / "memory.db")
+    store.add_memory("note", "The user's sister Lea visits on Saturdays", importance=0.3)
+    first = MemoryConversation(store, "You are Mia.", context.Budget(1500), state_dir=tmp_path / "state")
+    asked = first.prompt_for("Who visits me on Saturdays? Lea?")
+    assert asked[-1].content == "Who visits me on Saturdays? Lea?" and "Lea visits" in asked[-1].context
+    first.record("Who visits me on Saturdays? Lea?", "Your sister Lea does!")
+    again = first.prompt_for("And is Lea my sister?")
+    assert again[: len(asked)] == asked and [m.prompt_text for m in again[: len(asked)]] == [
+        m.prompt_text for m in asked
+    ]
+    assert not again[-1].context  # already in the prompt: not repeated
+    assert store.turns()[0].text == "Who visits me on Saturdays? Lea?"  # the store keeps the user's words
+    first.close()
+    second = MemoryConversation(store, "You are Mia.", context.Budget(1500), state_dir=tmp_path / "state")
+    assert [m.prompt_text for m in second.prefix()] == [m.prompt_text for m in first.prefix()]
+    second.close()
+
+
 @pytest.mark.parametrize("prefilled", [True, False])
 def test_a_roll_is_prepared_before_the_window_fills(tmp_path, prefilled):
     """The session prefills the coming window while idle and says so (mark_prepared): the

@@ -4,11 +4,13 @@ What changes least comes first, so the LLM's KV cache is reused (DESIGN.md):
 
     system   persona · who the user is (profile facts) · earlier sessions · earlier today
     …        the recent turns, verbatim and append-only, across sessions (window.py)
-    user     the memories recalled for the message, then the message itself
+    user     the memories recalled for the message (its `context`), then the message itself
 
 The system message changes only when the window fills and the oldest turns roll into a
 summary (the profile is refreshed then too); recalled memories change every turn, so
-they ride with the new message, after everything that can be cached. Profile facts are
+they ride with the new message, after everything that can be cached, and stay with it
+in the history (the window keeps them across sessions, window.py): the next prompt is
+then the cached one plus the new message. Profile facts are
 chosen by importance first, so who the user is never leaves the prompt.
 """
 
@@ -97,8 +99,9 @@ def system_text(persona_prompt: str, profile: Sequence[str], episodes: Sequence[
     return text
 
 
-def user_message(text: str, recalled: Sequence[str], limit: int) -> str:
-    """What was recalled for the message (as much as fits), then the message.
+def recall_note(recalled: Sequence[str], limit: int, already: str = "") -> str:
+    """What was recalled for a message (as much as fits), to go before its words;
+    items in `already` (the notes still in the prompt) are not repeated.
 
     Recall comes first: the session's listen-ahead prefills the prompt for the words
     heard so far, and what they recall is usually what the whole message recalls, so
@@ -106,12 +109,12 @@ def user_message(text: str, recalled: Sequence[str], limit: int) -> str:
     first, the recalled text after them was prefilled again on every turn)."""
     items: list[str] = []
     for item in recalled:
+        if item in already:
+            continue
         if estimate_tokens("; ".join([*items, item])) > limit:
             break
         items.append(item)
-    if not items:
-        return text
-    return RECALL_HEADER.format(items="; ".join(items)) + "\n" + text
+    return RECALL_HEADER.format(items="; ".join(items)) if items else ""
 
 
 def drop_count(messages: Sequence[str], tokens: int) -> int:

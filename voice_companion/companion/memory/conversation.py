@@ -73,8 +73,10 @@ class MemoryConversation(Conversation):
         self._session_of: list[int] = []  # and the session it belongs to
         self.rolls = 0  # times the window filled and its oldest turns became a summary
         self._asked_at: float | None = None
+        self._sent: dict[str, ChatMessage] = {}  # the user messages prompt_for built, by their words
         self._closed = False
         self.greeting = ""  # what the companion says first (Companion.conversation sets it)
+        self.window: Window  # the prompt window now (set by _open_window)
         self.upcoming: Window | None = None  # the next window, prepared before this one fills
         self.upcoming_ready = False  # its prefix was prefilled in full (Session._prepare_next)
         self._open_window()
@@ -85,8 +87,10 @@ class MemoryConversation(Conversation):
     def prompt_for(self, user_text: str) -> list[ChatMessage]:
         self._asked_at = time.monotonic()
         recalled = self._recall(user_text)
-        message = context.user_message(user_text, recalled, self.budget.recall_tokens)
-        return [*self.prefix(), ChatMessage("user", message)]
+        already = "\n".join(m.context for m in self.history if m.context)
+        note = context.recall_note(recalled, self.budget.recall_tokens, already)
+        sent = self._sent[user_text] = ChatMessage("user", user_text, context=note)
+        return [*self.prefix(), sent]
 
     def prefix(self) -> list[ChatMessage]:
         return [ChatMessage("system", self.window.system), *self.history]
@@ -100,10 +104,18 @@ class MemoryConversation(Conversation):
         else:
             ids = [0, 0]
         message = ChatMessage("assistant", reply, interrupted, **({"id": reply_id} if reply_id else {}))
-        self.history += [ChatMessage("user", user_text), message]
+        # the user's message as it was sent (its recall included): the next prompt then
+        # begins with what the LLM has cached (without it, scripts/bench_returning.py's
+        # tiny chat re-read ~220 tokens a line: that message, its recall and the reply)
+        sent = self._sent.get(user_text)
+        self._sent.clear()
+        self.history += [sent or ChatMessage("user", user_text), message]
         self._ids += ids
         self._session_of += [self.session_id] * 2
         self._asked_at = None
+        if sent is not None and sent.context and self.keep:
+            self.window = self.window.with_notes({**dict(self.window.notes), ids[0]: sent.context})
+            windows.save(self.store, self.window)
         if self.keep:
             self.worker.after_turn(ids[0], user_text)
         self._roll_if_full()
@@ -196,7 +208,7 @@ class MemoryConversation(Conversation):
         saved = windows.load(self.store)
         if saved is not None and saved.persona == _digest(self.system_prompt):
             self.window = saved
-            self._load_turns(saved.first_turn)
+            self._load_turns(saved.first_turn, dict(saved.notes))
             if self._fill() > 1.0:
                 log.info("the prompt window is over its budget; rolling it before the first turn")
                 self._swap(self._next_window())
@@ -212,12 +224,12 @@ class MemoryConversation(Conversation):
         if self.keep:
             windows.save(self.store, self.window)
 
-    def _load_turns(self, first_turn: int) -> None:
+    def _load_turns(self, first_turn: int, notes: dict[int, str] | None = None) -> None:
         turns = [t for t in self.store.turns(limit=LOADED_TURNS) if t.id >= first_turn]
         while turns and turns[0].role != "user":
             turns.pop(0)
         for turn in turns:
-            self.history.append(_message(turn))
+            self.history.append(_message(turn, (notes or {}).get(turn.id, "")))
             self._ids.append(turn.id)
             self._session_of.append(turn.session_id)
 
@@ -293,7 +305,8 @@ class MemoryConversation(Conversation):
             if window is self.upcoming
             else "built now",
         )
-        self.window, self.upcoming, self.upcoming_ready = window, None, False
+        notes = {i: m.context for i, m in zip(self._ids, self.history, strict=True) if m.context}
+        self.window, self.upcoming, self.upcoming_ready = window.with_notes(notes), None, False
         self.rolls += 1
         if self.keep:
             windows.save(self.store, window)
@@ -314,8 +327,8 @@ class MemoryConversation(Conversation):
         self._asked_at = None
 
 
-def _message(turn: Turn) -> ChatMessage:
-    return ChatMessage(turn.role, turn.text, turn.interrupted)
+def _message(turn: Turn, note: str = "") -> ChatMessage:
+    return ChatMessage(turn.role, turn.text, turn.interrupted, context=note)
 
 
 def _digest(persona_prompt: str) -> str:

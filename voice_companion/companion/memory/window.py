@@ -13,12 +13,15 @@ A window is its first turn shown verbatim and its system message, frozen as buil
 (persona, profile, earlier sessions, summaries of rolled-out turns): the same bytes
 give the same tokens, so the saved state stays valid. Facts learned later reach the
 system message at the next roll; until then the turn they came from is itself in the
-window. Editing or forgetting a memory resets the window (`reset`), so what the user
+window. What was recalled for each user message of the window rides with it (`notes`),
+so the prompt a session saves is the one the next session rebuilds. Editing or
+forgetting a memory resets the window (`reset`), so what the user
 took back leaves the prompt at once; a changed persona starts a new one too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -36,6 +39,13 @@ class Window:
     # summaries of rolled-out turns of sessions that have no summary of their own yet
     rolled: tuple[tuple[int, str], ...] = field(default_factory=tuple)  # (session id, text)
     persona: str = ""  # digest of the persona prompt it was built on
+    # what was sent before the words of the window's user turns (recalled memories)
+    notes: tuple[tuple[int, str], ...] = field(default_factory=tuple)  # (turn id, text)
+
+    def with_notes(self, notes: dict[int, str]) -> Window:
+        """This window with the notes of its own turns (older ones left out)."""
+        kept = tuple((i, n) for i, n in sorted(notes.items()) if i >= self.first_turn and n)
+        return self if kept == self.notes else dataclasses.replace(self, notes=kept)
 
 
 def load(store: MemoryStore) -> Window | None:
@@ -49,6 +59,7 @@ def load(store: MemoryStore) -> Window | None:
             str(data["system"]),
             tuple((int(s), str(t)) for s, t in data.get("rolled", ())),
             str(data.get("persona", "")),
+            tuple((int(i), str(n)) for i, n in data.get("notes", ())),
         )
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("the saved prompt window is unreadable (%s); starting a new one", exc)
