@@ -8,11 +8,13 @@ import sqlite3
 import time
 
 import pytest
+from fakes import FakeLLM
 
 from voice_companion.companion.memory import context, facts
 from voice_companion.companion.memory.conversation import MemoryConversation
 from voice_companion.companion.memory.fact_llm import extract_with_llm, grounded, parse
 from voice_companion.companion.memory.retrieval import Retriever
+from voice_companion.companion.memory.session_end import finish_session
 from voice_companion.companion.memory.sqlite_store import FORGOTTEN, SQLiteMemoryStore
 from voice_companion.core.messages import INTERRUPTED_MARK, ChatMessage
 from voice_companion.core.text import estimate_tokens
@@ -213,3 +215,42 @@ def test_worker_thread_exists_only_while_there_is_work(store, monkeypatch):
 def test_token_estimate_counts_chinese_characters():
     assert estimate_tokens("你好世界") == 4
     assert estimate_tokens("hello world!") == 3
+
+
+def test_llm_learning_runs_on_the_commands_one_event_loop(tmp_path):
+    """The worker thread hands the LLM's requests to the loop the turns were recorded on
+    (the LLM's HTTP client and slot guard live there), at session end as after a turn."""
+
+    class LoopNotingLLM(FakeLLM):
+        loops: list[asyncio.AbstractEventLoop] = []
+
+        async def stream(self, messages, options=None, gate=None):
+            self.loops.append(asyncio.get_running_loop())
+            async for delta in super().stream(messages, options, gate):
+                yield delta
+
+    llm = LoopNotingLLM("The user is learning the cello", first_token_s=0.01, token_s=0.0)
+    store = SQLiteMemoryStore(tmp_path / "memory.db")
+
+    async def command() -> asyncio.AbstractEventLoop:
+        conversation = MemoryConversation(store, "You are Mia.", context.Budget(1500), llm, "session_end")
+        conversation.record("I have been learning the cello for two years now.", "How lovely!")
+        await finish_session(conversation, None)
+        return asyncio.get_running_loop()
+
+    loop = asyncio.run(command())
+    assert llm.loops == [loop]
+    assert "The user is learning the cello" in [m.text for m in store.memories()]
+    assert store.sessions()[0].summary  # and the session was finished
+
+
+def test_a_small_window_keeps_room_for_the_recent_turns():
+    """The memory parts of the system message shrink so the turns keep 40 % of a small
+    window (tiny's 1k: with the full shares they had 170 tokens and it rolled every line);
+    a window with room to spare keeps the full shares."""
+    small = context.Budget.for_context(1024, 80, recall_cap=72)
+    profile, episodes, rolled = small.memory_parts(persona_tokens=288)
+    system = 288 + profile + episodes + rolled
+    assert small.for_turns(system) >= small.turns_min * small.total - 1
+    large = context.Budget.for_context(8192, 80, recall_cap=72)
+    assert large.memory_parts(288) == (large.part(large.profile), large.part(large.episodes), large.part(large.rolled))

@@ -207,6 +207,9 @@ def test_tier_sampling_unless_the_user_changed_it(world):
     )
     settings.llm.repeat_penalty = 1.3
     assert engines.generation_options(settings).repeat_penalty == 1.3
+    assert tiers.TIERS["tiny"].sampling.repeat_last_n == 256 and options.repeat_last_n == small.repeat_last_n
+    apply_overrides(settings, {"llm": {"repeat_last_n": 128}}, "my.toml")
+    assert engines.generation_options(settings).repeat_last_n == 128
 
 
 def test_a_value_the_user_gave_is_kept_even_when_it_equals_a_default(world, tmp_path):

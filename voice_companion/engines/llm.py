@@ -33,6 +33,9 @@ class GenerationOptions:
     temperature: float = 0.7
     top_p: float = 0.9
     repeat_penalty: float = 1.15
+    # how many of the latest tokens the repeat penalty looks back on (llama.cpp's own
+    # default is 64; the embedded backend only: hosted APIs reject the field)
+    repeat_last_n: int = 64
     stop: tuple[str, ...] = field(default_factory=tuple)
 
 

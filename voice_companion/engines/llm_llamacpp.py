@@ -421,6 +421,7 @@ class LlamaCppLLM(LLMBase):
             "temperature": o.temperature,
             "top_p": o.top_p,
             "repeat_penalty": o.repeat_penalty,
+            "repeat_last_n": o.repeat_last_n,
             "stop": list(o.stop),
             "cache_prompt": True,
             "return_progress": stream,  # a chunk after each batch of the prompt: see PROMPT_BATCH_TOKENS

@@ -1,9 +1,10 @@
 """A semaphore that event loops in different threads can share.
 
-The embedded model is one object used by the live call's loop and by the memory
-worker's thread (its own loop). `asyncio.Semaphore` belongs to one loop, so one per
-loop guarded nothing across them; this one hands its permits out in arrival order
-to waiters on any loop.
+The embedded model is one object; its requests normally all run on the command's one
+loop, but a server's last conversations finish their learning after that loop has
+stopped, on a loop of the memory worker's own (companion/memory/worker.py).
+`asyncio.Semaphore` belongs to one loop, so one per loop guarded nothing across them;
+this one hands its permits out in arrival order to waiters on any loop.
 """
 
 from __future__ import annotations

@@ -41,6 +41,11 @@ class Budget:
     # What may be recalled into a message, at most: recalled text is new to the LLM on
     # every turn, so it costs prefill time on the live path (tiers.py sizes it per brain).
     recall_cap: int = 10_000
+    # The recent turns' share of the prompt, at least: the memory parts of the system
+    # message shrink to leave it. scripts/bench_returning.py, tiny (1k window): with the
+    # full shares the turns had 170 tokens, the window rolled at every line, and each
+    # line re-read ~260 tokens.
+    turns_min: float = 0.4
 
     def part(self, share: float) -> int:
         return max(16, int(self.total * share))
@@ -48,6 +53,15 @@ class Budget:
     @property
     def recall_tokens(self) -> int:
         return min(self.part(self.recall), self.recall_cap)
+
+    def memory_parts(self, persona_tokens: int) -> tuple[int, int, int]:
+        """Token limits of the profile, the earlier sessions and the rolled-out turns:
+        their shares, scaled down where the turns would get less than `turns_min`."""
+        shares = (self.profile, self.episodes, self.rolled)
+        room = self.total * (1 - self.turns_min) - persona_tokens - self.recall_tokens - self.part(self.user)
+        scale = min(1.0, max(0.0, room) / (sum(shares) * self.total))
+        profile, episodes, rolled = (max(16, int(self.total * share * scale)) for share in shares)
+        return profile, episodes, rolled
 
     def for_turns(self, system_tokens: int) -> int:
         return max(64, self.total - system_tokens - self.recall_tokens - self.part(self.user))

@@ -237,15 +237,18 @@ class MemoryConversation(Conversation):
         """Persona, the profile (every fact known now), earlier sessions, rolled-out turns."""
         b = self.budget
         facts = self.store.memories(("fact", "note"))
-        profile = [m.text for m in context.pick_profile(facts, b.part(b.profile))]
+        profile_limit, per_episode, per_roll = b.memory_parts(context.estimate_tokens(self.system_prompt))
+        profile = [m.text for m in context.pick_profile(facts, profile_limit)]
         episodes = [s.summary for s in reversed(self.store.sessions(6)) if s.summary]
-        per_episode, per_roll = b.part(b.episodes), b.part(b.rolled)
         return context.system_text(
             self.system_prompt,
             profile,
             context.fit_latest(context.shorten_all(episodes, max(16, per_episode // 2)), per_episode),
             context.fit_latest(context.shorten_all(list(rolled), max(16, per_roll // 2)), per_roll),
         )
+
+    def _per_roll(self) -> int:
+        return self.budget.memory_parts(context.estimate_tokens(self.system_prompt))[2]
 
     def _fill(self) -> float:
         return self._fill_of(self.window)
@@ -267,9 +270,7 @@ class MemoryConversation(Conversation):
         ]
         for sid in dict.fromkeys(t.session_id for t in gone):
             if sid not in summarised:
-                summary = summarize_turns(
-                    [t for t in gone if t.session_id == sid], max(24, self.budget.part(self.budget.rolled) // 2)
-                )
+                summary = summarize_turns([t for t in gone if t.session_id == sid], max(24, self._per_roll() // 2))
                 if summary:
                     rolled.append((sid, summary))
         first = self._ids[count] if count < len(self._ids) else self._next_turn_id()

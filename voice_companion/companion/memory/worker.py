@@ -8,18 +8,25 @@ costs the model's time and, for an embedded model, its prompt cache, so it runs
 after the turn only on a server backend, and only while the call leaves the LLM idle;
 otherwise the turns wait for the end of the session, when nobody is waiting on a
 reply. At the end, the session gets its episodic summary.
+
+The LLM's requests run on the process's one event loop (the one the conversation
+records its turns on: the LLM's HTTP client and slot guard live there), handed over
+with `run_coroutine_threadsafe`; only when that loop is gone (a server's last
+conversations, closed after it stopped) does the thread run them on a loop of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from voice_companion.companion.memory import facts
 from voice_companion.companion.memory.fact_llm import extract_with_llm
@@ -29,6 +36,7 @@ from voice_companion.core.errors import CompanionError
 from voice_companion.engines.llm import LLMBackend
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MODES = ("after_turn", "session_end", "off")
 END_BUDGET_S = 8.0  # LLM extraction at session end never holds an exit longer
 END_MAX_TURNS = 12
@@ -51,15 +59,29 @@ class MemoryWorker:
         self._lock = threading.Lock()  # guards starting and retiring the thread
         self._thread: threading.Thread | None = None
         self._ended = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the LLM's requests run
 
     def after_turn(self, turn_id: int, user_text: str) -> None:
+        self._note_loop()
         self._submit(("turn", turn_id, user_text))
 
     def finish(self, session_id: int, timeout: float = END_BUDGET_S + 5) -> None:
-        """End of session: pending extraction, the episodic summary, then the thread stops."""
+        """End of session: pending extraction, the episodic summary, then the thread stops.
+
+        Waits for it, except on the LLM's own loop: the thread needs that loop for its
+        requests, so waiting there would hold both (it then finishes on its own)."""
+        on_loop = self._note_loop()
         thread = self._submit(("end", session_id, ""))
-        if thread is not None:
+        if thread is not None and not on_loop:
             thread.join(timeout)
+
+    def _note_loop(self) -> bool:
+        """Remember the running loop, if any (the LLM's); True when called on it."""
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
 
     def _submit(self, job: tuple[str, int, str]) -> threading.Thread | None:
         with self._lock:
@@ -114,7 +136,7 @@ class MemoryWorker:
             return False
         assert self.llm is not None  # without an LLM the mode is "off": nothing comes here
         try:
-            found = asyncio.run(extract_with_llm(self.llm, text, busy))
+            found = self._on_llm_loop(extract_with_llm(self.llm, text, busy))
         except CompanionError as exc:
             log.warning("LLM fact extraction failed: %s", exc)
             return True
@@ -123,6 +145,18 @@ class MemoryWorker:
         for fact in found:
             self._remember(fact, turn_id)
         return True
+
+    def _on_llm_loop(self, coroutine: Coroutine[Any, Any, T]) -> T | None:
+        """Run `coroutine` on the LLM's loop and wait for it (None: it did not finish)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return asyncio.run(coroutine)  # no loop left: this thread's is the only one
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            return future.result(timeout=END_BUDGET_S * 2)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            future.cancel()  # the loop is stopping or stuck: this fact waits for patterns
+            return None
 
     def _remember(self, fact: facts.Fact, turn_id: int) -> None:
         if not fact.key and fact.text.lower() in self._known:

@@ -97,8 +97,12 @@ TIERS: dict[str, Tier] = {
             Speed(generate_tok_s=87, prefill_tok_s=290, first_token_s=0.14, load_s=0.49),
             # scripts/eval_conversation.py: cooler sampling cut its rambling. A stop at a
             # line break scored higher there but made live replies that begin with a line
-            # break empty (the companion said nothing), so it is not used.
-            GenerationOptions(max_tokens=80, temperature=0.4, top_p=0.9, repeat_penalty=1.15),
+            # break empty (the companion said nothing), so it is not used. The 135M model
+            # copies its last replies: with the penalty looking back 256 tokens (its last
+            # reply and the new message) instead of 64, scripts/bench_returning.py's tiny
+            # chat had 1 of 40 replies repeat an earlier first sentence instead of 26
+            # (docs/benchmarks.md).
+            GenerationOptions(max_tokens=80, temperature=0.4, top_p=0.9, repeat_penalty=1.15, repeat_last_n=256),
             # Its first sentences run long ("I'm glad to hear that your story is a bit
             # different from what I usually see…"): speaking after 5 words brought the
             # first audio of scripts/bench_turns.py's answers from ~600-750 ms to ~490-560
@@ -148,7 +152,7 @@ TIERS: dict[str, Tier] = {
 }
 # "auto" tries these in order. medium is opt-in: on 2 cores it cannot keep a live pace.
 AUTO_ORDER = ("small", "tiny")
-SAMPLING_KEYS = ("max_tokens", "temperature", "top_p", "repeat_penalty")
+SAMPLING_KEYS = ("max_tokens", "temperature", "top_p", "repeat_penalty", "repeat_last_n")
 
 
 @dataclass(frozen=True)
