@@ -16,6 +16,7 @@ from voice_companion.cli import companion_commands, server_commands, voice_comma
 from voice_companion.companion.companion import open_companion
 from voice_companion.companion.memory.session_end import finish_session
 from voice_companion.conversation.history import Conversation
+from voice_companion.conversation.reply_length import wrapped_up
 from voice_companion.core.audio import load_for_stt, write_wav
 from voice_companion.core.config import Settings, to_toml_line
 from voice_companion.core.errors import CompanionError
@@ -255,7 +256,7 @@ async def _timed_reply(
     first: float | None = None
     parts: list[str] = []
     async with aclosing(llm.stream(messages, options)) as deltas:
-        async for delta in deltas:
+        async for delta in wrapped_up(deltas, options.wrap_up_words):
             first = first if first is not None else (time.perf_counter() - start) * 1000
             parts.append(delta)
     total = (time.perf_counter() - start) * 1000

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voice_companion.conversation.playback_buffer import PlaybackBuffer
+from voice_companion.conversation.reply_length import wrapped_up
 from voice_companion.conversation.response import Response, run_response
 from voice_companion.core.events import AudioChunk, Event
 from voice_companion.engines.llm import ChatMessage, GenerationOptions, LLMBackend
@@ -61,4 +62,5 @@ async def collect_reply(
 ) -> str:
     """The whole reply as text (typed chat, no speech)."""
     async with aclosing(llm.stream(messages, options)) as deltas:
-        return "".join([delta async for delta in deltas]).strip()
+        words = options.wrap_up_words if options else 0
+        return "".join([delta async for delta in wrapped_up(deltas, words)]).strip()

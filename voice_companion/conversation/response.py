@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from voice_companion.conversation.chunker import ClauseChunker
 from voice_companion.conversation.playback_buffer import PlaybackBuffer
+from voice_companion.conversation.reply_length import wrapped_up
 from voice_companion.core.events import AudioChunk, Event, TextDelta
 from voice_companion.engines.llm import ChatMessage, CpuGate, GenerationOptions, LLMBackend, PromptUsage
 from voice_companion.engines.tts import TextToSpeech
@@ -115,7 +116,7 @@ async def run_response(
         seq += 1
 
     async with aclosing(llm.stream(response.messages, options, gate)) as deltas:
-        async for delta in deltas:
+        async for delta in wrapped_up(deltas, options.wrap_up_words if options else 0):
             if response.llm_first_token_ms is None:
                 response.llm_first_token_ms = response.elapsed_ms()
             response.text_parts.append(delta)

@@ -133,6 +133,7 @@ class LLMSettings:
     top_p: float | NotGiven = NOT_GIVEN
     repeat_penalty: float | NotGiven = NOT_GIVEN
     repeat_last_n: int | NotGiven = NOT_GIVEN
+    wrap_up_words: int | NotGiven = NOT_GIVEN
     # OpenAI-compatible server (Ollama, llama.cpp server, vLLM, LM Studio, hosted APIs)
     base_url: str = "http://127.0.0.1:11434/v1"
     remote_model: str = "llama3.2"

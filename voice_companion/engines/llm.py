@@ -36,6 +36,9 @@ class GenerationOptions:
     # how many of the latest tokens the repeat penalty looks back on (llama.cpp's own
     # default is 64; the embedded backend only: hosted APIs reject the field)
     repeat_last_n: int = 64
+    # once the reply has this many words it ends at its next sentence end (0: off;
+    # conversation/reply_length.py): max_tokens alone cut replies mid-sentence
+    wrap_up_words: int = 0
     stop: tuple[str, ...] = field(default_factory=tuple)
 
 

@@ -55,6 +55,10 @@ class LiveTuning:
 # batches run slower (small: 13 tokens in 0.44 s, ~30 tok/s), so 0.25 s here is about
 # 0.5 s in fact: small ~16 tokens (one or two facts), tiny ~72.
 RECALL_PREFILL_S = 0.25
+# Every tier's reply ends at the first sentence end after this many words: the personas
+# ask for under 30, and max_tokens cut 33 of 40 tiny replies mid-sentence
+# (scripts/bench_returning.py --llm tiny --only chat40, docs/benchmarks.md).
+WRAP_UP_WORDS = 25
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,14 @@ TIERS: dict[str, Tier] = {
             # reply and the new message) instead of 64, scripts/bench_returning.py's tiny
             # chat had 1 of 40 replies repeat an earlier first sentence instead of 26
             # (docs/benchmarks.md).
-            GenerationOptions(max_tokens=80, temperature=0.4, top_p=0.9, repeat_penalty=1.15, repeat_last_n=256),
+            GenerationOptions(
+                max_tokens=80,
+                temperature=0.4,
+                top_p=0.9,
+                repeat_penalty=1.15,
+                repeat_last_n=256,
+                wrap_up_words=WRAP_UP_WORDS,
+            ),
             # Its first sentences run long ("I'm glad to hear that your story is a bit
             # different from what I usually see…"): speaking after 5 words brought the
             # first audio of scripts/bench_turns.py's answers from ~600-750 ms to ~490-560
@@ -124,7 +135,9 @@ TIERS: dict[str, Tier] = {
             Speed(generate_tok_s=12.5, prefill_tok_s=64, first_token_s=0.61, load_s=3.3, rss_gb=1.9),
             # top_p 0.8 as in Qwen2.5's own generation config; temperature 0.5 measured no
             # better in scripts/eval_conversation.py (docs/benchmarks.md)
-            GenerationOptions(max_tokens=80, temperature=0.7, top_p=0.8, repeat_penalty=1.1),
+            GenerationOptions(
+                max_tokens=80, temperature=0.7, top_p=0.8, repeat_penalty=1.1, wrap_up_words=WRAP_UP_WORDS
+            ),
             # ~80 ms a token: a four-word first clause starts the voice ~0.3 s sooner,
             # and prefilling the words so far halves the first token (docs/benchmarks.md)
             LiveTuning(first_clause_max_words=4, prefill_while_speaking_ms=1000),
@@ -137,7 +150,9 @@ TIERS: dict[str, Tier] = {
             "a 3B brain: better answers, too slow for live calls on 2 cores",
             (TierModel("qwen2.5-3b-instruct", "Qwen2.5-3B-Instruct"),),
             Speed(generate_tok_s=6, prefill_tok_s=32, rss_gb=3.0, measured=False),  # ~half of small
-            GenerationOptions(max_tokens=80, temperature=0.7, top_p=0.8, repeat_penalty=1.1),
+            GenerationOptions(
+                max_tokens=80, temperature=0.7, top_p=0.8, repeat_penalty=1.1, wrap_up_words=WRAP_UP_WORDS
+            ),
             LiveTuning(first_clause_max_words=4, prefill_while_speaking_ms=1000),
             context_tokens=1024,  # half of small's speed, half its window
         ),
@@ -146,13 +161,15 @@ TIERS: dict[str, Tier] = {
             "any OpenAI-compatible server: Ollama, llama.cpp server, vLLM, a hosted API",
             (),
             Speed(),
-            GenerationOptions(max_tokens=80, temperature=0.7, top_p=0.9, repeat_penalty=1.1),
+            GenerationOptions(
+                max_tokens=80, temperature=0.7, top_p=0.9, repeat_penalty=1.1, wrap_up_words=WRAP_UP_WORDS
+            ),
         ),
     )
 }
 # "auto" tries these in order. medium is opt-in: on 2 cores it cannot keep a live pace.
 AUTO_ORDER = ("small", "tiny")
-SAMPLING_KEYS = ("max_tokens", "temperature", "top_p", "repeat_penalty", "repeat_last_n")
+SAMPLING_KEYS = ("max_tokens", "temperature", "top_p", "repeat_penalty", "repeat_last_n", "wrap_up_words")
 
 
 @dataclass(frozen=True)
