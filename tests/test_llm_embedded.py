@@ -44,6 +44,8 @@ def test_cancel_mid_stream_stops_generation_and_backend_stays_usable(llm):
     assert stopping < 1.0
     again = asyncio.run(first_three())[0]
     assert len(again) == 3
+    # what the prompt cost is known although the reply ended early (wrap_up_words)
+    assert llm.last_usage is not None and llm.last_usage.processed + llm.last_usage.cached > 20
 
 
 def test_generation_waits_while_the_gate_is_held(llm):

@@ -209,7 +209,10 @@ class LlamaCppLLM(LLMBase):
 
         def on_chunk(chunk: dict) -> bool:
             if progress := chunk.get("prompt_progress"):  # a batch of the prompt read: a chance to stop
-                unread[0] = int(progress.get("total", 0)) - int(progress.get("processed", 0))
+                total, cached = int(progress.get("total", 0)), int(progress.get("cache", 0))
+                unread[0] = total - int(progress.get("processed", 0))  # `processed` counts the cache
+                # known before the first token: a reply that ends early (wrap_up_words) has no timings
+                self.last_usage = PromptUsage(total - cached, cached)
                 return self._stopping(stop)
             unread[0] = 0
             if timings := chunk.get("timings"):  # the last chunk: what the prompt cost
