@@ -245,12 +245,14 @@ def test_llm_learning_runs_on_the_commands_one_event_loop(tmp_path):
 
 
 def test_a_small_window_keeps_room_for_the_recent_turns():
-    """The memory parts of the system message shrink so the turns keep 40 % of a small
-    window (tiny's 1k: with the full shares they had 170 tokens and it rolled every line);
-    a window with room to spare keeps the full shares."""
+    """The memory parts of the system message shrink so the turns keep 30 % of a small
+    window (tiny's 1k: with the full shares they had 170 tokens and it rolled every line),
+    summaries first, the profile last; a window with room to spare (small's 2k) keeps the
+    full shares."""
     small = context.Budget.for_context(1024, 80, recall_cap=72)
     profile, episodes, rolled = small.memory_parts(persona_tokens=288)
     system = 288 + profile + episodes + rolled
     assert small.for_turns(system) >= small.turns_min * small.total - 1
-    large = context.Budget.for_context(8192, 80, recall_cap=72)
+    assert episodes == rolled == 16 and profile > 100
+    large = context.Budget.for_context(2048, 80, recall_cap=16)
     assert large.memory_parts(288) == (large.part(large.profile), large.part(large.episodes), large.part(large.rolled))

@@ -46,6 +46,7 @@ ROLL_AT_SESSION_END = 0.85
 ROLL_GRACE = 1.25
 OWNER = f"{socket.gethostname()}:{os.getpid()}"  # who holds a session open (orphans: memory_worker)
 LOADED_TURNS = 400  # the most turns a window can start with (a 4k window holds far fewer)
+RECALLED_NEAR = 4  # messages: a memory recalled this close to the new one is not repeated
 
 
 class MemoryConversation(Conversation):
@@ -87,7 +88,8 @@ class MemoryConversation(Conversation):
     def prompt_for(self, user_text: str) -> list[ChatMessage]:
         self._asked_at = time.monotonic()
         recalled = self._recall(user_text)
-        already = "\n".join(m.context for m in self.history if m.context)
+        # what the last two messages had recalled is near enough to the question: not again
+        already = "\n".join(m.context for m in self.history[-RECALLED_NEAR:] if m.context)
         note = context.recall_note(recalled, self.budget.recall_tokens, already)
         sent = self._sent[user_text] = ChatMessage("user", user_text, context=note)
         return [*self.prefix(), sent]
