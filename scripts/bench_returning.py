@@ -324,8 +324,9 @@ def measure_reply(home: Path, questions: list[tuple[Path, str, str]]) -> list[di
 
 def measure_chat(home: Path, questions: list[tuple[Path, str, str]]) -> list[dict]:
     rows = []
-    for _, text, expected in questions:
-        out, err = run_cli(home, ["chat", "--json"], stdin=text + "\n")
+    for n, (_, text, expected) in enumerate(questions):
+        out, err = run_cli(home, ["-v", "chat", "--json"], stdin=text + "\n")
+        (home / f"chat-{n}.log").write_text(err, encoding="utf-8")  # what it said, for a look later
         d = json.loads(out.strip().splitlines()[-1])
         t = d["timings_ms"]
         rows.append(

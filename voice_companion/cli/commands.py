@@ -16,10 +16,12 @@ from voice_companion.cli import companion_commands, server_commands, voice_comma
 from voice_companion.companion.companion import open_companion
 from voice_companion.companion.memory.session_end import finish_session
 from voice_companion.conversation.history import Conversation
-from voice_companion.conversation.reply_length import wrapped_up
+from voice_companion.conversation.narration import speakable
+from voice_companion.conversation.reply_length import shaped
 from voice_companion.core.audio import load_for_stt, write_wav
 from voice_companion.core.config import Settings, to_toml_line
 from voice_companion.core.errors import CompanionError
+from voice_companion.core.language import guess_language
 from voice_companion.engines import loader as engines
 from voice_companion.engines.llm import ChatMessage, GenerationOptions, LLMBackend
 from voice_companion.engines.loader import Engines
@@ -208,7 +210,7 @@ async def _chat(
         if not text:
             continue
         try:
-            answer, timings = await _timed_reply(eng.llm, conversation.prompt_for(text), options)
+            answer, timings = await _timed_reply(eng.llm, conversation.prompt_for(text, guess_language(text)), options)
         except CompanionError as exc:
             _emit_chat(args, {"error": str(exc)}, f"error: {exc}")
             continue  # the conversation goes on
@@ -226,8 +228,8 @@ async def _chat(
             },
             f"{settings.companion.name}> {answer}" if interactive else answer,
         )
-        if player:
-            await asyncio.to_thread(player, answer)
+        if player:  # its words, not its stage directions
+            await asyncio.to_thread(player, speakable(answer, conversation.quoted_dialogue))
 
 
 def _stdin_lines() -> asyncio.Queue[str | None]:
@@ -256,7 +258,7 @@ async def _timed_reply(
     first: float | None = None
     parts: list[str] = []
     async with aclosing(llm.stream(messages, options)) as deltas:
-        async for delta in wrapped_up(deltas, options.wrap_up_words):
+        async for delta in shaped(deltas, options.wrap_up_words):
             first = first if first is not None else (time.perf_counter() - start) * 1000
             parts.append(delta)
     total = (time.perf_counter() - start) * 1000

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from voice_companion.companion import macros
 from voice_companion.companion.library import DEFAULT_ID, MEMORY_FILE, Library
 from voice_companion.companion.memory.context import Budget
 from voice_companion.companion.memory.conversation import MemoryConversation
@@ -39,7 +40,12 @@ class Companion:
     store: MemoryStore
 
     def system_prompt(self, settings: Settings) -> str:
-        return self.persona.system_prompt(settings.companion.persona)
+        return self.persona.system_prompt(settings.companion.persona, self.user_name())
+
+    def user_name(self) -> str:
+        """The user's name as the memory knows it ("" if not told): a card's {{user}}."""
+        named = [m for m in self.store.memories(("fact",)) if m.key == "name"]
+        return macros.name_in(named[-1].text) if named else ""
 
     def conversation(self, settings: Settings, llm: LLMBackend | None = None, keep: bool = True) -> MemoryConversation:
         """A new session of this companion, resuming where the last one stopped.
@@ -65,6 +71,8 @@ class Companion:
             state_dir=self.state_dir if settings.llm.warm_start else None,
         )
         conversation.greeting = greeting
+        conversation.quoted_dialogue = self.persona.quotes_dialogue
+        conversation.language = self.persona.language
         return conversation
 
     @property
@@ -74,7 +82,7 @@ class Companion:
 
     def greeting(self) -> str:
         """The persona's greeting; after an earlier session, it picks up from last time."""
-        hello = self.persona.greeting or ("你好！" if self.persona.language == "zh" else "Hi!")
+        hello = self.persona.greeting_for(self.user_name()) or ("你好！" if self.persona.language == "zh" else "Hi!")
         last = next((s for s in self.store.sessions(5) if s.turns), None)
         if last is None:
             return hello

@@ -7,11 +7,13 @@ read, edit, export and carry to any LLM. Character cards (cards.py) convert into
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from voice_companion.companion import macros
 from voice_companion.core.errors import PersonaError
 
 TEXT_FIELDS = (
@@ -26,6 +28,7 @@ TEXT_FIELDS = (
     "language",
     "stt_language",
 )
+_QUOTED = re.compile(r'"[^"\n]+"|“[^”\n]+”|「[^」\n]+」')
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (中文)", "fr": "French (français)"}
 
 
@@ -65,8 +68,10 @@ class Persona:
     voices: dict[str, str] = field(default_factory=dict)  # language -> voice: replies in zh speak with voices["zh"]
     lore: list[LoreEntry] = field(default_factory=list)
 
-    def system_prompt(self, base: str) -> str:
-        """`base` (prompts.PERSONA: how to talk aloud) made this persona's own."""
+    def system_prompt(self, base: str, user: str = "") -> str:
+        """`base` (prompts.PERSONA: how to talk aloud) made this persona's own; `user`:
+        the user's name, if known (a card's {{user}}; "User" otherwise)."""
+        fill = lambda text: macros.fill(text, self.name, user or "User").strip()  # noqa: E731
         parts = [base.replace("{name}", self.name)]
         for label, text in (
             ("Who you are", self.description),
@@ -77,18 +82,26 @@ class Persona:
             ("Also", self.instructions),
         ):
             if text.strip():
-                parts.append(f"{label}: {self._fill(text.strip())}")
+                parts.append(f"{label}: {fill(text.strip())}")
         if self.language in LANGUAGE_NAMES:
             parts.append(
                 f"Your own language is {LANGUAGE_NAMES[self.language]}; still answer in the language the user speaks."
             )
         if self.example_dialogue.strip():
-            parts.append("An example of how you talk:\n" + self._fill(self.example_dialogue.strip()))
+            parts.append("An example of how you talk:\n" + fill(self.example_dialogue.strip()))
         return "\n\n".join(parts)
 
-    def _fill(self, text: str) -> str:
-        """Character-card macros: {{char}} is the companion, {{user}} the user."""
-        return text.replace("{{char}}", self.name).replace("{{user}}", "User").replace("<START>", "").strip()
+    @property
+    def quotes_dialogue(self) -> bool:
+        """Its greeting or examples quote the speech amid prose (`She smiles. "Hi!"`), as
+        many roleplay cards do: then prose outside quotes is narration (narration.py)."""
+        return any(
+            _QUOTED.search(t) and len(_QUOTED.sub("", t).strip()) > 20 for t in (self.greeting, self.example_dialogue)
+        )
+
+    def greeting_for(self, user: str = "") -> str:
+        """The greeting as it is said: macros filled ({{user}} left out when unknown)."""
+        return macros.fill(self.greeting, self.name, user).strip()
 
 
 def load_toml(path: str | Path) -> Persona:

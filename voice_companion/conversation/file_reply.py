@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voice_companion.conversation.playback_buffer import PlaybackBuffer
-from voice_companion.conversation.reply_length import wrapped_up
+from voice_companion.conversation.reply_length import shaped
 from voice_companion.conversation.response import Response, run_response
 from voice_companion.core.events import AudioChunk, Event
 from voice_companion.engines.llm import ChatMessage, GenerationOptions, LLMBackend
@@ -35,6 +35,7 @@ async def speak_reply(
     tts: TextToSpeech,
     messages: Sequence[ChatMessage],
     options: GenerationOptions | None = None,
+    quoted_dialogue: bool = False,
 ) -> SpokenReply:
     """Stream the LLM's reply through the chunker into TTS and collect the audio."""
     chunks: list[np.ndarray] = []
@@ -45,7 +46,9 @@ async def speak_reply(
 
     response = Response("", messages)
     response.committed.set()
-    await run_response(response, llm, tts, PlaybackBuffer(tts.sample_rate), collect, options)
+    await run_response(
+        response, llm, tts, PlaybackBuffer(tts.sample_rate), collect, options, quoted_dialogue=quoted_dialogue
+    )
     audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
     timings = {
         "llm_first_token": response.llm_first_token_ms,
@@ -63,4 +66,4 @@ async def collect_reply(
     """The whole reply as text (typed chat, no speech)."""
     async with aclosing(llm.stream(messages, options)) as deltas:
         words = options.wrap_up_words if options else 0
-        return "".join([delta async for delta in wrapped_up(deltas, words)]).strip()
+        return "".join([delta async for delta in shaped(deltas, words)]).strip()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from voice_companion.core.messages import ChatMessage
+from voice_companion.core.prompts import language_hint
 from voice_companion.engines.llm import LLMBackend
 
 
@@ -20,11 +21,35 @@ class Conversation:
     max_turns: int = 12  # user+assistant pairs kept verbatim in the prompt
     history: list[ChatMessage] = field(default_factory=list)
     greeting: str = ""  # what the companion says when a call opens ("" = nothing)
+    # the persona quotes its dialogue: prose outside quotes is narration, never spoken
+    quoted_dialogue: bool = False
+    language: str = ""  # the persona's own language ("" = none)
+    # the messages prompt_for built, and their language, by the user's words
+    _sent: dict[str, tuple[ChatMessage, str | None]] = field(default_factory=dict, repr=False)
+    _last_language: str | None = field(default=None, repr=False)  # of the last recorded message
 
-    def prompt_for(self, user_text: str) -> list[ChatMessage]:
-        """The messages to send for a new user turn (the turn is not yet recorded)."""
+    def prompt_for(self, user_text: str, language: str | None = None) -> list[ChatMessage]:
+        """The messages to send for a new user turn (the turn is not yet recorded);
+        `language`: what the user spoke, if known (the reply is asked to follow it)."""
         recent = self.history[-2 * self.max_turns :]
-        return [ChatMessage("system", self.system_prompt), *recent, ChatMessage("user", user_text)]
+        return [ChatMessage("system", self.system_prompt), *recent, self._user_message(user_text, language)]
+
+    def _user_message(self, user_text: str, language: str | None, note: str = "") -> ChatMessage:
+        """The user's message as sent: its words, after what rides with them (`note`:
+        recalled memories; the language to answer in). Kept for `record`, so the history
+        holds what the LLM read."""
+        hint = language_hint(language, self.language, self._last_language)
+        context = "\n".join(part for part in (note, hint) if part)
+        message = ChatMessage("user", user_text, context=context)
+        self._sent[user_text] = (message, language)
+        return message
+
+    def _sent_message(self, user_text: str) -> ChatMessage:
+        """The message prompt_for built for `user_text` (plain if none); forgets the rest."""
+        sent, language = self._sent.get(user_text) or (ChatMessage("user", user_text), None)
+        self._sent.clear()
+        self._last_language = language or self._last_language
+        return sent
 
     def prefix(self) -> list[ChatMessage]:
         """What stays the same for the next turn: worth prefilling when idle."""
@@ -34,7 +59,7 @@ class Conversation:
         """Add one exchange. `reply_id` (the response's id) becomes the reply message's id,
         by which a transport amends it later; returns that message."""
         assistant = ChatMessage("assistant", reply, interrupted, **({"id": reply_id} if reply_id else {}))
-        self.history += [ChatMessage("user", user_text), assistant]
+        self.history += [self._sent_message(user_text), assistant]
         return assistant
 
     def amend(self, message_id: str, content: str, interrupted: bool) -> bool:

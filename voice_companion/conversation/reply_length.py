@@ -1,4 +1,5 @@
-"""A reply ends at a sentence end once it is long enough.
+"""Where a reply ends: at a sentence end once it is long enough, and before a
+help-desk closer ("Let me know if there's anything else…").
 
 A spoken reply should be one to three short sentences (the personas ask for under 30
 words), but small models run on until `max_tokens` cuts them mid-sentence: in
@@ -50,3 +51,56 @@ async def wrapped_up(deltas: AsyncIterator[str], wrap_up_words: int) -> AsyncIte
                     yield text[start : end.end()]
                 return
         yield delta
+
+
+# Help-desk closers: a companion does not end a chat like a support agent ("Let me know
+# if there's anything else I can help you with today."). The prompt asks for that first;
+# small models say them anyway, so a reply ends where one begins (after its first sentence).
+HELP_DESK = re.compile(
+    r"(?:let me know if|let me know whether|(?:is there|if there'?s|if there is) anything else"
+    r"|how (?:can|may) i (?:help|assist)|what can i (?:help you with|do for you)"
+    r"|feel free to (?:ask|reach out|let me know|share)|don'?t hesitate to"
+    r"|if you (?:have|need) any(?:thing)?(?: other| more| further)? ?(?:questions?|help|assistance|else)"
+    r"|i'?m (?:always )?here to (?:help|assist)|i hope (?:this|that) helps"
+    r"|还有什么(?:我)?(?:可以|能)(?:帮|为)|有什么(?:我)?(?:可以|能)(?:帮|为)(?:你|您)|如果你?还?有(?:任何|其他)?(?:问题|需要)"
+    r"|随时(?:告诉|联系)我|希望(?:这|我的回答)?(?:对你)?有所?帮助"
+    r"|n'h[ée]site(?:z)? pas [àa]|si (?:tu as|vous avez) (?:d'autres|des) questions"
+    r"|(?:est-ce qu')?il y a autre chose|comment (?:puis-je|je peux) (?:t'|vous )?aider"
+    r"|je suis l[àa] pour (?:t'|vous )?aider)",
+    re.IGNORECASE,
+)
+_DECIDE_CHARS = 28
+_ENDED = re.compile(r"[.!?…]+[\"”’)\]]*$")  # enough of a sentence's start to tell a closer from anything else
+
+
+async def without_closers(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
+    """`deltas`, ending before a help-desk closer that begins a later sentence.
+
+    The start of each sentence after the first is held until it can be told apart
+    (_DECIDE_CHARS, or its end): never the first clause, which the user waits for."""
+    said = ""  # passed on
+    buffer = ""  # received, not yet passed on
+    deciding = False  # the buffer begins a new sentence, not yet told apart
+    async for delta in deltas:
+        buffer += delta
+        while buffer:
+            if not deciding and _ENDED.search(said) and buffer[0].isspace():
+                deciding = True  # the sentence ended with the last delta
+            if deciding:
+                start = buffer.lstrip()
+                if len(start) < _DECIDE_CHARS and not _SENTENCE_END.search(start):
+                    break  # wait for more of it
+                if HELP_DESK.match(start):
+                    return  # the stream is closed: generation stops
+            end = _SENTENCE_END.search(buffer)
+            cut = end.end() if end else len(buffer)
+            said, buffer = said + buffer[:cut], buffer[cut:]
+            yield said[len(said) - cut :]
+            deciding = end is not None
+    if buffer and not (deciding and HELP_DESK.match(buffer.lstrip())):
+        yield buffer
+
+
+def shaped(deltas: AsyncIterator[str], wrap_up_words: int) -> AsyncIterator[str]:
+    """The reply as the companion says it: no help-desk closer, wrapped up in time."""
+    return wrapped_up(without_closers(deltas), wrap_up_words)

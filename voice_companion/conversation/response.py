@@ -16,8 +16,9 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from voice_companion.conversation.chunker import ClauseChunker
+from voice_companion.conversation.narration import NarrationMarker, NarrationSplitter, has_words
 from voice_companion.conversation.playback_buffer import PlaybackBuffer
-from voice_companion.conversation.reply_length import wrapped_up
+from voice_companion.conversation.reply_length import shaped
 from voice_companion.core.events import AudioChunk, Event, TextDelta
 from voice_companion.engines.llm import ChatMessage, CpuGate, GenerationOptions, LLMBackend, PromptUsage
 from voice_companion.engines.tts import TextToSpeech
@@ -87,15 +88,26 @@ async def run_response(
     emit: Callable[[Event], Awaitable[None]],
     options: GenerationOptions | None = None,
     first_clause_max_words: int = 0,
+    quoted_dialogue: bool = False,
 ) -> None:
-    """Generate, synthesise clause by clause, and (once committed) enqueue for playback."""
+    """Generate, synthesise clause by clause, and (once committed) enqueue for playback.
+    Stage directions are captioned, not spoken (narration.py; `quoted_dialogue`: the
+    persona's prose outside quotes is narration too)."""
     chunker = ClauseChunker(first_max_words=first_clause_max_words)
+    marker, splitter = NarrationMarker(quoted_dialogue), NarrationSplitter()
     gate = CpuGate()
     position_ms = 0.0
     seq = 0
 
-    async def speak(clause: str) -> None:
+    async def speak(marked: str) -> None:
         nonlocal position_ms, seq
+        clause, caption = splitter.split(marked)
+        if not has_words(clause):  # a stage direction alone: shown, not said
+            if caption:
+                await response.committed.wait()
+                response.spans.append(ClauseSpan(caption, position_ms, 0.0))
+                await emit(TextDelta(response.id, caption))
+            return
         first = response.first_clause_ms is None
         if first:
             response.first_clause_ms = response.elapsed_ms()
@@ -108,22 +120,22 @@ async def run_response(
             response.tts_first_audio_ms = response.elapsed_ms()
         await response.committed.wait()  # speculative responses hold their audio here
         duration = 1000 * len(audio) / tts.sample_rate
-        response.spans.append(ClauseSpan(clause, position_ms, duration))
+        response.spans.append(ClauseSpan(caption, position_ms, duration))
         position_ms += duration
-        await emit(TextDelta(response.id, clause))
+        await emit(TextDelta(response.id, caption))
         playback.enqueue(response.id, audio)
         await emit(AudioChunk(response.id, seq, audio, tts.sample_rate))
         seq += 1
 
     async with aclosing(llm.stream(response.messages, options, gate)) as deltas:
-        async for delta in wrapped_up(deltas, options.wrap_up_words if options else 0):
+        async for delta in shaped(deltas, options.wrap_up_words if options else 0):
             if response.llm_first_token_ms is None:
                 response.llm_first_token_ms = response.elapsed_ms()
             response.text_parts.append(delta)
-            for clause in chunker.push(delta):
+            for clause in chunker.push(marker.feed(delta)):
                 await speak(clause)
     response.usage = llm.last_usage
-    for clause in chunker.flush():
+    for clause in chunker.push(marker.flush()) + chunker.flush():
         await speak(clause)
     await response.committed.wait()
     response.generation_done = True

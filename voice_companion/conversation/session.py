@@ -351,7 +351,12 @@ class Session:
             return
         async with self._stt_lock:  # never beside Whisper: on 2 cores both would crawl
             try:
-                await self.llm.prefill(self.conversation.prompt_for(transcript.text.strip()), self._generating)
+                await self.llm.prefill(
+                    self.conversation.prompt_for(
+                        transcript.text.strip(), guess_language(transcript.text, transcript.language)
+                    ),
+                    self._generating,
+                )
             except CompanionError as exc:
                 log.debug("listen-ahead prefill failed: %s", exc)
 
@@ -422,9 +427,10 @@ class Session:
 
     def _start_response(self, text: str, language: str | None = None, line: str | None = None) -> Response:
         """A reply to `text`; with `line`, that fixed line instead (nothing is asked of the LLM)."""
-        self._follow_language(language or guess_language(line or text))
+        language = guess_language(line or text, language)
+        self._follow_language(language)
         if line is None:
-            response = Response(text, self.conversation.prompt_for(text))
+            response = Response(text, self.conversation.prompt_for(text, language))
         else:
             response = Response(text, [], scripted=True)
         response.task = self._spawn(
@@ -436,6 +442,7 @@ class Session:
                 self.transport.emit,
                 self.options,
                 self.settings.first_clause_max_words,
+                self.conversation.quoted_dialogue,
             )
         )
         return response

@@ -25,3 +25,19 @@ def with_memory(system_prompt: str, facts: Iterable[str]) -> str:
     if not lines:
         return system_prompt
     return system_prompt + "\n\nWhat you know about the user:\n" + "\n".join(lines)
+
+
+# A per-turn reminder of the language to answer in, in that language: 小雨 answered an
+# English message in Chinese, Mia French in English, although the system prompt asks
+# for the user's language (issue 17). It rides with the message (ChatMessage.context).
+LANGUAGE_HINTS = {"en": "(Answer in English.)", "zh": "（请用中文回答。）", "fr": "(Réponds en français.)"}
+
+
+def language_hint(language: str | None, own: str, previous: str | None) -> str:
+    """The hint for a message in `language`, when it is not the persona's own language
+    (`own`) or the conversation just changed language; "" otherwise."""
+    if not language or language not in LANGUAGE_HINTS:
+        return ""
+    if language == own and previous in (None, language):
+        return ""
+    return LANGUAGE_HINTS[language]

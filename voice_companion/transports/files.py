@@ -16,6 +16,7 @@ from voice_companion.conversation.file_reply import speak_reply
 from voice_companion.conversation.history import Conversation
 from voice_companion.core.audio import load_for_stt, write_wav
 from voice_companion.core.errors import AudioInputError
+from voice_companion.core.language import guess_language
 from voice_companion.engines import loader as engines
 from voice_companion.engines.loader import Engines
 
@@ -62,10 +63,10 @@ async def reply_to_file(
     transcript = await asyncio.to_thread(eng.stt.transcribe, audio, eng.settings.stt.language or None)
     if not transcript.text:
         raise AudioInputError(f"no speech recognised in {input_path}; speak closer to the microphone")
-    messages = conversation.prompt_for(transcript.text)
+    messages = conversation.prompt_for(transcript.text, guess_language(transcript.text, transcript.language))
     options = engines.generation_options(eng.settings)
     eng.tts.follow_language(transcript.language)  # the answer's voice speaks the question's language
-    spoken = await speak_reply(eng.llm, eng.tts, messages, options)
+    spoken = await speak_reply(eng.llm, eng.tts, messages, options, conversation.quoted_dialogue)
     write_start = time.perf_counter()
     out = write_wav(output_path, spoken.audio, spoken.sample_rate)
     conversation.record(transcript.text, spoken.text)

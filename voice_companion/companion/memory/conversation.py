@@ -74,7 +74,6 @@ class MemoryConversation(Conversation):
         self._session_of: list[int] = []  # and the session it belongs to
         self.rolls = 0  # times the window filled and its oldest turns became a summary
         self._asked_at: float | None = None
-        self._sent: dict[str, ChatMessage] = {}  # the user messages prompt_for built, by their words
         self._closed = False
         self.greeting = ""  # what the companion says first (Companion.conversation sets it)
         self.window: Window  # the prompt window now (set by _open_window)
@@ -85,14 +84,13 @@ class MemoryConversation(Conversation):
 
     # -- the Conversation interface ------------------------------------------------
 
-    def prompt_for(self, user_text: str) -> list[ChatMessage]:
+    def prompt_for(self, user_text: str, language: str | None = None) -> list[ChatMessage]:
         self._asked_at = time.monotonic()
         recalled = self._recall(user_text)
         # what the last two messages had recalled is near enough to the question: not again
         already = "\n".join(m.context for m in self.history[-RECALLED_NEAR:] if m.context)
         note = context.recall_note(recalled, self.budget.recall_tokens, already)
-        sent = self._sent[user_text] = ChatMessage("user", user_text, context=note)
-        return [*self.prefix(), sent]
+        return [*self.prefix(), self._user_message(user_text, language, note)]
 
     def prefix(self) -> list[ChatMessage]:
         return [ChatMessage("system", self.window.system), *self.history]
@@ -109,13 +107,12 @@ class MemoryConversation(Conversation):
         # the user's message as it was sent (its recall included): the next prompt then
         # begins with what the LLM has cached (without it, scripts/bench_returning.py's
         # tiny chat re-read ~220 tokens a line: that message, its recall and the reply)
-        sent = self._sent.get(user_text)
-        self._sent.clear()
-        self.history += [sent or ChatMessage("user", user_text), message]
+        sent = self._sent_message(user_text)
+        self.history += [sent, message]
         self._ids += ids
         self._session_of += [self.session_id] * 2
         self._asked_at = None
-        if sent is not None and sent.context and self.keep:
+        if sent.context and self.keep:
             self.window = self.window.with_notes({**dict(self.window.notes), ids[0]: sent.context})
             windows.save(self.store, self.window)
         if self.keep:

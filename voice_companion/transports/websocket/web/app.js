@@ -61,15 +61,30 @@ function addLine(who, text, ...classes) {
   ui.captions.querySelector(".hint")?.remove();
   const line = document.createElement("p");
   line.className = `line ${who} ${classes.join(" ")}`.trim();
-  line.textContent = text;
   ui.captions.append(line);
-  line.scrollIntoView({ block: "end" });
+  setCaption(line, text);
   return line;
 }
 
+// A caption's text; a stage direction (*she smiles*, never spoken) shows in italics.
 function setCaption(line, text) {
-  line.textContent = text;
+  line.dataset.text = text;
+  line.replaceChildren(
+    ...text.split(/(\*[^*]+\*)/).filter(Boolean).map((part) => {
+      if (!/^\*[^*]+\*$/.test(part)) return document.createTextNode(part);
+      const action = document.createElement("em");
+      action.className = "action";
+      action.textContent = part.slice(1, -1);
+      return action;
+    }),
+  );
   line.scrollIntoView({ block: "end" });
+}
+
+// Chinese and Japanese clauses join without a space; other text with one.
+const UNSPACED = /[\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]/;
+function joinCaption(before, delta) {
+  return UNSPACED.test(before.slice(-1)) && UNSPACED.test(delta.slice(0, 1)) ? before + delta : `${before} ${delta}`;
 }
 
 function showCompanion(name) {
@@ -296,7 +311,7 @@ function handleEvent(event) {
     case "response.output_text.delta": {
       const reply = call.replies.get(event.response_id);
       if (!reply) break;
-      if (reply.line) setCaption(reply.line, `${reply.line.textContent} ${event.delta}`);
+      if (reply.line) setCaption(reply.line, joinCaption(reply.line.dataset.text, event.delta));
       else reply.line = addLine("companion", event.delta);
       break;
     }
