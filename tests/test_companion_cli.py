@@ -69,11 +69,11 @@ def test_memory_commands_and_continuity(tmp_path, monkeypatch):
     missing = run_cli("memory", "forget", "999", "--companion", "xiaoyu")
     assert missing.returncode == 2 and missing.stderr.startswith("error: no memory 999")
 
-    # the next session resumes the same companion: same store, greeting picks up from last time
+    # the next session resumes the same companion: same store; its greeting never quotes the user
     assert cli_json("chat", "--companion", "xiaoyu", stdin="我今天很开心。\n")
     companion = open_companion(settings_for(home), "xiaoyu")
     conversation = companion.conversation(settings_for(home))
-    assert "上次你说到" in conversation.greeting
+    assert conversation.greeting and "我今天很开心" not in conversation.greeting
     assert "用户的名字是小明" in conversation.system_message()
     assert [s.turns for s in companion.store.sessions()][1:] == [2, 4]  # newest first, then older
     conversation.close()

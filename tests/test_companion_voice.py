@@ -13,7 +13,7 @@ from fakes import FakeLLM
 from voice_companion.companion import macros
 from voice_companion.companion.cards import from_card
 from voice_companion.companion.companion import open_companion
-from voice_companion.companion.memory import context
+from voice_companion.companion.memory import context, greetings
 from voice_companion.companion.memory.conversation import MemoryConversation
 from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
 from voice_companion.conversation.file_reply import speak_reply
@@ -154,3 +154,51 @@ def test_the_reply_is_asked_in_the_language_of_each_message(tmp_path):
     assert conversation.history[-2].context == "(Answer in English.)"  # kept as sent
     assert conversation.prompt_for("今天好累。", "zh")[-1].context == "（请用中文回答。）"
     conversation.close()
+
+
+def test_the_next_greeting_is_written_at_the_end_in_the_companions_own_words(tmp_path):
+    settings = Settings()
+    settings.paths = settings.paths.__class__(**{**settings.paths.__dict__, "data_dir": tmp_path / "data"})
+    companion = open_companion(settings)
+    hello = companion.greeting()
+    assert hello == "Hey, it's good to hear you! How are you doing?"  # nothing to pick up yet
+    llm = FakeLLM("Hey Sam! How did the dinner with Lea go?", 0.0, 0.0)
+    conversation = companion.conversation(settings, llm)
+    conversation.record("I'm having dinner with my sister Lea tonight, at the Thai place.", "Oh, enjoy!")
+    asyncio.run(conversation.save_for_next(llm))
+    conversation.close()
+    assert companion.greeting() == "Hey Sam! How did the dinner with Lea go?"
+    assert any(a.startswith("(The call is ending.") for a in llm.asked)  # asked in the session's language
+    companion.close()
+
+
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [
+        ("Mia: Hey Sam! How did the dinner with Lea go?", "Hey Sam! How did the dinner with Lea go?"),
+        ("Hey! You said I'm having dinner with my sister Lea tonight.", ""),  # a quote
+        ("你好！晚饭怎么样？", ""),  # another language
+        ("Hi " + "really " * 40 + "there.", ""),  # too long
+    ],
+)
+def test_a_written_greeting_that_does_not_fit_is_dropped(written, kept):
+    said = ["I'm having dinner with my sister Lea tonight, at the Thai place."]
+    assert greetings.clean(written, "en", said) == kept
+
+
+def test_a_sentence_that_begins_like_no_closer_goes_on_at_once():
+    """The chunker closes "Oh no!" only when it sees the next letter: that letter must not
+    wait for a closer check ("A" begins no closer), or the voice would start late."""
+    events: list[str] = []
+
+    async def llm():
+        for delta in ("Oh no!", " A", "re you okay?"):
+            events.append(f"llm {delta!r}")
+            yield delta
+
+    async def run() -> None:
+        async for delta in shaped(llm(), 0):
+            events.append(f"out {delta!r}")
+
+    asyncio.run(run())
+    assert events.index("out ' A'") < events.index("llm 're you okay?'")

@@ -14,11 +14,16 @@ from voice_companion.companion.eval_checks import (
     Case,
     check_expected,
     check_finished,
+    check_knows_what_it_was_told,
     check_language,
     check_length,
+    check_no_blame,
+    check_no_help_desk,
     check_no_loop,
     check_no_refusal,
     check_non_empty,
+    check_nothing_unspoken,
+    check_own_words,
     check_plain,
     detect_language,
     load_eval_set,
@@ -42,7 +47,9 @@ PROMPTS = Path(__file__).resolve().parent.parent / "scripts" / "eval_prompts.tom
     ],
 )
 def test_good_english_comfort_passes_every_check(reply):
-    assert run_checks(reply, EN) == {name: True for name in CHECKS if name != "expected"}
+    # not applicable here: expected words, the recall check and the example lines
+    skipped = {"expected", "knows_what_it_was_told", "own_words"}
+    assert run_checks(reply, EN) == {name: True for name in CHECKS if name not in skipped}
 
 
 @pytest.mark.parametrize(
@@ -199,6 +206,8 @@ def test_the_prompt_set_covers_the_issue():
     kinds = {c.kind for c in eval_set.cases}
     assert len(eval_set.cases) >= 30
     assert {"comfort", "small_talk", "recall", "chinese", "french", "topic_change", "distress"} <= kinds
+    assert {"memory", "feeling", "correction", "language_switch", "card"} <= kinds  # issue 17
+    assert {c.persona for c in eval_set.cases} == {"mia", "xiaoyu", "seraphina"} and "seraphina" in eval_set.cards
     assert len({c.id for c in eval_set.cases}) == len(eval_set.cases)
     assert {c.lang for c in eval_set.cases} == {"en", "zh", "fr"}
     assert all(len(c.history) % 2 == 0 for c in eval_set.cases)  # ends with the companion's turn
@@ -209,3 +218,53 @@ def test_memory_goes_into_the_system_prompt():
     system = with_memory(PERSONA.replace("{name}", "Mia"), ["Their cat is named Miso."])
     assert "Mia" in system and "- Their cat is named Miso." in system
     assert with_memory("persona", []) == "persona"
+
+
+@pytest.mark.parametrize(
+    ("reply", "ok"),
+    [
+        ("That sounds lovely! Let me know if there's anything else I can help you with.", False),
+        ("Hello, Sam! How can I help you today?", False),
+        ("还有什么我可以帮你的吗？", False),
+        ("N'hésite pas à me poser des questions !", False),
+        ("Oh, I'm so glad you told me. How did it go?", True),
+    ],
+)
+def test_help_desk_phrases_fail(reply, ok):
+    assert check_no_help_desk(reply, EN) is ok
+
+
+def test_claiming_not_to_know_fails_only_where_the_prompt_knows():
+    memory = Case("t-mem", "memory", "en", "Who is visiting me?", expect=(("Lea",),))
+    assert check_knows_what_it_was_told("I'm sorry, but I don't have that information.", memory) is False
+    assert check_knows_what_it_was_told("我不知道呢。", memory) is False
+    assert check_knows_what_it_was_told("Lea is, on Saturday!", memory) is True
+    assert check_knows_what_it_was_told("I don't know!", EN) is None
+
+
+def test_blame_in_comfort_fails():
+    feeling = Case("t-feel", "feeling", "zh", "今天被领导骂了。")
+    assert check_no_blame("有没有想过找找自己的原因呢？", feeling) is False
+    assert check_no_blame("Maybe it was your own fault?", EN) is False
+    assert check_no_blame("抱抱你，被骂一定很难受吧。发生什么了？", feeling) is True
+
+
+def test_example_lines_said_again_fail():
+    case = Case(
+        "t", "comfort", "en", "I had a rough day.", examples=("Oh, well done! Was it as painful as you feared?",)
+    )
+    assert check_own_words("Oh, well done! Was it as painful as you feared?", case) is False
+    assert check_own_words("Oh no, what happened?", case) is True
+
+
+@pytest.mark.parametrize(
+    ("reply", "ok"),
+    [
+        ("*smiles* Hello there.", False),
+        ("Hi {{user}}, I am {{char}}!", False),
+        ("(laughs) That is funny.", False),
+        ("Hello there, you are safe here.", True),
+    ],
+)
+def test_stage_directions_and_macros_spoken_fail(reply, ok):
+    assert check_nothing_unspoken(reply, EN) is ok

@@ -19,9 +19,10 @@ from voice_companion.conversation.history import Conversation
 from voice_companion.conversation.narration import speakable
 from voice_companion.conversation.reply_length import shaped
 from voice_companion.core.audio import load_for_stt, write_wav
-from voice_companion.core.config import Settings, to_toml_line
+from voice_companion.core.config import NotGiven, Settings, to_toml_line
 from voice_companion.core.errors import CompanionError
 from voice_companion.core.language import guess_language
+from voice_companion.core.prompts import PERSONA
 from voice_companion.engines import loader as engines
 from voice_companion.engines.llm import ChatMessage, GenerationOptions, LLMBackend
 from voice_companion.engines.loader import Engines
@@ -333,6 +334,9 @@ def config_command(args: argparse.Namespace, settings: Settings) -> dict:
         section, name = key.split(".")
         sections[section][name] = value
         origins[key] = origin
+    if isinstance(settings.companion.persona, NotGiven):  # each persona's, in its own language
+        sections["companion"]["persona"] = PERSONA
+        origins["companion.persona"] = "built-in: core/prompts.py, in the persona's language"
     lines = [f"# config file: {settings.paths.config_file}"]
     for section, values in sections.items():
         lines.append(f"[{section}]")

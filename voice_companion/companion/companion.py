@@ -14,6 +14,7 @@ from pathlib import Path
 
 from voice_companion.companion import macros
 from voice_companion.companion.library import DEFAULT_ID, MEMORY_FILE, Library
+from voice_companion.companion.memory import greetings
 from voice_companion.companion.memory.context import Budget
 from voice_companion.companion.memory.conversation import MemoryConversation
 from voice_companion.companion.memory.spooling_store import SpoolingStore
@@ -21,9 +22,9 @@ from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
 from voice_companion.companion.memory.types import MemoryStore
 from voice_companion.companion.memory.worker import MODES, finish_orphaned_sessions
 from voice_companion.companion.persona import Persona
-from voice_companion.core.config import CompanionSettings, Settings
+from voice_companion.core.config import CompanionSettings, Settings, given
 from voice_companion.core.errors import ConfigError
-from voice_companion.core.text import keywords, shorten
+from voice_companion.core.prompts import persona_base
 from voice_companion.engines import llm_state
 from voice_companion.engines.llm import LLMBackend
 from voice_companion.engines.models import tiers
@@ -40,7 +41,8 @@ class Companion:
     store: MemoryStore
 
     def system_prompt(self, settings: Settings) -> str:
-        return self.persona.system_prompt(settings.companion.persona, self.user_name())
+        base = given(settings.companion.persona, persona_base(self.persona.language))
+        return self.persona.system_prompt(base, self.user_name())
 
     def user_name(self) -> str:
         """The user's name as the memory knows it ("" if not told): a card's {{user}}."""
@@ -81,18 +83,11 @@ class Companion:
         return llm_state.folder(self.directory)
 
     def greeting(self) -> str:
-        """The persona's greeting; after an earlier session, it picks up from last time."""
+        """The persona's greeting; after an earlier session, the one the LLM wrote at its
+        end, picking up from it in its own words (memory/greetings.py)."""
         hello = self.persona.greeting_for(self.user_name()) or ("你好！" if self.persona.language == "zh" else "Hi!")
         last = next((s for s in self.store.sessions(5) if s.turns), None)
-        if last is None:
-            return hello
-        said = [t.text for t in self.store.turns(last.id, limit=200) if t.role == "user"]
-        topic = max(said, key=lambda text: len(keywords(text)), default="")
-        if not keywords(topic):
-            return hello
-        if self.persona.language == "zh":
-            return f"{hello} 上次你说到：“{shorten(topic, 16)}”。"
-        return f"{hello} Last time you told me: “{shorten(topic, 16)}”."
+        return (greetings.load(self.store, last.id) if last else "") or hello
 
     def close(self) -> None:
         self.store.close()

@@ -11,9 +11,10 @@ import re
 import tomllib
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from voice_companion.conversation.reply_length import HELP_DESK
 from voice_companion.core.language import HAN
 
 _CJK = HAN
@@ -81,6 +82,22 @@ REFUSALS = (
     "en tant qu'intelligence artificielle",
 )
 
+# Claiming not to know what the prompt says ("I'm sorry, but I don't have that information").
+IGNORANCE = re.compile(
+    r"(?:don'?t|do not) (?:have|know) (?:that|this|any) (?:information|detail)|i (?:don'?t|do not) (?:know|remember)"
+    r"|i'?m not sure (?:who|what|when|where)|no (?:information|record) (?:about|of)|i can'?t recall"
+    r"|我不知道|我不记得|没有(?:这方面的|相关的)?(?:信息|记录)|je ne sais pas|je ne me souviens pas",
+    re.IGNORECASE,
+)
+# Comfort that blames ("有没有想过找找自己的原因呢？", "maybe it was your fault").
+BLAME = re.compile(
+    r"your (?:own )?fault|what you did wrong|you should have|did you (?:do|say) something"
+    r"|(?:自己|你)的原因|你自己的问题|是不是你|反思一下|ta faute|tu aurais d[ûu]",
+    re.IGNORECASE,
+)
+# What a listener must never hear: stage directions and card macros.
+UNSPOKEN = re.compile(r"\*|\{\{|\}\}|<(?:USER|BOT|START)>|\((?:smiles?|laughs?|sighs?|nods?|giggles?)\b", re.I)
+
 LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|#+)\s", re.MULTILINE)
 MARKDOWN = re.compile(r"\*\*|__|```|^\s*\|", re.MULTILINE)
 FINISHED = re.compile(r"[.!?。！？…~～)）]['\"»”’」』)）\s]*$|[\U0001f300-\U0001faff]\s*$")
@@ -102,6 +119,8 @@ class Case:
     history: tuple[str, ...] = ()  # earlier turns: user, assistant, user, ...
     expect: tuple[tuple[str, ...], ...] = ()  # each group: at least one of these must appear
     avoid: tuple[str, ...] = ()  # none of these may appear (e.g. the topic the user dropped)
+    persona: str = "mia"  # who answers: a bundled persona or a card of the prompt set
+    examples: tuple[str, ...] = ()  # the persona's example lines: never said word for word
 
 
 def _norm(text: str) -> str:
@@ -202,6 +221,37 @@ def check_finished(reply: str, case: Case) -> bool:
     return bool(FINISHED.search(reply))
 
 
+def check_no_help_desk(reply: str, case: Case) -> bool:
+    """No support-agent phrases ("How can I help you today?", "Let me know if…")."""
+    return HELP_DESK.search(reply) is None
+
+
+def check_knows_what_it_was_told(reply: str, case: Case) -> bool | None:
+    """A question about something in the prompt is not answered "I don't have that information"."""
+    if case.kind not in ("recall", "memory"):
+        return None
+    return IGNORANCE.search(reply) is None
+
+
+def check_no_blame(reply: str, case: Case) -> bool | None:
+    if case.kind not in ("comfort", "feeling"):
+        return None
+    return BLAME.search(reply) is None
+
+
+def check_own_words(reply: str, case: Case) -> bool | None:
+    """The persona's example lines are a style, not lines to say again."""
+    if not case.examples:
+        return None
+    text = _norm(reply)
+    return not any(len(line) > 12 and _norm(line) in text for line in case.examples)
+
+
+def check_nothing_unspoken(reply: str, case: Case) -> bool:
+    """No stage direction or macro in what is said aloud."""
+    return UNSPOKEN.search(reply) is None
+
+
 def check_plain(reply: str, case: Case) -> bool:
     """No lists, markdown or emoji: they read badly aloud."""
     return not (LIST_LINE.search(reply) or MARKDOWN.search(reply) or EMOJI.search(reply))
@@ -216,6 +266,11 @@ CHECKS: dict[str, Callable[[str, Case], bool | None]] = {
     "length": check_length,
     "finished": check_finished,
     "plain": check_plain,
+    "no_help_desk": check_no_help_desk,
+    "knows_what_it_was_told": check_knows_what_it_was_told,
+    "no_blame": check_no_blame,
+    "own_words": check_own_words,
+    "nothing_unspoken": check_nothing_unspoken,
 }
 
 
@@ -230,6 +285,7 @@ class EvalSet:
     companion: str  # the companion's name in the persona
     facts: tuple[str, ...]  # what the companion knows about the user (system prompt)
     cases: tuple[Case, ...]
+    cards: dict[str, dict] = field(default_factory=dict)  # name -> a character card (V2 JSON)
 
 
 def load_eval_set(path: str | Path) -> EvalSet:
@@ -244,8 +300,13 @@ def load_eval_set(path: str | Path) -> EvalSet:
             history=tuple(c.get("history", ())),
             expect=tuple(tuple(group) for group in c.get("expect", ())),
             avoid=tuple(c.get("avoid", ())),
+            persona=c.get("persona", "mia"),
         )
         for c in data["case"]
     )
     profile = data.get("profile", {})
-    return EvalSet(profile.get("companion", "Mia"), tuple(profile.get("facts", ())), cases)
+    cards = {
+        name: {"spec": "chara_card_v2", "spec_version": "2.0", "data": card}
+        for name, card in data.get("cards", {}).items()
+    }
+    return EvalSet(profile.get("companion", "Mia"), tuple(profile.get("facts", ())), cases, cards)

@@ -29,7 +29,37 @@ TEXT_FIELDS = (
     "stt_language",
 )
 _QUOTED = re.compile(r'"[^"\n]+"|“[^”\n]+”|「[^」\n]+」')
-LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (中文)", "fr": "French (français)"}
+# The system prompt's headings, in the persona's own language (a Chinese persona's
+# prompt in English made 小雨 speak of herself in the third person and mix languages).
+LABELS = {
+    "en": (
+        "Who you are: ",
+        "Your personality: ",
+        "How you speak: ",
+        "The situation: ",
+        "Boundaries you keep: ",
+        "Also: ",
+        "An example of how you talk (your own words are always new):",
+    ),
+    "zh": (
+        "你是谁：",
+        "你的性格：",
+        "你说话的方式：",
+        "情境：",
+        "你的原则：",
+        "另外：",
+        "你说话的例子（每次都用自己的新话）：",
+    ),
+    "fr": (
+        "Qui tu es : ",
+        "Ta personnalité : ",
+        "Ta façon de parler : ",
+        "La situation : ",
+        "Tes limites : ",
+        "Aussi : ",
+        "Un exemple de ta façon de parler (tes mots sont toujours nouveaux) :",
+    ),
+}
 
 
 @dataclass
@@ -73,22 +103,23 @@ class Persona:
         the user's name, if known (a card's {{user}}; "User" otherwise)."""
         fill = lambda text: macros.fill(text, self.name, user or "User").strip()  # noqa: E731
         parts = [base.replace("{name}", self.name)]
-        for label, text in (
-            ("Who you are", self.description),
-            ("Your personality", self.personality),
-            ("How you speak", self.speaking_style),
-            ("The situation", self.scenario),
-            ("Boundaries you keep", self.boundaries),
-            ("Also", self.instructions),
+        labels = LABELS.get(self.language, LABELS["en"])
+        for label, text in zip(
+            labels[:6],
+            (
+                self.description,
+                self.personality,
+                self.speaking_style,
+                self.scenario,
+                self.boundaries,
+                self.instructions,
+            ),
+            strict=True,
         ):
             if text.strip():
-                parts.append(f"{label}: {fill(text.strip())}")
-        if self.language in LANGUAGE_NAMES:
-            parts.append(
-                f"Your own language is {LANGUAGE_NAMES[self.language]}; still answer in the language the user speaks."
-            )
+                parts.append(f"{label}{fill(text.strip())}")
         if self.example_dialogue.strip():
-            parts.append("An example of how you talk:\n" + fill(self.example_dialogue.strip()))
+            parts.append(labels[6] + "\n" + fill(self.example_dialogue.strip()))
         return "\n\n".join(parts)
 
     @property

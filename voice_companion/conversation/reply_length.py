@@ -69,8 +69,19 @@ HELP_DESK = re.compile(
     r"|je suis l[àa] pour (?:t'|vous )?aider)",
     re.IGNORECASE,
 )
-_DECIDE_CHARS = 28
-_ENDED = re.compile(r"[.!?…]+[\"”’)\]]*$")  # enough of a sentence's start to tell a closer from anything else
+_DECIDE_CHARS = 28  # enough of a sentence's start to tell a closer from anything else
+# How closers begin: a sentence that cannot begin one of these goes on at once. The
+# clause chunker needs the next sentence's first letter to close the one before, so a
+# sentence held back longer would delay the voice ("Oh no!" waited for "Are you…").
+OPENERS = (
+    "let me know", "is there anything", "if there's anything", "if there is anything", "how can i",
+    "how may i", "what can i", "feel free", "don't hesitate", "do not hesitate", "if you have any",
+    "if you need any", "i'm here to", "i am here to", "i'm always here to", "i hope this", "i hope that",
+    "还有什么", "有什么我", "有什么可以", "有什么能", "如果你", "如果还有", "如果有任何", "随时", "希望这", "希望对你",
+    "希望我的", "n'hésite", "n'hesite", "si tu as", "si vous avez", "est-ce qu'il y a autre", "il y a autre",
+    "comment puis-je", "comment je peux", "je suis là pour", "je suis la pour",
+)  # fmt: skip
+_ENDED = re.compile(r"[.!?…]+[\"”’)\]]*$")
 
 
 async def without_closers(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -87,10 +98,10 @@ async def without_closers(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
             if not deciding and _ENDED.search(said) and buffer[0].isspace():
                 deciding = True  # the sentence ended with the last delta
             if deciding:
-                start = buffer.lstrip()
-                if len(start) < _DECIDE_CHARS and not _SENTENCE_END.search(start):
+                verdict = _closer(buffer.lstrip())
+                if verdict is None:
                     break  # wait for more of it
-                if HELP_DESK.match(start):
+                if verdict:
                     return  # the stream is closed: generation stops
             end = _SENTENCE_END.search(buffer)
             cut = end.end() if end else len(buffer)
@@ -99,6 +110,20 @@ async def without_closers(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
             deciding = end is not None
     if buffer and not (deciding and HELP_DESK.match(buffer.lstrip())):
         yield buffer
+
+
+def _closer(start: str) -> bool | None:
+    """Does a sentence beginning with `start` close like a help desk? None: too soon to tell."""
+    text = start.casefold().replace("’", "'")
+    if not text:
+        return None
+    if not any(o.startswith(text) or text.startswith(o) for o in OPENERS):
+        return False  # it begins like no closer: let it go now
+    if HELP_DESK.match(start):
+        return True
+    if len(text) >= _DECIDE_CHARS or _SENTENCE_END.search(start):
+        return False
+    return None
 
 
 def shaped(deltas: AsyncIterator[str], wrap_up_words: int) -> AsyncIterator[str]:

@@ -27,7 +27,6 @@ from typing import Any, Final
 import platformdirs
 
 from voice_companion.core.errors import ConfigError
-from voice_companion.core.prompts import PERSONA
 
 APP_NAME = "voice-companion"
 HOME_ENV = "VOICE_COMPANION_HOME"
@@ -163,7 +162,9 @@ class TTSSettings:
 @dataclass
 class CompanionSettings:
     name: str = "Mia"
-    persona: str = PERSONA  # core/prompts.py: tuned by scripts/eval_conversation.py
+    # how any companion talks (core/prompts.py, in the persona's language; tuned by
+    # scripts/eval_conversation.py); given here, it is used for every persona
+    persona: str | NotGiven = NOT_GIVEN
 
 
 @dataclass

@@ -17,9 +17,10 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from pathlib import Path
 
-from voice_companion.companion.memory import context
+from voice_companion.companion.memory import context, greetings
 from voice_companion.companion.memory import window as windows
 from voice_companion.companion.memory.retrieval import Retriever
 from voice_companion.companion.memory.spooling_store import SpoolingStore
@@ -28,6 +29,7 @@ from voice_companion.companion.memory.types import MemoryStore, Turn
 from voice_companion.companion.memory.window import Window
 from voice_companion.companion.memory.worker import MemoryWorker
 from voice_companion.conversation.history import Conversation
+from voice_companion.conversation.reply_length import shaped
 from voice_companion.core.errors import CompanionError
 from voice_companion.core.messages import ChatMessage
 from voice_companion.core.text import asks_or_recalls
@@ -159,15 +161,34 @@ class MemoryConversation(Conversation):
         The next session continues this window, so the prefix is this session's with its
         turns: mostly in the KV cache already. A window that is nearly full rolls now,
         so the next session does not start with a roll on its critical path."""
-        if not (self.keep and self.state_dir is not None and llm.supports_saved_state):
-            return False
-        if self._fill() > ROLL_AT_SESSION_END:
-            self._swap(self._next_window())
+        saved = False
+        if self.keep and self.state_dir is not None and llm.supports_saved_state:
+            if self._fill() > ROLL_AT_SESSION_END:
+                self._swap(self._next_window())
+            try:
+                saved = await llm.save_state(self.prefix(), self.state_dir)
+            except (CompanionError, OSError) as exc:
+                log.warning("could not save the LLM state for next time: %s", exc)
+        await self.write_next_greeting(llm)
+        return saved
+
+    async def write_next_greeting(self, llm: LLMBackend) -> str:
+        """What the companion will say when the user calls next time, written now by the
+        LLM from this session (its prefix is in the cache): "How did the dinner with Lea
+        go?", not a quote of the user's last line. Kept in the store; "" if none fits."""
+        if not self.keep or self.session_id not in self._session_of:  # nothing said this session
+            return ""
+        language = self._last_language or self.language or "en"
+        ask = ChatMessage("user", greetings.REQUEST.get(language, greetings.REQUEST["en"]))
         try:
-            return await llm.save_state(self.prefix(), self.state_dir)
-        except (CompanionError, OSError) as exc:
-            log.warning("could not save the LLM state for next time: %s", exc)
-            return False
+            async with aclosing(llm.stream([*self.prefix(), ask], greetings.OPTIONS)) as deltas:
+                text = "".join([d async for d in shaped(deltas, greetings.OPTIONS.wrap_up_words)])
+        except CompanionError as exc:
+            log.info("no greeting written for next time: %s", exc)
+            return ""
+        greeting = greetings.clean(text, language, [m.content for m in self.history if m.role == "user"])
+        greetings.save(self.store, self.session_id, greeting)
+        return greeting
 
     # -- memory --------------------------------------------------------------------
 
