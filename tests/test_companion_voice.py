@@ -114,6 +114,7 @@ def test_the_greeting_speaks_only_the_dialogue_and_captions_show_the_action(tts)
         ("Oh no, I'm sorry. That must have been hard. What happened?", None),
         ("你好！今天过得怎么样？还有什么我可以帮你的吗？", "你好！今天过得怎么样？"),
         ("Ça va ? N'hésite pas à me demander.", "Ça va ?"),
+        ("那是个好主意！如果你有任何具体的问题，请随时告诉我。", "那是个好主意！"),
         ("Feel free to ask me anything.", None),  # the first sentence is always said
     ],
 )

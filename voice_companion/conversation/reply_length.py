@@ -62,8 +62,8 @@ HELP_DESK = re.compile(
     r"|feel free to (?:ask|reach out|let me know|share)|don'?t hesitate to"
     r"|if you (?:have|need) any(?:thing)?(?: other| more| further)? ?(?:questions?|help|assistance|else)"
     r"|i'?m (?:always )?here to (?:help|assist)|i hope (?:this|that) helps"
-    r"|还有什么(?:我)?(?:可以|能)(?:帮|为)|有什么(?:我)?(?:可以|能)(?:帮|为)(?:你|您)|如果你?还?有(?:任何|其他)?(?:问题|需要)"
-    r"|随时(?:告诉|联系)我|希望(?:这|我的回答)?(?:对你)?有所?帮助"
+    r"|还有什么(?:我)?(?:可以|能)(?:帮|为)|有什么(?:我)?(?:可以|能)(?:帮|为)(?:你|您)|如果你?还?有(?:任何|其他)?.{0,8}?(?:问题|需要|想法)"
+    r"|请?随时(?:告诉|联系)我|希望(?:这|我的回答)?(?:对你)?有所?帮助"
     r"|n'h[ée]site(?:z)? pas [àa]|si (?:tu as|vous avez) (?:d'autres|des) questions"
     r"|(?:est-ce qu')?il y a autre chose|comment (?:puis-je|je peux) (?:t'|vous )?aider"
     r"|je suis l[àa] pour (?:t'|vous )?aider)",
@@ -77,7 +77,7 @@ OPENERS = (
     "let me know", "is there anything", "if there's anything", "if there is anything", "how can i",
     "how may i", "what can i", "feel free", "don't hesitate", "do not hesitate", "if you have any",
     "if you need any", "i'm here to", "i am here to", "i'm always here to", "i hope this", "i hope that",
-    "还有什么", "有什么我", "有什么可以", "有什么能", "如果你", "如果还有", "如果有任何", "随时", "希望这", "希望对你",
+    "还有什么", "请随时", "有什么我", "有什么可以", "有什么能", "如果你", "如果还有", "如果有任何", "随时", "希望这", "希望对你",
     "希望我的", "n'hésite", "n'hesite", "si tu as", "si vous avez", "est-ce qu'il y a autre", "il y a autre",
     "comment puis-je", "comment je peux", "je suis là pour", "je suis la pour",
 )  # fmt: skip
