@@ -115,6 +115,8 @@ def test_the_greeting_speaks_only_the_dialogue_and_captions_show_the_action(tts)
         ("你好！今天过得怎么样？还有什么我可以帮你的吗？", "你好！今天过得怎么样？"),
         ("Ça va ? N'hésite pas à me demander.", "Ça va ?"),
         ("那是个好主意！如果你有任何具体的问题，请随时告诉我。", "那是个好主意！"),
+        ("That's okay, let me know if you need anything else.", "That's okay,"),  # the small brain, eval run 1
+        ("Call me tomorrow, if you have any time left.", None),
         ("Feel free to ask me anything.", None),  # the first sentence is always said
     ],
 )

@@ -77,18 +77,22 @@ OPENERS = (
     "let me know", "is there anything", "if there's anything", "if there is anything", "how can i",
     "how may i", "what can i", "feel free", "don't hesitate", "do not hesitate", "if you have any",
     "if you need any", "i'm here to", "i am here to", "i'm always here to", "i hope this", "i hope that",
-    "还有什么", "请随时", "有什么我", "有什么可以", "有什么能", "如果你", "如果还有", "如果有任何", "随时", "希望这", "希望对你",
-    "希望我的", "n'hésite", "n'hesite", "si tu as", "si vous avez", "est-ce qu'il y a autre", "il y a autre",
+    "还有什么", "请随时", "有什么我", "有什么可以", "有什么能", "如果你", "如果还有", "如果有任何", "随时",
+    "希望这", "希望对你", "希望我的", "n'hésite", "n'hesite", "si tu as", "si vous avez",
+    "est-ce qu'il y a autre", "il y a autre",
     "comment puis-je", "comment je peux", "je suis là pour", "je suis la pour",
 )  # fmt: skip
-_ENDED = re.compile(r"[.!?…]+[\"”’)\]]*$")
+_ENDED = re.compile(r"[.!?…,;]+[\"”’)\]]*$")
+# Where a closer may begin: a sentence end, or a comma ("That's okay, let me know if…").
+_BOUNDARY = re.compile(_SENTENCE_END.pattern + r"|[,;](?=\s)|[，；]")
 
 
 async def without_closers(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
-    """`deltas`, ending before a help-desk closer that begins a later sentence.
+    """`deltas`, ending before a help-desk closer that begins a later clause.
 
-    The start of each sentence after the first is held until it can be told apart
-    (_DECIDE_CHARS, or its end): never the first clause, which the user waits for."""
+    The start of each clause after the first is held until it can be told apart (at
+    once when it begins like no closer; else _DECIDE_CHARS or its end): never the
+    first clause, which the user waits for."""
     said = ""  # passed on
     buffer = ""  # received, not yet passed on
     deciding = False  # the buffer begins a new sentence, not yet told apart
@@ -103,7 +107,7 @@ async def without_closers(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
                     break  # wait for more of it
                 if verdict:
                     return  # the stream is closed: generation stops
-            end = _SENTENCE_END.search(buffer)
+            end = _BOUNDARY.search(buffer)
             cut = end.end() if end else len(buffer)
             said, buffer = said + buffer[:cut], buffer[cut:]
             yield said[len(said) - cut :]
