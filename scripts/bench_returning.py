@@ -348,7 +348,7 @@ class Server:
 
     def __init__(self, home: Path) -> None:
         self.process = subprocess.Popen(
-            [*CLI, "serve", "--port", "0", "--json"],
+            [*CLI, "-v", "serve", "--port", "0", "--json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -434,12 +434,12 @@ async def _one_turn(client: RealtimeClient, pcm: np.ndarray, text: str, expected
 
 def measure_phone(home: Path, questions: list[tuple[Path, str, str]]) -> list[dict]:
     rows = []
-    for question in questions:
+    for n, question in enumerate(questions):
         server = Server(home)
         try:
             rows += asyncio.run(converse(server.url, server.token, [question]))
         finally:
-            server.stop()
+            (home / f"phone-{n}.log").write_text(server.stop(), encoding="utf-8")  # for a look later
     return rows
 
 

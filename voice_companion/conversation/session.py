@@ -200,6 +200,7 @@ class Session:
         self._stt_lock = asyncio.Lock()  # one transcription at a time on 2 cores
         self._ended: _EndedTurn | None = None
         self._unanswered: list[_Unanswered] = []
+        self._to_record: dict[str, Response] = {}  # replies waiting out the resume window, by id
 
     # -- the audio loop ------------------------------------------------------------
 
@@ -217,6 +218,10 @@ class Session:
                 # No events: nobody is listening, and it was not a barge-in.
                 await self._keep_heard(current)
             self._settle()  # a finished reply waiting out its resume window is kept
+            # defensive: a reply still waiting out its resume window is recorded now, not
+            # lost with its cancelled wait (not reproduced in the fast lane: see issue 14's note)
+            for response in list(self._to_record.values()):
+                self._record(response)
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -497,13 +502,22 @@ class Session:
 
     async def _record_when_settled(self, response: Response) -> None:
         """Record the exchange once the user can no longer go on with their turn."""
-        while response.pending_resume:
-            await asyncio.sleep(0.02)
+        self._to_record[response.id] = response
+        try:
+            while response.pending_resume:
+                await asyncio.sleep(0.02)
+        finally:
+            self._to_record.pop(response.id, None)
+        if self._record(response):
+            await self._prepare_next()
+
+    def _record(self, response: Response) -> bool:
+        """Into the history, once (not a reply the user's going on withdrew)."""
         if response.recorded or response.retracted:
-            return
+            return False
         self.conversation.record(response.user_text, response.generated_text or response.text, reply_id=response.id)
         response.recorded = True
-        await self._prepare_next()
+        return True
 
     async def _retract(self, response: Response) -> None:
         """The user went on with the turn this reply answered: drop it as if never said."""
