@@ -361,3 +361,26 @@ def test_the_profile_changes_only_at_its_end_when_facts_are_learned():
     after = [m.id for m in context.pick_profile(grown, 200)]
     assert 41 in after and 40 not in after  # identity always; a newer equal fact waits for recall
     assert after[: len(before) - 1] == before[:-1]  # only the end moved
+
+
+def test_a_server_stopping_saves_the_window_as_it_is_instead_of_rolling_it(tmp_path, llm):
+    """No time to prefill a rolled window (a server stopping right after a call): the
+    window as it is, already in the cache, is saved, and the next session opens warm.
+    (Rolled and saved unprepared, the next phone call waited ~15 s.)"""
+    from voice_companion.companion.memory.conversation import ROLL_AT_SESSION_END
+
+    store = SQLiteMemoryStore(tmp_path / "memory.db")
+    state = tmp_path / "state"
+    conversation = MemoryConversation(store, "You are Mia.", context.Budget(700), state_dir=state)
+    turn = 0
+    while conversation._fill() <= ROLL_AT_SESSION_END:
+        conversation.record(f"Turn {turn}: I watered the tomatoes and read a chapter.", f"Lovely, turn {turn}!")
+        turn += 1
+    assert conversation.rolls == 0
+    first = conversation.window.first_turn
+    assert asyncio.run(conversation.save_for_next(llm, roll=False))
+    assert conversation.rolls == 0 and conversation.window.first_turn == first
+    conversation.close()
+    again = MemoryConversation(store, "You are Mia.", context.Budget(700), state_dir=state)
+    assert asyncio.run(again.warm_up(llm)) == "restored"
+    again.close()

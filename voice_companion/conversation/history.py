@@ -87,7 +87,7 @@ class Conversation:
     def mark_prepared(self, prefix: list[ChatMessage]) -> None:
         """`prefix` (from next_prefix) is now in the LLM's cache in full."""
 
-    async def save_for_next(self, llm: LLMBackend) -> bool:
+    async def save_for_next(self, llm: LLMBackend, roll: bool = True) -> bool:
         """Keep the LLM state for the next session (only a conversation with a memory can)."""
         return False
 

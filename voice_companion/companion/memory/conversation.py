@@ -155,15 +155,18 @@ class MemoryConversation(Conversation):
             *(m for m, i in zip(self.history, self._ids, strict=True) if i >= target.first_turn),
         ]
 
-    async def save_for_next(self, llm: LLMBackend) -> bool:
+    async def save_for_next(self, llm: LLMBackend, roll: bool = True) -> bool:
         """Write the LLM state of the next session's prefix (warm start for the next call).
 
         The next session continues this window, so the prefix is this session's with its
         turns: mostly in the KV cache already. A window that is nearly full rolls now,
-        so the next session does not start with a roll on its critical path."""
+        so the next session does not start with a roll on its critical path; `roll=False`
+        when there is no time to prefill the new window (a server stopping: the rolled
+        window, saved but never prefilled, made the next call wait ~15 s in
+        scripts/bench_returning.py's phone calls), and the window rolls in a later call."""
         saved = False
         if self.keep and self.state_dir is not None and llm.supports_saved_state:
-            if self._fill() > ROLL_AT_SESSION_END:
+            if roll and self._fill() > ROLL_AT_SESSION_END:
                 self._swap(self._next_window())
             try:
                 saved = await llm.save_state(self.prefix(), self.state_dir)

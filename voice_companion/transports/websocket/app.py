@@ -154,8 +154,8 @@ class App:
             await conversation.save_for_next(self.shared.llm)
             return
         try:
-            async with asyncio.timeout(SAVE_WHEN_STOPPING_S):
-                await conversation.save_for_next(self.shared.llm)
+            async with asyncio.timeout(SAVE_WHEN_STOPPING_S):  # no roll: it would need a long prefill
+                await conversation.save_for_next(self.shared.llm, roll=False)
         except TimeoutError:
             log.info("no warm start saved: the prompt was not ready when the server stopped")
 
