@@ -384,3 +384,30 @@ def test_a_server_stopping_saves_the_window_as_it_is_instead_of_rolling_it(tmp_p
     again = MemoryConversation(store, "You are Mia.", context.Budget(700), state_dir=state)
     assert asyncio.run(again.warm_up(llm)) == "restored"
     again.close()
+
+
+def test_a_window_rolled_at_the_end_opens_the_next_session_warm_with_its_recalled_notes(tmp_path, llm):
+    """The roll at a session's end is kept with its state and with what each message had
+    recalled (ChatMessage.context): saved without them, the next session's prompt differed
+    from the saved one and was prefilled cold."""
+    from voice_companion.companion.memory.conversation import ROLL_AT_SESSION_END
+
+    store = SQLiteMemoryStore(tmp_path / "memory.db")
+    store.add_memory("note", "The user's tomatoes are called Rosa and Bella", importance=0.3)
+    state = tmp_path / "state"
+    conversation = MemoryConversation(store, "You are Mia.", context.Budget(700), state_dir=state)
+    turn = 0
+    while conversation._fill() <= ROLL_AT_SESSION_END:
+        text = f"Turn {turn}: do you remember my tomatoes Rosa and Bella?" if turn % 3 == 0 else f"Turn {turn}: hi."
+        conversation.prompt_for(text)
+        conversation.record(text, f"Of course, turn {turn}!")
+        turn += 1
+    assert any(m.context for m in conversation.history)
+    assert asyncio.run(conversation.save_for_next(llm))
+    assert conversation.rolls == 1
+    conversation.close()
+    again = MemoryConversation(store, "You are Mia.", context.Budget(700), state_dir=state)
+    assert again.window.first_turn == conversation.window.first_turn
+    assert [m.prompt_text for m in again.prefix()] == [m.prompt_text for m in conversation.prefix()]
+    assert asyncio.run(again.warm_up(llm)) == "restored"
+    again.close()

@@ -166,14 +166,36 @@ class MemoryConversation(Conversation):
         scripts/bench_returning.py's phone calls), and the window rolls in a later call."""
         saved = False
         if self.keep and self.state_dir is not None and llm.supports_saved_state:
+            saved = await self._save_state(llm)  # the window as it is: in the cache, quick
             if roll and self._fill() > ROLL_AT_SESSION_END:
-                self._swap(self._next_window())
-            try:
-                saved = await llm.save_state(self.prefix(), self.state_dir)
-            except (CompanionError, OSError) as exc:
-                log.warning("could not save the LLM state for next time: %s", exc)
+                saved = await self._roll_and_save(llm) or saved
         await self.write_next_greeting(llm)
         return saved
+
+    async def _save_state(self, llm: LLMBackend) -> bool:
+        assert self.state_dir is not None
+        try:
+            return await llm.save_state(self.prefix(), self.state_dir)
+        except (CompanionError, OSError) as exc:
+            log.warning("could not save the LLM state for next time: %s", exc)
+            return False
+
+    async def _roll_and_save(self, llm: LLMBackend) -> bool:
+        """Roll the window and save the new one's state; the roll is kept only once its
+        state is saved. Cut short (the process exits) or refused, the window stays as it
+        was, with the state just saved for it: a rolled window saved without its state
+        made the next phone call wait ~15 s (scripts/bench_returning.py)."""
+        before = (self.window, list(self.history), list(self._ids), list(self._session_of), self.rolls)
+        done = False
+        try:
+            self._swap(self.upcoming if self.upcoming_ready and self.upcoming else self._next_window(), persist=False)
+            done = await self._save_state(llm)
+        finally:
+            if done:
+                windows.save(self.store, self.window)
+            else:
+                self.window, self.history, self._ids, self._session_of, self.rolls = before
+        return done
 
     async def write_next_greeting(self, llm: LLMBackend) -> str:
         """What the companion will say when the user calls next time, written now by the
@@ -315,7 +337,7 @@ class MemoryConversation(Conversation):
             self.upcoming = self._next_window()
             self.upcoming_ready = False
 
-    def _swap(self, window: Window) -> None:
+    def _swap(self, window: Window, persist: bool = True) -> None:
         keep_from = next((n for n, i in enumerate(self._ids) if i >= window.first_turn), len(self._ids))
         del self.history[:keep_from]
         del self._ids[:keep_from]
@@ -332,8 +354,8 @@ class MemoryConversation(Conversation):
         notes = {i: m.context for i, m in zip(self._ids, self.history, strict=True) if m.context}
         self.window, self.upcoming, self.upcoming_ready = window.with_notes(notes), None, False
         self.rolls += 1
-        if self.keep:
-            windows.save(self.store, window)
+        if self.keep and persist:
+            windows.save(self.store, self.window)
 
     def _next_turn_id(self) -> int:
         latest = self.store.turns(limit=1)
