@@ -117,6 +117,7 @@ def test_the_greeting_speaks_only_the_dialogue_and_captions_show_the_action(tts)
         ("那是个好主意！如果你有任何具体的问题，请随时告诉我。", "那是个好主意！"),
         ("That's okay, let me know if you need anything else.", "That's okay,"),  # the small brain, eval run 1
         ("Call me tomorrow, if you have any time left.", None),
+        ("Eh bien, n'hésite pas à me parler de ce qui te rend triste.", None),  # a friend's words, not a desk's
         ("Feel free to ask me anything.", None),  # the first sentence is always said
     ],
 )

@@ -59,12 +59,13 @@ async def wrapped_up(deltas: AsyncIterator[str], wrap_up_words: int) -> AsyncIte
 HELP_DESK = re.compile(
     r"(?:let me know if|let me know whether|(?:is there|if there'?s|if there is) anything else"
     r"|how (?:can|may) i (?:help|assist)|what can i (?:help you with|do for you)"
-    r"|feel free to (?:ask|reach out|let me know|share)|don'?t hesitate to"
+    r"|feel free to (?:ask|reach out|let me know|share)|don'?t hesitate to (?:ask|reach out|contact|let me know)"
     r"|if you (?:have|need) any(?:thing)?(?: other| more| further)? ?(?:questions?|help|assistance|else)"
     r"|i'?m (?:always )?here to (?:help|assist)|i hope (?:this|that) helps"
     r"|还有什么(?:我)?(?:可以|能)(?:帮|为)|有什么(?:我)?(?:可以|能)(?:帮|为)(?:你|您)|如果你?还?有(?:任何|其他)?.{0,8}?(?:问题|需要|想法)"
     r"|请?随时(?:告诉|联系)我|希望(?:这|我的回答)?(?:对你)?有所?帮助"
-    r"|n'h[ée]site(?:z)? pas [àa]|si (?:tu as|vous avez) (?:d'autres|des) questions"
+    r"|n'h[ée]site(?:z)? pas [àa] (?:me |nous )?(?:demander|poser|contacter|revenir)"
+    r"|si (?:tu as|vous avez) (?:d'autres|des) questions"
     r"|(?:est-ce qu')?il y a autre chose|comment (?:puis-je|je peux) (?:t'|vous )?aider"
     r"|je suis l[àa] pour (?:t'|vous )?aider)",
     re.IGNORECASE,
