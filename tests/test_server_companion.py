@@ -105,7 +105,9 @@ def test_calls_are_sessions_of_the_companion_and_the_next_greeting_remembers(com
     last = next(s for s in companion.store.sessions(5) if s.turns)
     written = greetings.load(companion.store, last.id)  # by the LLM as the earlier call ended
     companion.close()
-    assert greeting == (written or MIA_GREETING + "! How are you doing?") and "told me" not in greeting
+    # the greeting is written as the server goes idle, which the new call may beat: either
+    # the written one or the persona's own, never a quote of the user
+    assert greeting in (written, MIA_GREETING + "! How are you doing?") and "told me" not in greeting
 
     desk = open_companion(companion_settings).conversation(companion_settings)  # the desk, same companion
     try:
