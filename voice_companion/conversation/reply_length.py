@@ -36,12 +36,13 @@ async def wrapped_up(deltas: AsyncIterator[str], wrap_up_words: int) -> AsyncIte
 
     Nothing is held back: a sentence end is seen once the delta after it begins with a
     space, and the text from there on is dropped."""
+    if not wrap_up_words:
+        async for delta in deltas:
+            yield delta
+        return
     text = ""
     searched = 0  # sentence ends before this were too early
     async for delta in deltas:
-        if not wrap_up_words:
-            yield delta
-            continue
         start = len(text)
         text += delta
         for end in _SENTENCE_END.finditer(text, searched):

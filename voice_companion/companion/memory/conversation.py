@@ -115,7 +115,7 @@ class MemoryConversation(Conversation):
         self._session_of += [self.session_id] * 2
         self._asked_at = None
         if sent.context and self.keep:
-            self.window = self.window.with_notes({**dict(self.window.notes), ids[0]: sent.context})
+            self.window = self._with_notes(self.window)
             windows.save(self.store, self.window)
         if self.keep:
             self.worker.after_turn(ids[0], user_text)
@@ -280,9 +280,8 @@ class MemoryConversation(Conversation):
 
     def _system_text(self, rolled: Sequence[str]) -> str:
         """Persona, the profile (every fact known now), earlier sessions, rolled-out turns."""
-        b = self.budget
         facts = self.store.memories(("fact", "note"))
-        profile_limit, per_episode, per_roll = b.memory_parts(context.estimate_tokens(self.system_prompt))
+        profile_limit, per_episode, per_roll = self._memory_parts()
         profile = [m.text for m in context.pick_profile(facts, profile_limit)]
         episodes = [s.summary for s in reversed(self.store.sessions(6)) if s.summary]
         return context.system_text(
@@ -292,8 +291,8 @@ class MemoryConversation(Conversation):
             context.fit_latest(context.shorten_all(list(rolled), max(16, per_roll // 2)), per_roll),
         )
 
-    def _per_roll(self) -> int:
-        return self.budget.memory_parts(context.estimate_tokens(self.system_prompt))[2]
+    def _memory_parts(self) -> tuple[int, int, int]:
+        return self.budget.memory_parts(context.estimate_tokens(self.system_prompt))
 
     def _fill(self) -> float:
         return self._fill_of(self.window)
@@ -315,7 +314,8 @@ class MemoryConversation(Conversation):
         ]
         for sid in dict.fromkeys(t.session_id for t in gone):
             if sid not in summarised:
-                summary = summarize_turns([t for t in gone if t.session_id == sid], max(24, self._per_roll() // 2))
+                per_roll = self._memory_parts()[2]
+                summary = summarize_turns([t for t in gone if t.session_id == sid], max(24, per_roll // 2))
                 if summary:
                     rolled.append((sid, summary))
         first = self._ids[count] if count < len(self._ids) else self._next_turn_id()
@@ -351,11 +351,14 @@ class MemoryConversation(Conversation):
             if window is self.upcoming
             else "built now",
         )
-        notes = {i: m.context for i, m in zip(self._ids, self.history, strict=True) if m.context}
-        self.window, self.upcoming, self.upcoming_ready = window.with_notes(notes), None, False
+        self.window, self.upcoming, self.upcoming_ready = self._with_notes(window), None, False
         self.rolls += 1
         if self.keep and persist:
             windows.save(self.store, self.window)
+
+    def _with_notes(self, window: Window) -> Window:
+        """`window` with what its turns in the history had recalled (kept across sessions)."""
+        return window.with_notes({i: m.context for i, m in zip(self._ids, self.history, strict=True) if m.context})
 
     def _next_turn_id(self) -> int:
         latest = self.store.turns(limit=1)
