@@ -418,6 +418,11 @@ async def _one_turn(client: RealtimeClient, pcm: np.ndarray, text: str, expected
                     first_token_ms=event.get("llm_first_token_ms"),
                     prefill_tokens=event.get("prefill_tokens"),
                     cached_tokens=event.get("cached_tokens"),
+                    # where the time went: the silence waited, STT, the first clause
+                    endpoint_delay_ms=event.get("endpoint_delay_ms"),
+                    stt_ms=event.get("stt_ms"),
+                    first_clause_ms=event.get("first_clause_ms"),
+                    speculative_hit=event.get("speculative_hit"),
                 )
             elif kind == "response.done" and event.get("response_id") == response_id:
                 row["reply"] = event.get("text", "")
@@ -509,7 +514,7 @@ def report(rows: list[dict]) -> dict:
         "correct": f"{sum(bool(r.get('correct')) for r in rows if r.get('correct') is not None)}/"
         f"{sum(r.get('correct') is not None for r in rows)}",
     }
-    for key in ("prompt_ready_ms", "first_turn_ms", "v2v_server_ms"):
+    for key in ("prompt_ready_ms", "first_turn_ms", "v2v_server_ms", "endpoint_delay_ms", "stt_ms", "first_clause_ms"):
         if any(r.get(key) is not None for r in rows):
             out[key] = stats(rows, key)
     return out

@@ -6,11 +6,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-import struct
-import zlib
 
 import pytest
 from conftest import run_cli
+from pngs import png_image
 
 from voice_companion.companion import cards
 from voice_companion.companion import persona as persona_format
@@ -77,15 +76,8 @@ def card_v3(**changes) -> dict:
 
 
 def png_with(chunks: dict[str, str]) -> bytes:
-    """A 1x1 PNG with tEXt chunks, by the PNG spec (signature, IHDR, tEXt, IDAT, IEND)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-    for keyword, text in chunks.items():
-        out += chunk(b"tEXt", keyword.encode("latin-1") + b"\0" + text.encode("latin-1"))
-    return out + chunk(b"IDAT", zlib.compress(b"\0\xff\x80\x40")) + chunk(b"IEND", b"")
+    """A 1x1 PNG with tEXt chunks."""
+    return png_image(1, 1, chunks)
 
 
 def b64(card: dict) -> str:
@@ -145,6 +137,28 @@ def test_our_settings_travel_in_extensions(tmp_path):
     assert cards.from_card(cards.to_card(aria), "again") == aria
 
 
+def test_card_picture_from_a_png_card_or_a_v3_icon_asset(tmp_path):
+    png = tmp_path / "card.png"
+    png.write_bytes(png_with({"ccv3": b64(card_v3())}))
+    assert cards.card_picture(png) == png.read_bytes() and cards.picture_kind(png.read_bytes()) == "png"
+    icon = png_image(4, 4)
+    uri = "data:image/png;base64," + base64.b64encode(icon).decode()
+    card = card_v3()
+    card["data"]["assets"] = [
+        {"type": "background", "uri": uri, "name": "main", "ext": "png"},
+        {"type": "icon", "uri": "https://example.com/a.png", "name": "other", "ext": "png"},  # needs the network
+        {"type": "icon", "uri": uri, "name": "main", "ext": "png"},
+    ]
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(card), encoding="utf-8")
+    assert cards.card_picture(path) == icon
+    card["data"]["assets"] = [{"type": "icon", "uri": "data:image/png;base64,bm90IGFuIGltYWdl", "name": "main"}]
+    path.write_text(json.dumps(card), encoding="utf-8")
+    assert cards.card_picture(path) is None  # base64 of "not an image": no picture, the import goes on
+    path.write_text(json.dumps(card_v2()), encoding="utf-8")
+    assert cards.card_picture(path) is None
+
+
 def _bad_png_crc() -> bytes:
     data = bytearray(png_with({"chara": b64(card_v2())}))
     data[-20] ^= 0xFF  # inside IDAT
@@ -188,7 +202,16 @@ def test_persona_commands(tmp_path, monkeypatch):
     card.write_bytes(png_with({"ccv3": b64(card_v3())}))
     imported = run_cli("persona", "import", str(card), "--json")
     assert imported.returncode == 0, imported.stderr
-    assert json.loads(imported.stdout) == {"id": "aria", "name": "Aria", "lore": 2}
+    # its language from its own words; the PNG itself becomes its picture, owner-only
+    assert json.loads(imported.stdout) == {"id": "aria", "name": "Aria", "lore": 2, "language": "en", "picture": True}
+    picture = home / "data" / "companions" / "aria" / "picture.png"
+    assert picture.read_bytes() == card.read_bytes() and os.stat(picture).st_mode & 0o777 == 0o600
+    shown = json.loads(run_cli("persona", "show", "aria", "--json").stdout)
+    assert shown["picture"] == str(picture) and shown["persona"]["language"] == "en"
+    assert f"# picture: {picture}" in run_cli("persona", "show", "aria").stdout
+    aria = next(r for r in json.loads(run_cli("persona", "list", "--json").stdout)["personas"] if r["id"] == "aria")
+    assert aria["picture"] and aria["language"] == "en"
+    assert aria["voice"] == "en_US-joe-medium" and aria["voice_is_default"]
     lore = json.loads(run_cli("memory", "list", "--companion", "aria", "--json").stdout)["memories"]
     assert sorted(m["text"] for m in lore if m["kind"] == "lore") == sorted(e["content"] for e in BOOK["entries"][:2])
     again = run_cli("persona", "import", str(card))

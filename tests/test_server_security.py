@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import logging
 import os
 import stat
@@ -153,6 +154,8 @@ def test_every_input_has_a_budget_and_the_call_survives_it(server):
 ROUTES = [
     "/",
     "/index.html",
+    "/v1/companion",
+    "/v1/companion/picture",
     "/v1/realtime",
     "/v1/realtime?conversation=x",
     "/v1/history",
@@ -199,8 +202,26 @@ def test_no_route_gives_history_memory_or_secrets_without_the_token(server):
             assert "pelican" not in body and TOKEN not in body and (not reply or reply not in body), path
             if path.split("?")[0] == "/v1/realtime":
                 assert response.status in (401, 426), (path, response.status)
+            elif path.startswith("/v1/companion"):
+                assert response.status == 401, (path, response.status)  # a persona is private too
             elif response.status == 200:
                 assert path in ("/", "/index.html"), path
+
+
+def test_who_it_calls_is_told_with_the_token_only(server):
+    def get(path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+        return response.status, body
+
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    status, body = get("/v1/companion", bearer)
+    assert status == 200 and json.loads(body) == {"name": "Mia", "picture": None}
+    assert get("/v1/companion/picture", bearer)[0] == 404  # this one has no picture
+    assert get("/v1/companion", {"Authorization": "Bearer " + "x" * 24})[0] == 401
 
 
 def test_secrets_are_never_logged(server, caplog, tmp_path):

@@ -9,15 +9,22 @@ screen is kept in test-artifacts/.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pngs import png_image
 from servers import ServerThread, make_shared
 
+from voice_companion.companion.companion import Companion
+from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+from voice_companion.companion.persona import Persona
+from voice_companion.conversation.history import Conversation
 from voice_companion.core.audio import read_audio, write_wav
-from voice_companion.transports.websocket.app import App
+from voice_companion.transports.websocket.app import App, Conversations
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (scripts/setup.sh --dev installs it)"
@@ -40,6 +47,27 @@ def server(stt, llm, tts):
     running.stop()
 
 
+GREETING = (
+    "Oh, you came back, I am so glad to hear your voice again. "
+    "I kept thinking about the garden we talked about, and the little blue flowers by the gate. "
+    "Tell me everything about your day, the good parts and the hard ones."
+)
+
+
+@pytest.fixture(scope="module")
+def pictured_server(stt, llm, tts, tmp_path_factory):
+    """A companion with a card's picture and a long greeting (to be cut off)."""
+    folder = tmp_path_factory.mktemp("seraphina")
+    (folder / "picture.png").write_bytes(png_image(96, 128))
+    companion = Companion("seraphina", Persona("Seraphina"), folder, SQLiteMemoryStore(folder / "memory.db"))
+    shared = make_shared(stt, llm, tts, 24, companion=companion, companion_name="Seraphina")
+    app = App(shared, TOKEN)
+    app.conversations = Conversations(lambda: Conversation(shared.system_prompt, greeting=GREETING))
+    running = ServerThread(app)
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="module")
 def microphone_wav(spoken, tmp_path_factory):
     """The question as Chromium's fake microphone wants it: 16-bit PCM WAV. Chromium loops
@@ -51,19 +79,37 @@ def microphone_wav(spoken, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(microphone_wav):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={microphone_wav}",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
-        yield browser
-        browser.close()
+def playwright():
+    with sync_api.sync_playwright() as running:
+        yield running
+
+
+def _chromium(playwright, microphone: Path):
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={microphone}",
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, microphone_wav):
+    browser = _chromium(playwright, microphone_wav)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def quiet_browser(playwright, tmp_path_factory):
+    """A phone in a quiet room: its microphone hears nothing."""
+    silence = write_wav(tmp_path_factory.mktemp("quiet") / "silence.wav", np.zeros(16000 * 60, np.float32), 16000)
+    browser = _chromium(playwright, silence)
+    yield browser
+    browser.close()
 
 
 def stats(page) -> dict:
@@ -82,6 +128,10 @@ def wait(page, condition: str, timeout_s: float = 30) -> None:
             f"captions = {page.locator('#captions').inner_text()!r}; "
             f"error = {page.locator('#error').inner_text()!r}"
         ) from None
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[*()（）]", " ", text).split())
 
 
 def say(page, text: str) -> None:
@@ -127,7 +177,10 @@ def test_call_screen_speaks_types_interrupts_and_reconnects(server, browser):
     captions = page.locator(".line.companion").all_inner_texts()
     heard = "" if captions[1] == "…" else captions[1]  # the caption shows "…" when nothing was heard
     assert history[3].content == heard and history[3].interrupted  # only what the page played
-    assert history[4].content == "Stop. Tell me about cats instead." and history[5].content == captions[2]
+    # the caption shows a stage direction in italics, the history keeps the model's words
+    assert history[4].content == "Stop. Tell me about cats instead." and _words(history[5].content) == _words(
+        captions[2]
+    )
 
     # the server drops the call: the page comes back to the same conversation by itself
     server.drop_calls()
@@ -150,3 +203,79 @@ def test_wrong_token_is_explained(server, browser):
     assert "token is wrong" in page.inner_text("#error")
     assert page.get_attribute("#call", "aria-label") == "Call"
     assert server.app.sessions_started == started
+
+
+PHONES = {"390x844": (390, 844), "320x568": (320, 568), "landscape-844x390": (844, 390)}
+ON_SCREEN = ("#avatar", "#name", "#status", "#text", "#send", "#voice", "#call", "#mute")
+
+
+def _fits(page) -> list[str]:
+    """What is cut off: anything wider than the screen, or a control outside it."""
+    problems = []
+    width = page.evaluate("window.innerWidth")
+    height = page.evaluate("window.innerHeight")
+    if page.evaluate("document.documentElement.scrollWidth") > width:
+        problems.append("the page scrolls sideways")
+    for selector in ON_SCREEN:
+        box = page.locator(selector).bounding_box()
+        if box is None or box["x"] < 0 or box["y"] < 0 or box["x"] + box["width"] > width + 0.5:
+            problems.append(f"{selector} is cut off: {box}")
+        elif box["y"] + box["height"] > height + 0.5:
+            problems.append(f"{selector} is below the screen: {box}")
+    avatar = page.locator("#avatar").bounding_box()
+    if avatar and abs(avatar["width"] - avatar["height"]) > 0.5:
+        problems.append(f"the avatar is not a circle: {avatar}")
+    return problems
+
+
+def test_call_screen_shows_who_it_calls_and_fits_a_phone(pictured_server, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    for name, (width, height) in PHONES.items():
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(f"{pictured_server.page}#token={TOKEN}")
+        # before any call: its name and its picture (the card's), not "Your companion"
+        page.wait_for_function("document.querySelector('#avatar img')?.naturalWidth === 96", timeout=10_000)
+        assert page.inner_text("#name") == "Seraphina" and page.title() == "Seraphina · voice-companion"
+        assert pictured_server.app.sessions_started == 0
+        assert _fits(page) == [], name
+        page.screenshot(path=str(ARTIFACTS / f"web-before-call-{name}.png"))
+        page.close()
+    page = browser.new_page()
+    page.goto(f"{pictured_server.page}#token=not-the-right-token-at-all")
+    page.wait_for_timeout(500)
+    assert page.inner_text("#name") == "Your companion" and not page.locator("#avatar img").count()
+    page.close()
+
+
+def test_call_screen_keeps_captions_true_and_shows_mute(pictured_server, quiet_browser):
+    page = quiet_browser.new_page(viewport={"width": 320, "height": 568})
+    console: list[str] = []
+    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+    to_page = []  # the call's socket, to add one event of the server's as if it were sent
+    page.route_web_socket(re.compile(r".*/v1/realtime.*"), lambda ws: (to_page.append(ws), ws.connect_to_server()))
+    page.goto(f"{pictured_server.page}#token={TOKEN}")
+    page.click("#call")
+    wait(page, "s.state === 'live'", 15)
+    page.click("#mute")
+    assert page.inner_text("#status").endswith("· muted")
+
+    # the greeting is cut off by a typed message: its caption keeps only what was spoken
+    greeting = page.locator(".line.companion").first
+    greeting.wait_for(timeout=30_000)
+    wait(page, "s.samplesPlayed > 8000", 30)  # about half a second of it heard
+    say(page, "Sorry, I have to tell you something first.")
+    page.wait_for_function("document.querySelector('.line.companion').classList.contains('interrupted')")
+    spoken = greeting.inner_text()
+    assert spoken and spoken != GREETING and GREETING.startswith(spoken.rstrip(".… ")), spoken
+    wait(page, "s.repliesPlayed >= 1", 60)  # the typed message is answered
+    page.screenshot(path=str(ARTIFACTS / "web-call-320x568.png"))
+    assert _fits(page) == []
+
+    # an unfinished caption of the user's words does not outlive the call
+    event = {"type": "conversation.item.input_audio_transcription.delta", "text": "and then I was going to"}
+    to_page[-1].send(json.dumps(event))
+    page.locator(".line.user.interim").wait_for(timeout=5_000)
+    page.click("#call")  # hang up
+    assert page.locator(".line.user.interim").count() == 0
+    assert page.inner_text("#status") == "Call ended"
+    assert not console, console

@@ -23,6 +23,7 @@ from voice_companion.companion.memory.types import Memory
 from voice_companion.companion.persona_settings import apply_persona, voice_known, voice_problem
 from voice_companion.core.config import Settings
 from voice_companion.core.errors import CompanionError
+from voice_companion.core.language import language_from_text
 from voice_companion.engines import llm_state
 
 
@@ -98,7 +99,9 @@ def persona(args: argparse.Namespace, settings: Settings) -> dict:
                 "id": cid,
                 "name": (p := library.persona(cid)).name,
                 "language": p.language,
-                "voice": p.voice.name,
+                "voice": p.voice.name or settings.tts.voice,  # what it will speak with
+                "voice_is_default": not p.voice.name,
+                "picture": bool(library.picture(cid)),
                 "installed": cid in library.installed(),
                 "active": cid == active,
             }
@@ -108,25 +111,41 @@ def persona(args: argparse.Namespace, settings: Settings) -> dict:
             _out(
                 args,
                 f"{'*' if r['active'] else ' '} {r['id']:<12} {r['name']:<12} {r['language'] or '-':<4} "
-                f"{r['voice'] or '-':<22} {'' if r['installed'] else '(bundled, not used yet)'}",
+                f"{str(r['voice']) + (' (default)' if r['voice_is_default'] else ''):<32} "
+                f"{'picture ' if r['picture'] else ''}{'' if r['installed'] else '(bundled, not used yet)'}".rstrip(),
             )
         return {"personas": rows}
     if args.action == "import":
         found = cards.load_persona_file(args.file)
+        if not found.language:  # a card rarely says; its own words do
+            found.language = language_from_text(f"{found.greeting}\n{found.description}") or ""
         _warn_about_voices(found, settings)
         cid = library.install(found, slug(args.as_name) if args.as_name else None, replace=args.replace)
+        image = cards.card_picture(args.file)
+        kind = cards.picture_kind(image) if image else None
+        if image and kind:
+            library.set_picture(cid, image, kind)
         open_companion(settings, cid).close()  # its lore goes into its memory now
         _out(
             args,
-            f"imported {found.name!r} as {cid!r} ({len(found.lore)} lore entries); "
-            f"talk with it: voice-companion persona use {cid}",
+            f"imported {found.name!r} as {cid!r} ({len(found.lore)} lore entries"
+            f"{', with its picture' if kind else ''}); talk with it: voice-companion persona use {cid}",
         )
-        return {"id": cid, "name": found.name, "lore": len(found.lore)}
+        return {
+            "id": cid,
+            "name": found.name,
+            "lore": len(found.lore),
+            "language": found.language,
+            "picture": bool(kind),
+        }
     cid = library.require(args.name)
     chosen = library.persona(cid)
     if args.action == "show":
+        picture = library.picture(cid)
         _out(args, persona_format.to_toml(chosen).rstrip())
-        return {"id": cid, "persona": persona_format.to_dict(chosen)}
+        if picture:
+            _out(args, f"# picture: {picture} (shown on the call screen)")
+        return {"id": cid, "persona": persona_format.to_dict(chosen), "picture": str(picture) if picture else None}
     if args.action == "export":
         path = Path(args.file)
         as_card = path.suffix.lower() == ".json"

@@ -3,6 +3,8 @@
 Cards come as JSON (`spec: chara_card_v2|chara_card_v3`) or as PNG images with the
 JSON base64-encoded in a `chara` (V2) or `ccv3` (V3) text chunk. Fields we have no
 place for are dropped; our own settings travel in `extensions.voice_companion`.
+The card's picture (the PNG itself, or a V3 `icon` asset given as a data: URI) becomes
+the companion's picture on the call screen (`card_picture`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,50 @@ def load_persona_file(path: str | Path) -> Persona:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PersonaError(f"{path.name} is neither a persona TOML, a card JSON nor a card PNG ({exc})") from None
     return from_card(card, path.name)
+
+
+PICTURE_TYPES = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg", b"RIFF": "webp", b"GIF8": "gif"}
+MAX_PICTURE_BYTES = 8 * 1024 * 1024  # a card's picture, not a photo album
+
+
+def picture_kind(data: bytes) -> str | None:
+    """ "png", "jpg", "webp" or "gif" by the file's first bytes; None for anything else."""
+    for magic, kind in PICTURE_TYPES.items():
+        if data.startswith(magic) and (kind != "webp" or data[8:12] == b"WEBP"):
+            return kind
+    return None
+
+
+def card_picture(path: str | Path) -> bytes | None:
+    """The picture a card file carries: a PNG card is its own picture; a V3 JSON card's
+    main `icon` asset when it is embedded as a data: URI (a URL would need the network).
+    None when there is none or it is unusable (the import goes on without one)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if is_png(data):
+        return data if len(data) <= MAX_PICTURE_BYTES else None
+    try:
+        card = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    fields = card.get("data") if isinstance(card, dict) else None
+    assets = fields.get("assets") if isinstance(fields, dict) else None
+    icons: list[dict] = (
+        [a for a in assets if isinstance(a, dict) and a.get("type") == "icon"] if isinstance(assets, list) else []
+    )
+    icons.sort(key=lambda a: a.get("name") != "main")  # the main icon first
+    for icon in icons:
+        uri = icon.get("uri")
+        if isinstance(uri, str) and uri.startswith("data:image/") and ";base64," in uri:
+            try:
+                picture = base64.b64decode(uri.split(",", 1)[1], validate=True)
+            except binascii.Error:
+                continue
+            if picture_kind(picture) and len(picture) <= MAX_PICTURE_BYTES:
+                return picture
+    return None
 
 
 def _card_from_png(data: bytes, source: str) -> Any:

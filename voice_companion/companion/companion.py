@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voice_companion.companion import macros
-from voice_companion.companion.library import DEFAULT_ID, MEMORY_FILE, Library
+from voice_companion.companion.library import DEFAULT_ID, MEMORY_FILE, Library, picture_in
 from voice_companion.companion.memory import greetings
 from voice_companion.companion.memory.context import Budget
 from voice_companion.companion.memory.conversation import MemoryConversation
@@ -76,6 +76,11 @@ class Companion:
         conversation.quoted_dialogue = self.persona.quotes_dialogue
         conversation.language = self.persona.language
         return conversation
+
+    @property
+    def picture(self) -> Path | None:
+        """Its picture (from an imported card), shown on the call screen."""
+        return picture_in(self.directory)
 
     @property
     def state_dir(self) -> Path:

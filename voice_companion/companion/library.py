@@ -2,6 +2,7 @@
 
     DATA/companions/<id>/persona.toml   who it is (our format, editable by hand)
     DATA/companions/<id>/memory.db      what it remembers (SQLite, WAL)
+    DATA/companions/<id>/picture.<ext>  its picture, from an imported card (optional)
     DATA/companions/active              which one `persona use` chose
 
 Bundled personas (companion/personas/*.toml) are copied in on first use, so the
@@ -22,6 +23,8 @@ BUNDLED_DIR = Path(__file__).parent / "personas"
 DEFAULT_ID = "mia"
 PERSONA_FILE = "persona.toml"
 MEMORY_FILE = "memory.db"
+PICTURE_STEM = "picture"
+PICTURE_EXTENSIONS = ("png", "jpg", "webp", "gif")
 
 
 def slug(name: str) -> str:
@@ -35,13 +38,19 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str) -> None:
+def write_private(path: Path, content: str | bytes) -> None:
     """Owner-only from the first byte; replaced atomically."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     os.replace(tmp, path)
+
+
+def picture_in(folder: Path) -> Path | None:
+    """The picture file in a companion's folder, if there is one."""
+    return next((p for e in PICTURE_EXTENSIONS if (p := folder / f"{PICTURE_STEM}.{e}").is_file()), None)
 
 
 class Library:
@@ -98,6 +107,22 @@ class Library:
         folder = self._folder(cid)
         write_private(folder / PERSONA_FILE, persona_format.to_toml(persona))
         return cid
+
+    def picture(self, cid: str) -> Path | None:
+        """The companion's picture file, if it has one."""
+        return picture_in(self.root / cid)
+
+    def set_picture(self, cid: str, data: bytes, kind: str) -> Path:
+        """Keep `data` (a `kind` image: png, jpg, webp, gif) as the companion's picture,
+        owner-only like the rest of its folder; an older picture of another type goes."""
+        if kind not in PICTURE_EXTENSIONS:
+            raise PersonaError(f"a companion's picture must be one of {', '.join(PICTURE_EXTENSIONS)}, not {kind!r}")
+        folder = self._folder(cid)
+        for extension in PICTURE_EXTENSIONS:
+            (folder / f"{PICTURE_STEM}.{extension}").unlink(missing_ok=True)
+        path = folder / f"{PICTURE_STEM}.{kind}"
+        write_private(path, data)
+        return path
 
     def _folder(self, cid: str) -> Path:
         for path in (self.data_dir, self.root):

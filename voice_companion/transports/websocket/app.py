@@ -1,5 +1,6 @@
 """The server: the web client at `/` and the realtime WebSocket at `/v1/realtime`,
-on one port, over engines loaded once.
+on one port, over engines loaded once; `/v1/companion` (name and picture, so the call
+screen shows who it calls before the call) and `/v1/companion/picture`.
 
 Every request is judged in `process_request`, before the WebSocket handshake: a
 missing or wrong token is answered 401 and no session, model call or conversation
@@ -28,7 +29,13 @@ from voice_companion.transports.websocket import protocol as p
 from voice_companion.transports.websocket.connection import Connection
 from voice_companion.transports.websocket.free_memory import release_free_memory
 from voice_companion.transports.websocket.shared import Shared
-from voice_companion.transports.websocket.static import WEB_DIR, static_response, text_response
+from voice_companion.transports.websocket.static import (
+    WEB_DIR,
+    file_response,
+    json_response,
+    static_response,
+    text_response,
+)
 
 log = logging.getLogger(__name__)
 KEEP_CONVERSATIONS = 64  # resumable after a reconnect, least recently used dropped first
@@ -105,6 +112,8 @@ class App:
 
     def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
+        if path in (p.COMPANION_PATH, p.PICTURE_PATH):
+            return self._companion_response(ws, request, path)
         if path != p.PATH:
             return static_response(self.web_dir, request.path)
         refusal = origin.origin_refusal(
@@ -127,6 +136,20 @@ class App:
                 f"the companion already has {self.max_sessions} calls; try again later\n",
             )
         return None  # go on with the WebSocket handshake
+
+    def _companion_response(self, ws: ServerConnection, request: Request, path: str) -> Response:
+        """Who the page calls: plain GETs, with the same token as a call (a persona is
+        private too)."""
+        presented = auth.presented_token(request.path, request.headers.get("Authorization"))
+        if not auth.is_authorized(self.token, presented):
+            log.warning("rejected a companion request without a valid token from %s", _peer(ws))
+            return text_response(http.HTTPStatus.UNAUTHORIZED, "missing or wrong token\n")
+        picture = self.shared.picture
+        if path == p.PICTURE_PATH:
+            if picture is None:
+                return text_response(http.HTTPStatus.NOT_FOUND, "this companion has no picture\n")
+            return file_response(picture)
+        return json_response({"name": self.shared.companion_name, "picture": p.PICTURE_PATH if picture else None})
 
     async def handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None  # set by the handshake, which is done before the handler runs

@@ -102,7 +102,11 @@ class Connection:
             "protocol": p.PROTOCOL_VERSION,
             "conversation_id": self.conversation_id,
             "resumed": self.resumed,
-            "companion": {"name": self.shared.companion_name, "greeting": self.greeting or None},
+            "companion": {
+                "name": self.shared.companion_name,
+                "greeting": self.greeting or None,
+                "picture": p.PICTURE_PATH if self.shared.picture else None,
+            },
             "audio": {
                 "input": {"format": {"type": "audio/pcm", "rate": self.audio.input_rate}},
                 "output": {

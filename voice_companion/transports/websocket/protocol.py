@@ -15,6 +15,8 @@ from typing import Any
 
 PROTOCOL_VERSION = 1
 PATH = "/v1/realtime"
+COMPANION_PATH = "/v1/companion"  # GET: {name, picture}, with the token
+PICTURE_PATH = "/v1/companion/picture"  # GET: the companion's picture, with the token
 MAX_TEXT_BYTES = 64 * 1024  # larger JSON frames get an error event
 MAX_AUDIO_BYTES = 64 * 1024  # larger binary frames get an error event (0.68 s at 48 kHz)
 MAX_MESSAGE_BYTES = 1 << 20  # larger frames of any kind: the socket closes with 1009

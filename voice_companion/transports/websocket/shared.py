@@ -10,6 +10,7 @@ was learned on the phone is known at the desk, and the other way round.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from voice_companion.companion.companion import Companion, open_companion
 from voice_companion.conversation.history import Conversation
@@ -45,6 +46,11 @@ class Shared:
     def tts(self) -> TextToSpeech:
         """The default voice; each call gets its own choice over the loaded voices."""
         return self.engines.tts
+
+    @property
+    def picture(self) -> Path | None:
+        """The companion's picture file (an imported card's), if it has one."""
+        return self.companion.picture if self.companion is not None else None
 
     def new_conversation(self) -> Conversation:
         """A new call's conversation: a session of the companion, resuming where the last stopped."""

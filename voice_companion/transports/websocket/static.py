@@ -7,6 +7,7 @@ without a token; paths are confined to the web folder.
 from __future__ import annotations
 
 import http
+import json
 import mimetypes
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -36,6 +37,16 @@ def static_response(web_dir: Path, request_path: str) -> Response:
     if kind.startswith("text/") or kind == "application/json":
         kind += "; charset=utf-8"
     return _response(http.HTTPStatus.OK, kind, target.read_bytes())
+
+
+def json_response(value: object) -> Response:
+    return _response(http.HTTPStatus.OK, "application/json; charset=utf-8", json.dumps(value).encode())
+
+
+def file_response(path: Path) -> Response:
+    """A file the server chose (never a path from the request)."""
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return _response(http.HTTPStatus.OK, kind, path.read_bytes())
 
 
 def text_response(status: http.HTTPStatus, text: str) -> Response:

@@ -36,6 +36,8 @@ const call = {
   replies: new Map(), // response id → {audioId, line, lastMark}
   byAudio: new Map(), // audio id → response id
   interrupted: new Set(), // audio ids whose late frames are dropped
+  statusText: "",
+  picture: { path: null, url: null }, // the companion's picture, fetched once (with the token)
   userLine: null, // the caption of what the user is saying now
   lastUserLine: null, // the caption of the last finished user turn (removed if its reply is retracted)
 };
@@ -44,7 +46,8 @@ const call = {
 
 function setState(state, text) {
   stats.state = state;
-  ui.status.textContent = text;
+  call.statusText = text;
+  ui.status.textContent = state === "live" && call.muted ? `${text} · muted` : text; // muted is easy to forget
 }
 
 function showError(text) {
@@ -87,9 +90,20 @@ function joinCaption(before, delta) {
   return UNSPACED.test(before.slice(-1)) && UNSPACED.test(delta.slice(0, 1)) ? before + delta : `${before} ${delta}`;
 }
 
-function showCompanion(name) {
+// Its picture if it has one (an imported card's), else its initial on a colour of its own.
+async function showCompanion(name, picturePath) {
   ui.name.textContent = name;
   document.title = `${name} · voice-companion`;
+  const url = picturePath ? await pictureUrl(picturePath) : null;
+  if (url) {
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = "";
+    ui.avatar.replaceChildren(img);
+    ui.avatar.dataset.picture = "yes";
+    return;
+  }
+  delete ui.avatar.dataset.picture;
   const hue = [...name].reduce((h, c) => (h * 31 + c.codePointAt(0)) % 360, 7);
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", "0 0 100 100");
@@ -97,6 +111,39 @@ function showCompanion(name) {
     `<text x="50" y="52" text-anchor="middle" dominant-baseline="central" font-size="48" fill="#fff"></text>`;
   svg.querySelector("text").textContent = [...name][0]?.toUpperCase() || "?";
   ui.avatar.replaceChildren(svg);
+}
+
+// The picture needs the token, so it is fetched (a header, never the URL) and shown
+// from memory.
+async function pictureUrl(path) {
+  if (call.picture.path === path) return call.picture.url;
+  try {
+    const response = await fetch(path, { headers: { Authorization: `Bearer ${token()}` }, cache: "no-store" });
+    if (!response.ok) return null;
+    call.picture = { path, url: URL.createObjectURL(await response.blob()) };
+    return call.picture.url;
+  } catch {
+    return null;
+  }
+}
+
+// Before the call: who it will call (name and picture), if the link has the token.
+async function introduce() {
+  if (!token()) return;
+  try {
+    const response = await fetch("/v1/companion", { headers: { Authorization: `Bearer ${token()}` }, cache: "no-store" });
+    if (!response.ok) return; // a wrong token is explained when the user calls
+    const companion = await response.json();
+    await showCompanion(companion.name, companion.picture);
+  } catch {
+    // the computer is not reachable yet: calling explains that
+  }
+}
+
+// An unfinished caption of the user's words means nothing once the call is over.
+function dropInterimCaption() {
+  call.userLine?.classList.contains("interim") && call.userLine.remove();
+  call.userLine = null;
 }
 
 function showVoices(output) {
@@ -197,6 +244,7 @@ function hangUp() {
   call.ws?.close(1000, "hung up");
   call.ws = null;
   stopAudio();
+  dropInterimCaption();
   ui.avatar.classList.remove("speaking");
   setLive(false);
   setConnected(false);
@@ -210,6 +258,7 @@ async function dropped(ws, event, opened, params) {
   call.ws = null;
   setConnected(false);
   call.player?.clear();
+  dropInterimCaption(); // the turn it showed is over: the server transcribes it whole or not at all
   if (!call.active) return;
   if (!opened) {
     const why = await diagnose(params);
@@ -271,7 +320,7 @@ function handleEvent(event) {
       call.byAudio.clear();
       call.interrupted.clear();
       clearError();
-      showCompanion(session.companion.name);
+      showCompanion(session.companion.name, session.companion.picture);
       showVoices(session.audio.output);
       call.player?.setRate(session.audio.output.format.rate);
       send({ type: "session.update", session: { audio: { input: { format: { type: "audio/pcm", rate: 16000 } } } } });
@@ -327,10 +376,13 @@ function handleEvent(event) {
     case "response.output_audio.done":
       if (!call.interrupted.has(event.audio_id)) call.player?.end(event.audio_id);
       break;
-    case "response.interrupted":
+    case "response.interrupted": {
       call.player?.resume(); // the held reply is flushed; the next one must play
+      const line = call.replies.get(event.response_id)?.line;
+      if (line) setCaption(line, event.spoken_text || "…"); // what was spoken; truncated refines it
       interrupted(event.response_id);
       break;
+    }
     case "response.done": {
       if (event.status === "retracted") {
         retracted(event.response_id);
@@ -465,6 +517,7 @@ ui.mute.addEventListener("click", () => {
   if (call.mic) call.mic.muted = call.muted; // zeros keep flowing: the server hears silence
   ui.mute.setAttribute("aria-pressed", String(call.muted));
   ui.mute.textContent = call.muted ? "Unmute" : "Mute";
+  setState(stats.state, call.statusText);
 });
 
 ui.voice.addEventListener("change", () => {
@@ -479,3 +532,5 @@ ui.form.addEventListener("submit", (event) => {
   send({ type: "response.create" });
   ui.text.value = "";
 });
+
+introduce();
