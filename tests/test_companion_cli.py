@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from pngs import png_image
 
 from voice_companion.companion.companion import open_companion
+from voice_companion.companion.library import Library
 from voice_companion.core.config import Settings
 
 
@@ -115,6 +117,8 @@ def test_export_import_into_empty_home_then_switch_backend(tmp_path, monkeypatch
     before = open_companion(settings_for(source))
     rows, persona = before.store.export_rows(), before.persona
     before.close()
+    picture = png_image(8, 8)
+    Library(settings_for(source).paths.data_dir).set_picture("mia", picture, "png")  # as a card import keeps it
     bundle = tmp_path / "mia.companion.zip"
     manifest = cli_json("export", str(bundle))
     assert manifest["counts"] == {"sessions": 1, "turns": 4, "memories": 4} and manifest["voice"]
@@ -124,6 +128,7 @@ def test_export_import_into_empty_home_then_switch_backend(tmp_path, monkeypatch
     assert cli_json("import", str(bundle))["id"] == "mia"
     after = open_companion(settings_for(target))
     assert after.persona == persona and after.store.export_rows() == rows
+    assert after.picture is not None and after.picture.read_bytes() == picture
     after.close()
     again = run_cli("import", str(bundle))
     assert again.returncode == 2 and "--as" in again.stderr

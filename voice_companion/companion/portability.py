@@ -1,7 +1,8 @@
 """A whole companion as one file: persona, memories, history and voice, to move or keep.
 
-The file is a zip a person can open: `manifest.json`, `persona.toml` (our format) and
-`memory.json` (every session, turn and memory as plain rows). Nothing in it depends on
+The file is a zip a person can open: `manifest.json`, `persona.toml` (our format),
+`memory.json` (every session, turn and memory as plain rows) and, if it has one, its
+picture (`picture.png` or another image type). Nothing in it depends on
 a model, so the companion survives any model being retired.
 """
 
@@ -15,8 +16,9 @@ import zipfile
 from pathlib import Path
 
 from voice_companion.companion import persona as persona_format
+from voice_companion.companion.cards import picture_kind
 from voice_companion.companion.companion import Companion
-from voice_companion.companion.library import MEMORY_FILE, Library, slug
+from voice_companion.companion.library import MEMORY_FILE, PICTURE_STEM, Library, slug
 from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
 from voice_companion.core.errors import CompanionError, PersonaError
 
@@ -43,6 +45,8 @@ def export_companion(companion: Companion, path: str | Path) -> dict:
         archive.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
         archive.writestr("persona.toml", persona_format.to_toml(companion.persona))
         archive.writestr("memory.json", json.dumps(rows, ensure_ascii=False))
+        if companion.picture is not None:
+            archive.write(companion.picture, companion.picture.name)
     os.replace(tmp, path)
     return manifest
 
@@ -50,13 +54,15 @@ def export_companion(companion: Companion, path: str | Path) -> dict:
 def import_companion(data_dir: Path, path: str | Path, name: str | None = None, replace: bool = False) -> dict:
     """Recreate an exported companion (under `name` if given) in this data directory."""
     path = Path(path)
-    manifest, persona_text, rows = _read(path)
+    manifest, persona_text, rows, picture = _read(path)
     persona = persona_format.from_dict(tomllib.loads(persona_text), f"{path.name}:persona.toml")
     library = Library(data_dir)
     cid = slug(name or str(manifest.get("id") or "") or persona.name)
     if cid in library.installed() and not replace:
         raise CompanionError(f"a companion {cid!r} already exists here; import with --as NEW_NAME, or --replace it")
     library.install(persona, cid, replace=True)
+    if picture is not None and (kind := picture_kind(picture)):
+        library.set_picture(cid, picture, kind)
     store = SQLiteMemoryStore(library.directory(cid) / MEMORY_FILE)
     try:
         store.forget_all()
@@ -68,7 +74,7 @@ def import_companion(data_dir: Path, path: str | Path, name: str | None = None, 
     return {"id": cid, "name": persona.name, "counts": {t: len(r) for t, r in rows.items()}}
 
 
-def _read(path: Path) -> tuple[dict, str, dict]:
+def _read(path: Path) -> tuple[dict, str, dict, bytes | None]:
     try:
         with zipfile.ZipFile(path) as archive:
             manifest = json.loads(archive.read("manifest.json"))
@@ -76,7 +82,13 @@ def _read(path: Path) -> tuple[dict, str, dict]:
                 raise CompanionError(f"{path.name} is not a voice-companion export (format {manifest.get('format')!r})")
             if manifest.get("version", 0) > VERSION:
                 raise CompanionError(f"{path.name} comes from a newer voice-companion; update to import it")
-            return manifest, archive.read("persona.toml").decode("utf-8"), json.loads(archive.read("memory.json"))
+            pictures = [n for n in archive.namelist() if n.startswith(f"{PICTURE_STEM}.")]
+            return (
+                manifest,
+                archive.read("persona.toml").decode("utf-8"),
+                json.loads(archive.read("memory.json")),
+                archive.read(pictures[0]) if pictures else None,
+            )
     except FileNotFoundError:
         raise CompanionError(f"file not found: {path}") from None
     except zipfile.BadZipFile:
