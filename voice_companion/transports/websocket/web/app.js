@@ -100,10 +100,8 @@ async function showCompanion(name, picturePath) {
     img.src = url;
     img.alt = "";
     ui.avatar.replaceChildren(img);
-    ui.avatar.dataset.picture = "yes";
     return;
   }
-  delete ui.avatar.dataset.picture;
   const hue = [...name].reduce((h, c) => (h * 31 + c.codePointAt(0)) % 360, 7);
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", "0 0 100 100");
@@ -115,10 +113,12 @@ async function showCompanion(name, picturePath) {
 
 // The picture needs the token, so it is fetched (a header, never the URL) and shown
 // from memory.
+const fetchWithToken = (path) => fetch(path, { headers: { Authorization: `Bearer ${token()}` }, cache: "no-store" });
+
 async function pictureUrl(path) {
   if (call.picture.path === path) return call.picture.url;
   try {
-    const response = await fetch(path, { headers: { Authorization: `Bearer ${token()}` }, cache: "no-store" });
+    const response = await fetchWithToken(path);
     if (!response.ok) return null;
     call.picture = { path, url: URL.createObjectURL(await response.blob()) };
     return call.picture.url;
@@ -131,7 +131,7 @@ async function pictureUrl(path) {
 async function introduce() {
   if (!token()) return;
   try {
-    const response = await fetch("/v1/companion", { headers: { Authorization: `Bearer ${token()}` }, cache: "no-store" });
+    const response = await fetchWithToken("/v1/companion");
     if (!response.ok) return; // a wrong token is explained when the user calls
     const companion = await response.json();
     await showCompanion(companion.name, companion.picture);
