@@ -277,10 +277,17 @@ def build_companion(home: Path, tier: str) -> dict:
     return {"exchanges": exchanges, "sessions": SESSIONS, "facts": learned}
 
 
+EXTRA_SETTINGS: dict[str, dict[str, str]] = {}  # --set SECTION.KEY=VALUE (TOML values)
+
+
 def set_warm(home: Path, tier: str, warm: bool) -> None:
-    (home / "config" / "config.toml").write_text(
-        f'[llm]\ntier = "{tier}"\nwarm_start = {"true" if warm else "false"}\n'
+    sections = {"llm": {"tier": f'"{tier}"', "warm_start": "true" if warm else "false"}}
+    for section, values in EXTRA_SETTINGS.items():
+        sections.setdefault(section, {}).update(values)
+    text = "".join(
+        f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()) for section, values in sections.items()
     )
+    (home / "config" / "config.toml").write_text(text)
 
 
 def env_for(home: Path) -> dict:
@@ -537,7 +544,20 @@ def main() -> None:
     parser.add_argument("--modes", default="warm,cold", help="warm (warm start on), cold (off), or both")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", help="keep the companions' homes in this folder")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a setting for every situation, as in config.toml (e.g. turns.prefill_while_speaking_ms=0)",
+    )
     args = parser.parse_args()
+    for item in args.set:
+        name, _, value = item.partition("=")
+        section, _, key = name.partition(".")
+        if not (section and key and value):
+            parser.error(f"--set {item}: expected SECTION.KEY=VALUE")
+        EXTRA_SETTINGS.setdefault(section, {})[key] = value
     only = set(filter(None, args.only.split(","))) or {"reply", "chat", "phone", "call40", "chat40"}
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="vc-bench-returning-"))
@@ -554,7 +574,7 @@ def main() -> None:
     call = [(spoken(voice, t, wavs, cache), t, e) for t, e in call40_script(args.turns)]
     chat_lines = [t for t, _ in call40_script(args.chat_lines)]
 
-    result: dict = {"machine": machine(), "tier": args.llm, "companion": built, "modes": {}}
+    result: dict = {"machine": machine(), "tier": args.llm, "settings": EXTRA_SETTINGS, "companion": built, "modes": {}}
     partial = work / "results.json"  # written after every situation: a cut run keeps what it measured
     for mode in args.modes.split(","):
         home = work / mode

@@ -151,15 +151,36 @@ class FakeSTT:
 
 class FakeLLM(LLMBase):
     """Streams a scripted reply word by word: the first after `first_token_s`, then one
-    every `token_s`. `reply` is the text, or a function of the user's words."""
+    every `token_s`. `reply` is the text, or a function of the user's words. A prefill
+    with `should_stop` takes `prefill_steps` steps of `prefill_step_s`, like llama.cpp's
+    short steps, and gives way between two."""
 
     name = "fake"
 
     def __init__(
-        self, reply: str | Callable[[str], str] = "Okay.", first_token_s: float = 0.2, token_s: float = 0.02
+        self,
+        reply: str | Callable[[str], str] = "Okay.",
+        first_token_s: float = 0.2,
+        token_s: float = 0.02,
+        prefill_step_s: float = 0.0,
+        prefill_steps: int = 0,
     ) -> None:
         self.reply, self.first_token_s, self.token_s = reply, first_token_s, token_s
+        self.prefill_step_s, self.prefill_steps = prefill_step_s, prefill_steps
         self.asked: list[str] = []  # the user's words of every request, speculative ones too
+        self.prefilled: list[tuple[str, bool]] = []  # (last message, finished) of every prefill
+
+    async def prefill(
+        self, messages: Sequence, should_stop: Callable[[], bool] | None = None, ahead: bool = False
+    ) -> bool:
+        steps = self.prefill_steps if should_stop is not None else 0
+        for _ in range(steps):
+            if should_stop is not None and should_stop():
+                self.prefilled.append((messages[-1].content, False))
+                return False
+            await asyncio.sleep(self.prefill_step_s)
+        self.prefilled.append((messages[-1].content, True))
+        return True
 
     async def stream(
         self, messages: Sequence, options: GenerationOptions | None = None, gate: CpuGate | None = None
@@ -203,6 +224,8 @@ class FakeCall:
         stt_latency_s: float = 0.1,
         first_token_s: float = 0.2,
         token_s: float = 0.02,
+        prefill_step_s: float = 0.0,
+        prefill_steps: int = 0,
         tts_latency_s: float = 0.05,
         echo: EchoPath | None = None,
         settings: SessionSettings | None = None,
@@ -210,7 +233,7 @@ class FakeCall:
         self.duration_s, self.echo, self.settings = duration_s, echo, settings
         self.voice = FakeVoice()
         self.stt = FakeSTT(self.voice, stt_latency_s)
-        self.llm = FakeLLM(reply, first_token_s, token_s)
+        self.llm = FakeLLM(reply, first_token_s, token_s, prefill_step_s, prefill_steps)
         self.tts = FakeTTS(self.voice, tts_latency_s)
         self.conversation = Conversation("You are a test companion.")
         self.said: list[tuple[float, str]] = []

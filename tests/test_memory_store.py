@@ -256,3 +256,29 @@ def test_a_small_window_keeps_room_for_the_recent_turns():
     assert episodes == rolled == 16 and profile > 100
     large = context.Budget.for_context(2048, 80, recall_cap=16)
     assert large.memory_parts(288) == (large.part(large.profile), large.part(large.episodes), large.part(large.rolled))
+
+
+def test_a_statement_keeps_the_recall_of_its_words_so_far(store):
+    """The listen-ahead asked with the words so far; the final words of a statement keep
+    that recall (the LLM has the message cached), a question is searched again."""
+    store.add_memory("fact", "The user walks in the park every morning", importance=0.5)
+    store.add_memory("fact", "The user's dog is called Rex and he loves squirrels", importance=0.5)
+    so_far, final = "This morning I walked in the park", "This morning I walked in the park and Rex chased squirrels"
+
+    fresh = conversation(store).prompt_for(final)[-1].context
+    conv = conversation(store)
+    drafted = conv.prompt_for(so_far)[-1].context
+    assert drafted != fresh  # the last words change what search finds...
+    assert conv.prompt_for(final)[-1].context == drafted  # ...but the statement keeps its draft's
+    question = "This morning I walked in the park, what is my dog called?"
+    assert "Rex" in conv.prompt_for(question)[-1].context  # a question is searched on all its words
+    conv.record(final, "Lovely!")
+    assert "squirrels" in conv.prompt_for("Rex chased squirrels again today")[-1].context  # a new turn: no draft
+
+
+def test_a_different_message_is_not_a_draft():
+    from voice_companion.companion.memory.conversation import _drafts
+
+    assert _drafts("This morning I walked in the pa", "This morning, I walked in the park and Rex ran.")
+    assert not _drafts("This morning I walked", "Tonight I will cook a long dinner for my parents.")
+    assert not _drafts("Hi", "Hi there, how are you doing today my friend?")  # too little of it

@@ -94,6 +94,26 @@ def test_a_thinking_pause_does_not_end_the_turn():
     assert call.speaker_words() == "Nice."  # ...and never heard
 
 
+def test_the_words_so_far_give_way_to_the_pause_that_may_end_the_turn():
+    """The listen-ahead's prefill (1 s steps, as on `small`) stops when the user pauses:
+    the pause's transcription waits for it, and until that is read the turn can only
+    end after max_silence_ms."""
+    words = "I went to the market this morning and bought apples and bread and cheese for lunch."
+
+    def wait_after_speech(listen_ahead_ms: int) -> tuple[float, FakeCall]:
+        settings = SessionSettings(prefill_while_speaking_ms=listen_ahead_ms)
+        call = FakeCall(duration_s=12, reply="Nice.", prefill_step_s=1.0, prefill_steps=6, settings=settings)
+        end = call.say(0.5, words)
+        call.run()
+        assert finals(call) == [words]
+        return call.times(SpeechStopped)[0] - end, call
+
+    without, _ = wait_after_speech(0)
+    with_listen_ahead, call = wait_after_speech(1000)
+    assert (words.split()[0], False) in [(text.split()[0], done) for text, done in call.llm.prefilled]  # gave way
+    assert with_listen_ahead < without + 1.0 < ENDPOINT.max_silence_ms / 1000  # one step at most, not the maximum
+
+
 def test_a_reply_speculated_in_a_pause_is_dropped_when_the_user_goes_on():
     replies = {"I was thinking": "Thinking is good.", "I was thinking about dogs.": "Dogs are great."}
     call = FakeCall(duration_s=6, reply=replies.__getitem__)

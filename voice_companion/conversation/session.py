@@ -347,11 +347,16 @@ class Session:
         ):
             return
         utterance.partial_at_samples = samples
-        utterance.partial = self._spawn(self._listen_ahead(utterance.audio()))
+        utterance.partial = self._spawn(self._listen_ahead(utterance))
 
-    async def _listen_ahead(self, audio: np.ndarray) -> None:
-        """Transcribe the words so far and put them in the LLM's cache (all best effort)."""
-        transcript = await self._transcribe(audio)
+    async def _listen_ahead(self, utterance: _Utterance) -> None:
+        """Transcribe the words so far and put them in the LLM's cache (all best effort).
+
+        Its prefill gives way once the user pauses: the pause's own transcription waits
+        for the lock, and until it is read the turn may only end after max_silence_ms
+        (scripts/bench_returning.py, small, 40-turn call: turns whose pause came during a
+        listen-ahead's ~1 s prefill step ended after 1.95-2.0 s of silence, not 0.75)."""
+        transcript = await self._transcribe(utterance.audio())
         if not transcript.text.strip() or transcript.no_speech_prob > INTERRUPT_MAX_NO_SPEECH:
             return
         async with self._stt_lock:  # never beside Whisper: on 2 cores both would crawl
@@ -360,7 +365,7 @@ class Session:
                     self.conversation.prompt_for(
                         transcript.text.strip(), guess_language(transcript.text, transcript.language)
                     ),
-                    self._generating,
+                    lambda: self._generating() or utterance.spec_stt is not None,
                 )
             except CompanionError as exc:
                 log.debug("listen-ahead prefill failed: %s", exc)
