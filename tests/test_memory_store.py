@@ -282,3 +282,15 @@ def test_a_different_message_is_not_a_draft():
     assert _drafts("This morning I walked in the pa", "This morning, I walked in the park and Rex ran.")
     assert not _drafts("This morning I walked", "Tonight I will cook a long dinner for my parents.")
     assert not _drafts("Hi", "Hi there, how are you doing today my friend?")  # too little of it
+
+
+def test_a_question_quotes_a_turn_still_in_the_window(store):
+    """A 1.5B model misses a turn four messages up; quoted next to the question it answers."""
+    conv = MemoryConversation(store, "You are Mia.", context.Budget(2048, recall_cap=16))
+    conv.record("Ugh, I have a dentist appointment on Thursday at nine.", "Oof. Is it just a check-up?")
+    conv.record("Yes, just a check-up. Anyway, I watched a great film last night.", "Ooh, which one?")
+    assert "Thursday at nine" in conv.prompt_for("When was my dentist appointment again?")[-1].context
+    assert "dentist" not in conv.prompt_for("The dentist is near the station.")[-1].context  # a statement: no
+    conv.record("It was a film about a dentist.", "Fun!")
+    asked = conv.prompt_for("When is the dentist again?")[-1].context
+    assert "Thursday" in asked and "film about a dentist" not in asked  # the last exchange is near enough

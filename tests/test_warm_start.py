@@ -57,6 +57,19 @@ def test_a_restored_state_gives_the_same_first_tokens_as_a_cold_prefill(llm, tmp
     assert tmp_path.stat().st_mode & 0o777 == 0o700
 
 
+def test_a_state_restored_ahead_leaves_the_live_prompt_in_place(llm, tmp_path):
+    """The session seeds the spare slot with its saved prefix (the coming window begins
+    the same way); the live slot keeps what it holds."""
+    unrelated = [ChatMessage("system", "Unrelated words. " * 150), ChatMessage("user", "x")]
+    assert asyncio.run(llm.save_state(PREFIX, tmp_path))
+    evict(llm)
+    assert asyncio.run(llm.restore_state(PREFIX, tmp_path, ahead=True))
+    asyncio.run(collect_reply(llm, [*unrelated[:1], ChatMessage("user", "y")], GREEDY))
+    assert llm.last_usage.cached >= 150  # the live slot still had it
+    asyncio.run(collect_reply(llm, [*PREFIX, QUESTION], GREEDY))
+    assert llm.last_usage.cached >= 150 and llm.last_usage.processed < 30  # the spare slot had this
+
+
 def test_a_state_for_another_prefix_or_model_is_refused(llm, tmp_path, caplog):
     assert asyncio.run(llm.save_state(PREFIX, tmp_path))
     other = [PREFIX[0], ChatMessage("user", "Something else entirely.")]
@@ -110,7 +123,8 @@ def test_the_next_session_continues_the_window_and_opens_from_the_saved_state(ll
     assert second.prefix() == before  # the same window: same system message, same turns
     assert asyncio.run(second.warm_up(llm)) == "restored"
     asyncio.run(collect_reply(llm, second.prompt_for("What is my cat called?"), GREEDY))
-    assert llm.last_usage.processed < 40  # only the new message was prefilled
+    # only the new message was prefilled, with its recall (the question quotes the cat's turn)
+    assert llm.last_usage.processed < 80 and llm.last_usage.cached > 300
     second.close()
     companion.close()
 

@@ -110,8 +110,9 @@ class LLMBackend(Protocol):
         """Prefill `messages` and write their state under `state_dir` (False: unsupported)."""
         ...
 
-    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
-        """Load the saved state of exactly this prefix; False when there is none that fits."""
+    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path, ahead: bool = False) -> bool:
+        """Load the saved state of exactly this prefix; False when there is none that fits.
+        `ahead`: into the spare slot, where the coming window is prefilled (see prefill)."""
         ...
 
     def interrupt(self) -> None:
@@ -136,7 +137,7 @@ class LLMBase:
     async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
         return False
 
-    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path, ahead: bool = False) -> bool:
         return False
 
     def interrupt(self) -> None:

@@ -288,11 +288,12 @@ class LlamaCppLLM(LLMBase):
             return False  # busy or stopped: the next session prefills instead
         return await self._in_slot(lambda: self._save(messages, state_dir))
 
-    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
-        """Load the saved state of exactly this prefix into the slot (milliseconds)."""
+    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path, ahead: bool = False) -> bool:
+        """Load the saved state of exactly this prefix into the live slot (milliseconds),
+        or with `ahead` into the spare one, as the start of the coming window."""
         if self._busy():
             return False  # another call is using the slot; its cache serves this one too
-        return await self._in_slot(lambda: self._restore(messages, state_dir))
+        return await self._in_slot(lambda: self._restore(messages, state_dir, ahead))
 
     def _save(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
         tokens = self._tokens(messages)
@@ -312,19 +313,20 @@ class LlamaCppLLM(LLMBase):
         )
         return True
 
-    def _restore(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
+    def _restore(self, messages: Sequence[ChatMessage], state_dir: Path, ahead: bool = False) -> bool:
         text = self._render(messages)
+        slot = next(i for i in range(len(self._slot_tokens)) if i != self._live) if ahead else self._live
         saved = llm_state.usable(state_dir, self.identity, llm_state.prefix_digest(text))
         if saved is None:
             return False
         link = self._slot_dir / f"restore-{secrets.token_hex(8)}.bin"
         os.symlink(saved.resolve(), link)
         try:
-            if self._http(f"/slots/{self._live}?action=restore", {"filename": link.name}) is None:
+            if self._http(f"/slots/{slot}?action=restore", {"filename": link.name}) is None:
                 return False
         finally:
             link.unlink(missing_ok=True)
-        self._slot_tokens[self._live] = self._tokens(messages)
+        self._slot_tokens[slot] = self._tokens(messages)
         return True
 
     async def _live_slot(self, messages: Sequence[ChatMessage]) -> int:

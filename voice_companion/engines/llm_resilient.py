@@ -73,8 +73,8 @@ class ResilientLLM:
     async def save_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
         return await self.inner.save_state(messages, state_dir)
 
-    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path) -> bool:
-        return await self.inner.restore_state(messages, state_dir)
+    async def restore_state(self, messages: Sequence[ChatMessage], state_dir: Path, ahead: bool = False) -> bool:
+        return await self.inner.restore_state(messages, state_dir, ahead)
 
     def interrupt(self) -> None:
         self.inner.interrupt()

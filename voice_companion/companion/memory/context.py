@@ -26,6 +26,7 @@ from voice_companion.core.text import estimate_tokens, message_tokens, shorten
 EPISODES_HEADER = "What you remember from earlier conversations with the user:"
 ROLLED_HEADER = "Earlier in this conversation:"
 RECALL_HEADER = "(Things you remember that may help: {items})"
+ASKED_RECALL_EXTRA = 16  # tokens a question may recall beyond what a statement may
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,16 @@ class Budget:
 
     @property
     def recall_tokens(self) -> int:
+        """What a statement's recall may take."""
         return min(self.part(self.recall), self.recall_cap)
+
+    @property
+    def asked_recall_tokens(self) -> int:
+        """What a question's (or a look back's) may take: more, because its answer is often
+        a whole quoted turn (small's 16 tokens held no "On 03 Dec the user said: “…Thursday
+        at nine.”"), and a right answer is worth ~0.3 s more once in a while. Kept small:
+        the window reserves it, and tiny's profile (test_memory_recall) needs the room."""
+        return self.recall_tokens + ASKED_RECALL_EXTRA
 
     def memory_parts(self, persona_tokens: int) -> tuple[int, int, int]:
         """Token limits of the profile, the earlier sessions and the rolled-out turns:
@@ -61,7 +71,7 @@ class Budget:
         first (down to 16 tokens each), who the user is last: a profile fact left out is
         not found again by recall when the words differ ("What is my job?" / "nurse")."""
         parts = [self.part(self.profile), self.part(self.episodes), self.part(self.rolled)]
-        room = self.total * (1 - self.turns_min) - persona_tokens - self.recall_tokens - self.part(self.user)
+        room = self.total * (1 - self.turns_min) - persona_tokens - self.asked_recall_tokens - self.part(self.user)
         excess = sum(parts) - max(48.0, room)
         for index in (2, 1, 0):  # rolled-out turns, earlier sessions, then the profile
             cut = min(max(0.0, excess), parts[index] - 16)
@@ -71,7 +81,7 @@ class Budget:
         return profile, episodes, rolled
 
     def for_turns(self, system_tokens: int) -> int:
-        return max(64, self.total - system_tokens - self.recall_tokens - self.part(self.user))
+        return max(64, self.total - system_tokens - self.asked_recall_tokens - self.part(self.user))
 
     @classmethod
     def for_context(cls, context_tokens: int, reply_tokens: int, recall_cap: int = 10_000) -> Budget:

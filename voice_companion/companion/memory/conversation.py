@@ -107,7 +107,8 @@ class MemoryConversation(Conversation):
         recalled = self._recall_for(user_text)
         # what the last two messages had recalled is near enough to the question: not again
         already = "\n".join(m.context for m in self.history[-RECALLED_NEAR:] if m.context)
-        note = context.recall_note(recalled, self.budget.recall_tokens, already)
+        limit = self.budget.asked_recall_tokens if asks_or_recalls(user_text) else self.budget.recall_tokens
+        note = context.recall_note(recalled, limit, already)
         return [*self.prefix(), self._user_message(user_text, language, note)]
 
     def prefix(self) -> list[ChatMessage]:
@@ -151,6 +152,11 @@ class MemoryConversation(Conversation):
             try:
                 if await llm.restore_state(prefix, self.state_dir):
                     how = "restored"
+                    # The coming window begins as this one does (persona, profile): seeded
+                    # with it, its background prefill reads ~500 tokens, not ~1,400
+                    # (scripts/bench_returning.py, small, 40-turn call: the call's first
+                    # roll was never ready in time from an empty slot: a 6-12 s turn).
+                    await llm.restore_state(prefix, self.state_dir, ahead=True)
             except (CompanionError, OSError) as exc:
                 log.warning("could not restore the saved LLM state: %s", exc)
         if how == "prefilled":
@@ -273,10 +279,18 @@ class MemoryConversation(Conversation):
         models use it; buried in the system prompt, they often do not. Old turns are
         searched only when the user asks or looks back: every recalled token costs
         prefill time on the live path (Budget.recall_tokens caps it per tier)."""
-        found = self.retriever.recall(
-            text, self.recall_k, before_turn=self._ids[0] if self._ids else None, turns=asks_or_recalls(text)
-        )
+        asks = asks_or_recalls(text)
+        found = self.retriever.recall(text, self.recall_k, before_turn=self._searched_before(asks), turns=asks)
         return list(dict.fromkeys(r.text for r in found))
+
+    def _searched_before(self, asks: bool) -> int | None:
+        """The first turn that search leaves out: the window's, as the prompt has them; for
+        a question, only the last exchange's. A 1.5B model answers from a turn quoted next
+        to the question far more often than from the same turn four messages up
+        (scripts/eval_conversation.py, small: "Thursday at nine" came back 4 of 5 times)."""
+        if asks:
+            return self._ids[-2] if len(self._ids) >= 2 else None
+        return self._ids[0] if self._ids else None
 
     # -- the window ----------------------------------------------------------------
 
