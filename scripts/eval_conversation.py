@@ -112,6 +112,7 @@ async def reply_to(llm, messages: list[ChatMessage], options) -> tuple[str, str]
             written.append(delta)
             yield delta
 
+    options = options.for_prompt(messages)  # as the companion samples it
     async with aclosing(llm.stream(messages, options)) as deltas:
         said = "".join([delta async for delta in shaped(noted(deltas), options.wrap_up_words)]).strip()
     return "".join(written).strip(), said

@@ -294,3 +294,16 @@ def test_a_question_quotes_a_turn_still_in_the_window(store):
     conv.record("It was a film about a dentist.", "Fun!")
     asked = conv.prompt_for("When is the dentist again?")[-1].context
     assert "Thursday" in asked and "film about a dentist" not in asked  # the last exchange is near enough
+
+
+def test_a_question_answered_from_memory_is_sampled_cool(store):
+    from voice_companion.engines.llm import RECALLED_ANSWER_TEMPERATURE, GenerationOptions
+
+    conv = conversation(store)
+    conv.record("Ugh, I have a dentist appointment on Thursday at nine.", "Oof. Is it just a check-up?")
+    conv.record("Yes. Anyway, I watched a great film last night.", "Ooh, which one?")
+    options = GenerationOptions(temperature=0.7)
+    asked = conv.prompt_for("When was my dentist appointment again?")
+    assert asked[-1].context and options.for_prompt(asked).temperature == RECALLED_ANSWER_TEMPERATURE
+    assert options.for_prompt(conv.prompt_for("The film was lovely.")).temperature == 0.7  # a statement
+    assert options.for_prompt(conv.prompt_for("Do you like films?")).temperature == 0.7  # nothing recalled

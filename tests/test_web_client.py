@@ -79,6 +79,20 @@ def microphone_wav(spoken, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def lecture_browser(playwright, tmp_path_factory):
+    """A microphone that hears en09 (a real lecture): "Well, good luck with that. [1.17 s]
+    Who's going to implement a 4% global wealth tax?" (tests/data/en09_lecture_goodluck.txt)."""
+    clip = read_audio(Path(__file__).parent / "data" / "en09_lecture_goodluck.wav")
+    rate = clip.sample_rate
+    audio = np.concatenate([np.zeros(rate // 2), clip.samples, np.zeros(90 * rate)])
+    browser = _chromium(
+        playwright, write_wav(tmp_path_factory.mktemp("lecture") / "en09.wav", audio.astype(np.float32), rate)
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
 def playwright():
     with sync_api.sync_playwright() as running:
         yield running
@@ -279,3 +293,22 @@ def test_call_screen_keeps_captions_true_and_shows_mute(pictured_server, quiet_b
     assert page.locator(".line.user.interim").count() == 0
     assert page.inner_text("#status") == "Call ended"
     assert not console, console
+
+
+def test_call_screen_takes_a_reply_back_when_the_user_goes_on(server, lecture_browser):
+    """The pause after "good luck with that." outlasts the wait after a full stop: a reply
+    starts, the speaker goes on, the server withdraws it (`retracted`), and the page drops
+    its audio and both captions; the whole utterance is one turn with one answer."""
+    page = lecture_browser.new_page(viewport={"width": 390, "height": 780})
+    page.goto(f"{server.page}#token={TOKEN}")
+    page.click("#call")
+    wait(page, "s.state === 'live'", 15)
+    wait(page, "s.retractions >= 1", 45)
+    page.locator(".line.user:not(.interim)").first.wait_for(timeout=45_000)
+    wait(page, "s.repliesPlayed >= 1", 60)
+    users = page.locator(".line.user:not(.interim)").all_inner_texts()
+    assert len(users) == 1 and "luck" in users[0].lower() and "wealth" in users[0].lower(), users
+    assert page.locator(".line.companion").count() == 1  # the withdrawn reply left no caption
+    history = server.app.conversations.get(stats(page)["conversationId"]).history
+    assert [m.role for m in history] == ["user", "assistant"] and "wealth" in history[0].content.lower()
+    page.click("#call")

@@ -258,6 +258,7 @@ async def _timed_reply(
     start = time.perf_counter()
     first: float | None = None
     parts: list[str] = []
+    options = options.for_prompt(messages)
     async with aclosing(llm.stream(messages, options)) as deltas:
         async for delta in shaped(deltas, options.wrap_up_words):
             first = first if first is not None else (time.perf_counter() - start) * 1000

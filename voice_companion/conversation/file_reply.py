@@ -64,6 +64,7 @@ async def collect_reply(
     llm: LLMBackend, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
 ) -> str:
     """The whole reply as text (typed chat, no speech)."""
+    options = options.for_prompt(messages) if options else None
     async with aclosing(llm.stream(messages, options)) as deltas:
         words = options.wrap_up_words if options else 0
         return "".join([delta async for delta in shaped(deltas, words)]).strip()

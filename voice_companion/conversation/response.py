@@ -127,6 +127,7 @@ async def run_response(
         await emit(AudioChunk(response.id, seq, audio, tts.sample_rate))
         seq += 1
 
+    options = options.for_prompt(response.messages) if options else None
     async with aclosing(llm.stream(response.messages, options, gate)) as deltas:
         async for delta in shaped(deltas, options.wrap_up_words if options else 0):
             if response.llm_first_token_ms is None:

@@ -22,7 +22,7 @@ const KEEP_REPLIES = 32;
 
 const stats = (window.vcStats = {
   state: "idle", sessions: 0, conversationId: null, framesSent: 0, framesReceived: 0,
-  framesDropped: 0, samplesPlayed: 0, repliesPlayed: 0, truncations: 0, marks: 0, lastError: null,
+  framesDropped: 0, samplesPlayed: 0, repliesPlayed: 0, truncations: 0, retractions: 0, marks: 0, lastError: null,
   get audio() { return call.context ? `${call.context.state} at ${call.context.sampleRate} Hz, ${call.context.currentTime.toFixed(1)} s` : "off"; },
 });
 
@@ -452,6 +452,7 @@ async function interrupted(responseId) {
 // the history, so nothing to truncate); the whole turn's caption and answer follow.
 async function retracted(responseId) {
   call.player?.resume();
+  stats.retractions += 1;
   const reply = call.replies.get(responseId);
   if (!reply) return;
   call.interrupted.add(reply.audioId);
