@@ -44,6 +44,15 @@ def test_say_writes_wav(tmp_path):
     assert rate == 22050 and len(audio) > rate
 
 
+@pytest.mark.slow  # loads the real Piper voice
+def test_say_in_chinese_without_a_chinese_voice_says_what_to_do(tmp_path):
+    out = tmp_path / "nihao.wav"
+    proc = run_cli("say", "你好，今天过得怎么样？", "--output", str(out))
+    assert proc.returncode != 0 and not out.exists()  # not 11 s of "Chinese letter, Chinese letter"
+    error = one_line_error(proc)
+    assert "Chinese" in error and "voices download zh_CN-huayan-medium" in error
+
+
 @pytest.mark.slow  # chats with the real LLM
 def test_chat_piped_one_reply_per_line():
     proc = run_cli("chat", "--json", stdin="Hello!\n\nHow are you today?\n")

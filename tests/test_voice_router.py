@@ -93,3 +93,18 @@ def test_each_voice_keeps_its_own_speaker(voices, router):
     assert abs(pitch(router.synthesize_all("Bonjour à tous."), 22050) - pitch_of(400, 22050, speaker=1)) < 2
     router.use(A)
     assert abs(pitch(router.synthesize_all("Hello."), 22050) - pitch_of(300, 22050)) < 2
+
+
+def test_chinese_is_never_spoken_by_a_voice_that_cannot_read_it(voices, tmp_path):
+    """Only English voices installed: a Chinese reply is shown, never made noise of
+    (Piper's English voice said "Chinese letter, Chinese letter…" for 11 s)."""
+    pool = VoicePool(install_all(voices, tmp_path / "models", skip=(ZH, FR)), capacity=2)
+    router = VoiceRouter(pool, A, {"zh": ZH}, sample_rate=22050)
+    notice = router.follow_language("zh")
+    assert "no Chinese voice is installed" in notice and "shown as text" in notice
+    assert "voices download zh_CN-test-x_low" in notice
+    assert not router.can_speak("你好，今天过得怎么样？") and len(router.synthesize_all("你好，今天过得怎么样？")) == 0
+    assert router.can_speak("See you tomorrow.") and len(router.synthesize_all("See you tomorrow.")) > 0
+    assert len(pool.get(A).synthesize_all("That means 谢谢 in Chinese.")) == 0  # no Han to an English voice
+    with_chinese = VoiceRouter(VoicePool(install_all(voices, tmp_path / "all")), A, {"zh": ZH}, sample_rate=22050)
+    assert with_chinese.can_speak("你好") and len(with_chinese.synthesize_all("你好。")) > 0

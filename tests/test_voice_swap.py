@@ -17,7 +17,7 @@ from voice_setup import ScriptedLLM, install_all, pitch
 from voice_companion.conversation.history import Conversation
 from voice_companion.conversation.session import Session
 from voice_companion.core.audio import load_for_stt
-from voice_companion.core.events import AudioChunk, Notice, TranscriptFinal
+from voice_companion.core.events import AudioChunk, Notice, ResponseDone, TextDelta, TranscriptFinal
 from voice_companion.engines.models import voice_catalog as catalog
 from voice_companion.engines.voices.pool import VoicePool
 from voice_companion.engines.voices.router import VoiceRouter
@@ -103,6 +103,21 @@ def test_the_voice_follows_spoken_chinese_and_a_missing_language_is_said_once(st
     assert all(set(r) == {A} for r in replies[1:])  # no French voice: the chosen one stands in
     missing = [n for n in device.of_type(Notice) if n.code == "voice_missing"]
     assert len(missing) == 1 and missing[0].details["language"] == "fr" and "French" in missing[0].message
+
+
+def test_a_chinese_reply_with_no_chinese_voice_is_shown_not_spoken(stt, models_dir, tmp_path):
+    english_only = install_all(TestVoices.build(tmp_path / "voices"), tmp_path / "models", skip=(ZH, FR))
+    router = VoiceRouter(VoicePool(english_only), A, {"zh": ZH}, sample_rate=22050)
+    device = VirtualAudioDevice(22050, duration_s=9)
+    device.say(0.5, load_for_stt(DATA / "zh_welcome.wav"))
+    asyncio.run(Session(stt, ScriptedLLM(), router, device, Conversation("system")).run())
+    [done] = device.of_type(ResponseDone)
+    assert done.status == "completed"
+    assert not device.of_type(AudioChunk)  # no noise made of Chinese characters
+    shown = "".join(d.delta for d in device.of_type(TextDelta) if d.response_id == done.response_id)
+    assert "我们说中文吧" in shown  # the words are in the captions
+    [missing] = [n for n in device.of_type(Notice) if n.code == "voice_missing"]
+    assert missing.details["language"] == "zh" and "shown as text" in missing.message
 
 
 def test_session_update_swaps_one_calls_voice_over_the_websocket(stt, llm, models_dir):
@@ -233,7 +248,8 @@ def test_a_corrupt_voice_is_refused_on_a_live_switch_and_the_call_goes_on(stt, l
     asyncio.run(main())
     router = VoiceRouter(pool, A, sample_rate=22050)
     router.follow_language("zh")
-    audio = router.synthesize_all("你好，今天天气很好。")  # ZH is broken: A says it
-    assert len(audio) > 0 and voice_of(audio) == A and ZH in pool.broken
+    assert len(router.synthesize_all("Hello there.")) > 0
+    audio = router.synthesize_all("你好，今天天气很好。")  # ZH is broken, and A cannot read Chinese
+    assert len(audio) == 0 and ZH in pool.broken  # nothing rather than noise: the caption has it
     notice = router.follow_language("zh")  # from now on the broken voice is not offered
     assert notice and "no Chinese voice" in notice and router.reply_voice == A

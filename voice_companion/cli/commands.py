@@ -148,6 +148,11 @@ def say(args: argparse.Namespace, settings: Settings) -> dict:
     if not args.text.strip():
         raise CompanionError('nothing to say: give the text, e.g. voice-companion say "Hello there" -o hello.wav')
     tts = engines.load_tts(settings)
+    if not tts.can_speak(args.text):
+        raise CompanionError(
+            "no installed voice reads Chinese characters, so this would be silence. Get a Chinese voice "
+            "with: voice-companion voices download zh_CN-huayan-medium (then `voices list` shows it)"
+        )
     audio = tts.synthesize_all(args.text)
     path = write_wav(args.output, audio, tts.sample_rate)
     print(f"wrote {path} ({len(audio) / tts.sample_rate:.2f} s at {tts.sample_rate} Hz)")

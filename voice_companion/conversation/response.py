@@ -119,6 +119,10 @@ async def run_response(
         if first:
             response.tts_first_audio_ms = response.elapsed_ms()
         await response.committed.wait()  # speculative responses hold their audio here
+        if not len(audio):  # no voice here reads its script (a notice said so): shown only
+            response.spans.append(ClauseSpan(caption, position_ms, 0.0))
+            await emit(TextDelta(response.id, caption))
+            return
         duration = 1000 * len(audio) / tts.sample_rate
         response.spans.append(ClauseSpan(caption, position_ms, duration))
         position_ms += duration

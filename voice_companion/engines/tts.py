@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from voice_companion.core.config import TTSSettings
+from voice_companion.core.language import has_han
 
 if TYPE_CHECKING:
     from piper.voice import PiperVoice
+
+HAN_READERS = ("zh", "cmn", "yue")  # espeak-ng voices (Piper's phonemes) that read Chinese characters
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,11 @@ class TextToSpeech(ABC):
         chunks = list(self.synthesize(text))
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
+    def can_speak(self, text: str) -> bool:
+        """Whether this engine pronounces the text's script. A clause it cannot is shown,
+        not spoken: Piper's English voice read "你好" as "Chinese letter, Chinese letter"."""
+        return True
+
     @property
     def voice_control(self) -> VoiceControl | None:
         """How to change the voice mid-call; None: this engine speaks with one voice."""
@@ -97,13 +105,21 @@ class PiperTTS(TextToSpeech):
         self.sample_rate: int = int(self.voice.config.sample_rate)
         self.settings = settings or VoiceSettings()
 
+    @property
+    def reads_han(self) -> bool:
+        """A Chinese voice (its espeak-ng voice is Mandarin or Cantonese)."""
+        return (self.voice.config.espeak_voice or "").split("-")[0].lower() in HAN_READERS
+
+    def can_speak(self, text: str) -> bool:
+        return self.reads_han or not has_han(text)
+
     def synthesize(self, text: str, settings: VoiceSettings | None = None) -> Iterator[np.ndarray]:
         """`settings` overrides the voice's own for this text: a loaded voice can be
         shared by several calls, each with its own speed (engines/voices/router.py)."""
         from piper import SynthesisConfig
 
-        if not text.strip():
-            return
+        if not text.strip() or not self.can_speak(text):
+            return  # nothing, rather than noise: the caption has the words
         s = settings or self.settings
         config = SynthesisConfig(
             speaker_id=s.speaker_id if s.speaker_id >= 0 else None,

@@ -93,10 +93,13 @@ class VoiceRouter(TextToSpeech, VoiceControl):
             self._noticed.add(family)
             wanted = self.languages.get(family) or next((v.id for v in catalog.for_language(family)), "")
             hint = f"; get one with: voice-companion voices download {wanted}" if wanted else ""
-            notice = (
-                f"no {LANGUAGE_NAMES.get(family, family)} voice is installed, so {voice} speaks "
-                f"{LANGUAGE_NAMES.get(family, family)} replies{hint}"
-            )
+            name = LANGUAGE_NAMES.get(family, family)
+            if family == "zh":  # another script: a stand-in voice would only make noise of it
+                where = "; to hear them, run on the computer the companion runs on: voice-companion voices download"
+                hint = f"{where} {wanted}" if wanted else ""
+                notice = f"no {name} voice is installed: {name} replies are shown as text{hint}"
+            else:
+                notice = f"no {name} voice is installed, so {voice} speaks {name} replies{hint}"
             log.warning("%s", notice)
             return notice
         return None
@@ -133,6 +136,12 @@ class VoiceRouter(TextToSpeech, VoiceControl):
         return self.reply_voice
 
     # -- speaking ----------------------------------------------------------------------
+
+    def can_speak(self, text: str) -> bool:
+        try:
+            return self.pool.get(self.clause_voice(text)).can_speak(text)
+        except CompanionError:
+            return self.pool.get(self.active).can_speak(text)
 
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
         voice = self.clause_voice(text)
