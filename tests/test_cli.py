@@ -44,13 +44,15 @@ def test_say_writes_wav(tmp_path):
     assert rate == 22050 and len(audio) > rate
 
 
-@pytest.mark.slow  # loads the real Piper voice
-def test_say_in_chinese_without_a_chinese_voice_says_what_to_do(tmp_path):
+@pytest.mark.slow  # loads the offline Chinese voice and Whisper
+def test_say_in_chinese_speaks_with_the_offline_chinese_voice(tmp_path):
+    """Not 11 s of "Chinese letter, Chinese letter…" from the English voice (issue 18)."""
     out = tmp_path / "nihao.wav"
     proc = run_cli("say", "你好，今天过得怎么样？", "--output", str(out))
-    assert proc.returncode != 0 and not out.exists()  # not 11 s of "Chinese letter, Chinese letter"
-    error = one_line_error(proc)
-    assert "Chinese" in error and "voices download zh_CN-huayan-medium" in error
+    assert proc.returncode == 0, proc.stderr
+    assert "Prefix dict" not in proc.stderr  # jieba kept quiet
+    heard = json.loads(run_cli("transcribe", str(out), "--json").stdout)
+    assert heard["language"] == "zh" and "今天" in heard["text"], heard
 
 
 @pytest.mark.slow  # chats with the real LLM

@@ -1,9 +1,10 @@
-"""Piper TTS with the real bundled voice."""
+"""The real bundled voices: Piper (English) and the offline Chinese one (Kokoro)."""
 
 from __future__ import annotations
 
 import pytest
 from conftest import rms
+from test_stt import cer
 
 from voice_companion.engines.loader import voice_path
 from voice_companion.engines.tts import PiperTTS, VoiceSettings
@@ -36,3 +37,29 @@ def test_volume_setting(settings):
     loud = PiperTTS(voice_path(settings), VoiceSettings(noise_scale=0, noise_w=0))
     quiet = PiperTTS(voice_path(settings), VoiceSettings(volume=0.25, noise_scale=0, noise_w=0))
     assert rms(quiet.synthesize_all(text)) < 0.5 * rms(loud.synthesize_all(text))
+
+
+# Everyday lines of a Chinese companion, as in scripts/research/voice_roundtrip/sentences_zh.txt
+CHINESE = [
+    "你好，今天过得怎么样？",
+    "我今天有点累，但是很开心。",
+    "明天我们一起去公园散步吧。",
+    "别担心，我一直在这里陪着你。",
+    "晚安，做个好梦。",
+]
+
+
+@pytest.mark.slow  # the Kokoro model and Whisper
+def test_the_offline_chinese_voice_is_understood_by_whisper(settings, stt, tmp_path):
+    """Issue 18's bar: Whisper base reads the bundled Chinese voice at CER <= 0.25."""
+    from voice_companion.core.audio import load_for_stt, write_wav
+    from voice_companion.engines import kokoro
+    from voice_companion.engines.voices.pool import VoicePool
+
+    voice = VoicePool(settings.paths.models_dir).get(next(iter(kokoro.VOICES)))
+    assert voice.sample_rate == 24_000 and voice.can_speak("你好")
+    heard = [
+        stt.transcribe(load_for_stt(write_wav(tmp_path / f"{n}.wav", voice.synthesize_all(said), 24_000)), "zh").text
+        for n, said in enumerate(CHINESE)
+    ]
+    assert cer("".join(heard), "".join(CHINESE)) <= 0.25, heard

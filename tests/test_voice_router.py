@@ -10,6 +10,7 @@ from voice_hub import TestVoices
 from voice_setup import install_all, pitch
 
 from voice_companion.core.audio import load_for_stt
+from voice_companion.engines import kokoro
 from voice_companion.engines.models import voice_catalog as catalog
 from voice_companion.engines.voices.pool import VoicePool
 from voice_companion.engines.voices.router import VoiceRouter
@@ -99,12 +100,26 @@ def test_chinese_is_never_spoken_by_a_voice_that_cannot_read_it(voices, tmp_path
     """Only English voices installed: a Chinese reply is shown, never made noise of
     (Piper's English voice said "Chinese letter, Chinese letter…" for 11 s)."""
     pool = VoicePool(install_all(voices, tmp_path / "models", skip=(ZH, FR)), capacity=2)
-    router = VoiceRouter(pool, A, {"zh": ZH}, sample_rate=22050)
+    router = VoiceRouter(pool, A, {"zh": ZH}, sample_rate=22050, offline=())  # nor the offline one
     notice = router.follow_language("zh")
     assert "no Chinese voice is installed" in notice and "shown as text" in notice
     assert "voices download zh_CN-test-x_low" in notice
     assert not router.can_speak("你好，今天过得怎么样？") and len(router.synthesize_all("你好，今天过得怎么样？")) == 0
     assert router.can_speak("See you tomorrow.") and len(router.synthesize_all("See you tomorrow.")) > 0
     assert len(pool.get(A).synthesize_all("That means 谢谢 in Chinese.")) == 0  # no Han to an English voice
-    with_chinese = VoiceRouter(VoicePool(install_all(voices, tmp_path / "all")), A, {"zh": ZH}, sample_rate=22050)
+    with_chinese = VoiceRouter(
+        VoicePool(install_all(voices, tmp_path / "all")), A, {"zh": ZH}, sample_rate=22050, offline=()
+    )
     assert with_chinese.can_speak("你好") and len(with_chinese.synthesize_all("你好。")) > 0
+
+
+def test_the_offline_chinese_voice_stands_in_and_a_downloaded_one_is_preferred(voices, tmp_path):
+    """No Chinese Piper voice: the bundled Kokoro voice reads Chinese (issue 18); once one
+    is downloaded, it speaks instead."""
+    english_only = VoicePool(install_all(voices, tmp_path / "models", skip=(ZH, FR)), capacity=2)
+    router = VoiceRouter(english_only, A, {"zh": ZH}, sample_rate=22050)
+    assert router.follow_language("zh") is None and router.reply_voice == next(iter(kokoro.VOICES))
+    assert router.clause_voice("我们明天见。") == router.reply_voice and router.can_speak("我们明天见。")
+    assert router.clause_voice("See you tomorrow, OK?") == A
+    downloaded = VoiceRouter(VoicePool(install_all(voices, tmp_path / "all")), A, {"zh": ZH}, sample_rate=22050)
+    assert downloaded.follow_language("zh") is None and downloaded.reply_voice == ZH

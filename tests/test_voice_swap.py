@@ -107,7 +107,7 @@ def test_the_voice_follows_spoken_chinese_and_a_missing_language_is_said_once(st
 
 def test_a_chinese_reply_with_no_chinese_voice_is_shown_not_spoken(stt, models_dir, tmp_path):
     english_only = install_all(TestVoices.build(tmp_path / "voices"), tmp_path / "models", skip=(ZH, FR))
-    router = VoiceRouter(VoicePool(english_only), A, {"zh": ZH}, sample_rate=22050)
+    router = VoiceRouter(VoicePool(english_only), A, {"zh": ZH}, sample_rate=22050, offline=())  # nor Kokoro
     device = VirtualAudioDevice(22050, duration_s=9)
     device.say(0.5, load_for_stt(DATA / "zh_welcome.wav"))
     asyncio.run(Session(stt, ScriptedLLM(), router, device, Conversation("system")).run())
@@ -246,7 +246,7 @@ def test_a_corrupt_voice_is_refused_on_a_live_switch_and_the_call_goes_on(stt, l
             await server.wait_closed()
 
     asyncio.run(main())
-    router = VoiceRouter(pool, A, sample_rate=22050)
+    router = VoiceRouter(pool, A, sample_rate=22050, offline=())  # no offline voice to fall back on
     router.follow_language("zh")
     assert len(router.synthesize_all("Hello there.")) > 0
     audio = router.synthesize_all("你好，今天天气很好。")  # ZH is broken, and A cannot read Chinese

