@@ -63,6 +63,14 @@ def test_list_shows_every_voice_and_the_bundled_one_installed(env):
     only_fr = json.loads(run_cli("voices", "list", "--language", "fr", "--json").stdout)["voices"]
     assert [r["id"] for r in only_fr] == ["fr_FR-test-x_low"]
     assert "en_US-joe-medium" in run_cli("voices", "list").stdout
+    # the offline Chinese voice is listed, and each language says who will speak it and why
+    assert (
+        rows["zh_CN-kokoro_nezumi-int8"]["state"] == "bundled"
+        and rows["zh_CN-kokoro_nezumi-int8"]["gender"] == "female"
+    )
+    languages = json.loads(result.stdout)["languages"]
+    assert languages["zh"]["voice"] == "zh_CN-kokoro_nezumi-int8" and "offline" in languages["zh"]["why"]
+    assert languages["fr"]["voice"] == "en_US-joe-medium" and "no voice of it installed" in languages["fr"]["why"]
 
 
 def test_download_verifies_installs_and_the_voice_speaks(env, tmp_path):

@@ -10,10 +10,12 @@ import argparse
 
 from voice_companion.core.config import Settings
 from voice_companion.core.errors import CompanionError
+from voice_companion.engines import kokoro
 from voice_companion.engines.models import voice_catalog as catalog
 from voice_companion.engines.models.download import hf_file_url
 from voice_companion.engines.tts import length_scale
 from voice_companion.engines.voices.install import install, installed_path, remove, state
+from voice_companion.engines.voices.router import LANGUAGE_NAMES
 
 PREVIEW_TEXT = {
     "en": "Hi! This is how I sound. Shall we talk for a while?",
@@ -80,6 +82,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> dict:
                 ],
             }
         )
+    rows += _offline_rows(settings, wanted)
     _out(args, f"{'':2}{'voice':<36} {'lang':<6} {'gender':<13} {'quality':<7} {'rate':>6} {'size':>8}  state")
     for r in rows:
         mark = "*" if r["in_use"] else " "
@@ -88,8 +91,69 @@ def _list(args: argparse.Namespace, settings: Settings) -> dict:
             f"{mark} {r['id']:<36} {r['language']:<6} {r['gender']:<13} {r['quality']:<7} "
             f"{r['sample_rate']:>6} {r['size_mb']:>5.0f} MB  {r['state'] or '-'}",
         )
+    languages = _speakers(settings)
+    _out(args, "\nwho speaks each language here:")
+    for family, (voice, why) in languages.items():
+        _out(args, f"  {LANGUAGE_NAMES.get(family, family):<8} {voice or '(nobody)':<36} {why}")
     _out(args, f"\n* = in use; download one with: voice-companion voices download ID\ncache: {models_dir}")
-    return {"voices": rows, "cache_dir": str(models_dir)}
+    return {
+        "voices": rows,
+        "languages": {f: {"voice": v, "why": why} for f, (v, why) in languages.items()},
+        "cache_dir": str(models_dir),
+    }
+
+
+def _offline_rows(settings: Settings, wanted: str) -> list[dict]:
+    """The offline Chinese voices (engines/kokoro.py): part of the install, not the catalog."""
+    from voice_companion.engines.models import registry as models
+
+    if wanted and wanted not in ("zh", "zh_cn"):
+        return []
+    spec = models.get_spec(kokoro.MODEL)
+    here = kokoro.installed() and models.availability(spec, settings.paths.models_dir) is not None
+    return [
+        {
+            "id": voice,
+            "language": "zh_CN",
+            "name": f"Kokoro {style}",
+            "gender": kokoro.GENDERS[voice],
+            "quality": "offline",
+            "sample_rate": kokoro.SAMPLE_RATE,
+            "speakers": [],
+            "size_mb": round(spec.total_size / 1e6, 1),
+            "state": "bundled" if here else None,
+            "in_use": voice == settings.tts.voice,
+            "files": [],
+        }
+        for voice, style in kokoro.VOICES.items()
+    ]
+
+
+def _speakers(settings: Settings) -> dict[str, tuple[str, str]]:
+    """For each language the companion knows: the voice that will speak it here, and why."""
+    from voice_companion.engines.loader import voice_name, voice_pool
+    from voice_companion.engines.voices.router import VoiceRouter, family_of
+
+    router = VoiceRouter(voice_pool(settings), voice_name(settings), settings.tts.languages, sample_rate=22050)
+    found: dict[str, tuple[str, str]] = {}
+    for family in LANGUAGE_NAMES:
+        voice, missing = router.voice_for(family)
+        if missing:
+            why = (
+                "no voice of it installed: shown as text"
+                if family == "zh"
+                else f"no voice of it installed: {voice} stands in"
+            )
+        elif voice == router.active and family_of(voice) == family:
+            why = "the chosen voice (tts.voice)"
+        elif voice == router.languages.get(family):
+            why = "tts.languages / the persona's [voices]"
+        elif voice in kokoro.VOICES:
+            why = "the offline voice (a downloaded Piper voice would be preferred)"
+        else:
+            why = "an installed voice of that language"
+        found[family] = (voice, why)
+    return found
 
 
 def _download(args: argparse.Namespace, settings: Settings) -> dict:
