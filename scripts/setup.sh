@@ -11,7 +11,8 @@ PY="${PYTHON:-python3}"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-need_debs=(libportaudio2)
+# festival + festvox-us-slt-hts: Mia's female English voice (engines/festival.py), offline.
+need_debs=(libportaudio2 festival festvox-us-slt-hts)
 # Tests: espeak-ng speaks the languages Piper lacks here; Chromium runs the web call screen.
 (( DEV )) && need_debs+=(espeak-ng chromium)
 missing=()

@@ -31,7 +31,7 @@ def test_reply_writes_spoken_answer(spoken, tmp_path):
     for stage in ("stt", "llm_first_token", "first_clause", "tts_first_audio", "voice_to_voice"):
         assert result["timings_ms"][stage] > 0
     audio, rate = sf.read(out, dtype="int16")
-    assert rate == 22050 == result["sample_rate"]
+    assert rate == 32000 == result["sample_rate"]  # Mia's voice (Festival's slt)
     assert len(audio) > rate * 0.5 and rms(audio) > 300
 
 
@@ -41,7 +41,7 @@ def test_say_writes_wav(tmp_path):
     proc = run_cli("say", "Hello, nice to meet you.", "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     audio, rate = sf.read(out)
-    assert rate == 22050 and len(audio) > rate
+    assert rate == 32000 and len(audio) > rate  # Mia's voice (Festival's slt)
 
 
 @pytest.mark.slow  # loads the offline Chinese voice and Whisper

@@ -59,7 +59,8 @@ def test_talk_opens_with_the_greeting(tmp_path, monkeypatch):
     (Speech during or after it is not checked here: ALSA's file plugin drops capture
     blocks while it plays, so the card's two clocks drift apart as no real card's do.)"""
     virtual_card(tmp_path, monkeypatch, np.zeros(16000 * 30, np.float32))
-    proc = run_cli("talk", "--duration", "8", "--json", timeout=120)
+    # 12 s: a four-clause greeting in Mia's voice (Festival's slt) lasts ~7 s after the models load
+    proc = run_cli("talk", "--duration", "12", "--json", timeout=120)
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     said = [e["delta"] for e in events if e.get("type") == "response.output_text.delta"]

@@ -8,6 +8,7 @@ import pytest
 from conftest import DATA, espeak
 
 from voice_companion.core.audio import load_for_stt
+from voice_companion.core.text import edit_distance
 
 ZH_REFERENCES = {
     "zh_welcome.wav": "欢迎大家来体验达摩院推出的语音识别模型",
@@ -26,13 +27,7 @@ def cer(hypothesis: str, reference: str) -> float:
     """Character error rate (Levenshtein distance / reference length), punctuation ignored."""
     strip = lambda s: re.sub(r"[\s，。！？、,.!?%％]", "", s)  # noqa: E731
     h, r = strip(hypothesis), strip(reference)
-    previous = list(range(len(h) + 1))
-    for i, rc in enumerate(r, 1):
-        current = [i]
-        for j, hc in enumerate(h, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (rc != hc)))
-        previous = current
-    return previous[-1] / max(len(r), 1)
+    return edit_distance(r, h) / max(len(r), 1)
 
 
 @pytest.mark.parametrize(

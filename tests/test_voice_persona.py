@@ -70,3 +70,15 @@ def test_config_toml_takes_a_voice_per_language(home, tmp_path):
     config.write_text("[tts]\nlanguages = { zh = 3 }\n")
     with pytest.raises(Exception, match="tts.languages must map names to text"):
         load_settings(config)
+
+
+def test_a_voice_chosen_in_config_toml_is_kept_over_the_personas(home, tmp_path):
+    """Mia names her female voice; a user who chose another in config.toml keeps theirs."""
+    config = tmp_path / "config.toml"
+    config.write_text('[tts]\nvoice = "en_US-test_b-x_low"\n')
+    settings = load_settings(config)
+    apply_persona(settings, persona(voice={"name": "en_US-joe-medium", "length_scale": 1.4}))
+    assert settings.tts.voice == "en_US-test_b-x_low" and settings.tts.length_scale == 1.0
+    untouched = Settings()
+    apply_persona(untouched, persona(voice={"name": "en_US-test_b-x_low"}))
+    assert untouched.tts.voice == "en_US-test_b-x_low"  # the persona's voice, when nobody chose one

@@ -56,7 +56,10 @@ def test_list_shows_every_voice_and_the_bundled_one_installed(env):
     assert result.returncode == 0, result.stderr
     rows = {r["id"]: r for r in json.loads(result.stdout)["voices"]}
     assert set(VOICES) < set(rows)
-    assert rows["en_US-joe-medium"]["state"] == "bundled" and rows["en_US-joe-medium"]["in_use"]
+    assert rows["en_US-joe-medium"]["state"] == "bundled" and not rows["en_US-joe-medium"]["in_use"]
+    # Mia (the default companion) speaks with the offline female voice
+    mia = rows["en_US-festival_slt-hts"]
+    assert mia["state"] == "bundled" and mia["in_use"] and mia["gender"] == "female" and mia["sample_rate"] == 32000
     assert rows["zh_CN-test-x_low"]["state"] is None and rows["zh_CN-test-x_low"]["sample_rate"] == 16000
     url = rows["zh_CN-test-x_low"]["files"][0]["url"]
     assert url.startswith(os.environ["HF_ENDPOINT"] + "/test/piper-voices/resolve/v1/")
@@ -70,7 +73,33 @@ def test_list_shows_every_voice_and_the_bundled_one_installed(env):
     )
     languages = json.loads(result.stdout)["languages"]
     assert languages["zh"]["voice"] == "zh_CN-kokoro_nezumi-int8" and "offline" in languages["zh"]["why"]
-    assert languages["fr"]["voice"] == "en_US-joe-medium" and "no voice of it installed" in languages["fr"]["why"]
+    assert languages["en"]["voice"] == "en_US-festival_slt-hts" and "companion's voice" in languages["en"]["why"]
+    assert languages["fr"]["voice"] == "en_US-festival_slt-hts" and "no voice of it installed" in languages["fr"]["why"]
+
+
+def test_mia_speaks_with_a_female_voice_and_says_so_when_it_is_missing(env, tmp_path, monkeypatch):
+    """Issue 18: the default persona is female; her voice is Festival's slt, and where
+    Festival is not installed `persona show` says the male default speaks and how to fix it."""
+    shown = json.loads(run_cli("persona", "show", "mia", "--json").stdout)["speaks_with"]
+    assert shown == {"voice": "en_US-festival_slt-hts", "gender": "female", "problem": None}
+    said = run_cli("say", "Hello there.", "-o", str(tmp_path / "mia.wav"))
+    assert said.returncode == 0 and "32000 Hz" in said.stdout, said.stderr
+    assert run_cli("voices", "preview", "en_US-festival_slt-hts", "-o", str(tmp_path / "p.wav")).returncode == 0
+    refused = run_cli("voices", "remove", "en_US-festival_slt-hts")
+    assert refused.returncode == 2 and "cannot be removed" in refused.stderr
+
+    nowhere = tmp_path / "bin"  # a machine without Debian's festival (pip install only)
+    nowhere.mkdir()
+    monkeypatch.setenv("PATH", str(nowhere))
+    shown = json.loads(run_cli("persona", "show", "mia", "--json").stdout)["speaks_with"]
+    assert shown["voice"] == "en_US-joe-medium" and shown["gender"] == "male"
+    assert "en_US-festival_slt-hts" in shown["problem"] and "apt install festival" in shown["problem"]
+    assert "# speaks with: en_US-joe-medium (male): " in run_cli("persona", "show", "mia").stdout
+    said = run_cli("say", "Hello there.", "-o", str(tmp_path / "joe.wav"))
+    assert said.returncode == 0 and "22050 Hz" in said.stdout, said.stderr
+    assert "speaking with en_US-joe-medium instead" in said.stderr
+    listed = {r["id"]: r for r in json.loads(run_cli("voices", "list", "--json").stdout)["voices"]}
+    assert listed["en_US-festival_slt-hts"]["state"] is None and listed["en_US-joe-medium"]["in_use"]
 
 
 def test_download_verifies_installs_and_the_voice_speaks(env, tmp_path):

@@ -163,7 +163,10 @@ def test_call_screen_speaks_types_interrupts_and_reconnects(server, browser):
     wait(page, "s.state === 'live'", 15)
     assert page.inner_text("#name") == "Mia" and page.inner_text("#avatar") == "M"
     assert page.eval_on_selector_all("#voice option", "options => options.map(o => [o.value, o.text])") == [
-        ["en_US-joe-medium", "Joe (en-US)"]
+        ["en_US-joe-medium", "Joe (en-US)"],  # the call's voice, then the installed ones: here the offline voices
+        ["zh_CN-kokoro_nezumi-int8", "Kokoro nezumi (zh-CN)"],
+        ["zh_CN-kokoro_kumo-int8", "Kokoro kumo (zh-CN)"],
+        ["en_US-festival_slt-hts", "Festival slt (en-US)"],
     ]
 
     # the spoken question: its caption, the companion's caption, its voice played out

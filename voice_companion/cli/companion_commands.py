@@ -20,7 +20,13 @@ from voice_companion.companion.library import Library, slug
 from voice_companion.companion.memory import window
 from voice_companion.companion.memory.retrieval import Retriever
 from voice_companion.companion.memory.types import Memory
-from voice_companion.companion.persona_settings import apply_persona, voice_known, voice_problem
+from voice_companion.companion.persona_settings import (
+    apply_persona,
+    speaking_voice,
+    voice_gender,
+    voice_known,
+    voice_problem,
+)
 from voice_companion.core.config import Settings
 from voice_companion.core.errors import CompanionError
 from voice_companion.core.language import language_from_text
@@ -99,8 +105,9 @@ def persona(args: argparse.Namespace, settings: Settings) -> dict:
                 "id": cid,
                 "name": (p := library.persona(cid)).name,
                 "language": p.language,
-                "voice": p.voice.name or settings.tts.voice,  # what it will speak with
+                "voice": (spoken := speaking_voice(p, settings)[0]),  # what it will speak with here
                 "voice_is_default": not p.voice.name,
+                "voice_stands_in": bool(p.voice.name) and spoken != p.voice.name,  # its own is not here
                 "picture": bool(library.picture(cid)),
                 "installed": cid in library.installed(),
                 "active": cid == active,
@@ -111,7 +118,7 @@ def persona(args: argparse.Namespace, settings: Settings) -> dict:
             _out(
                 args,
                 f"{'*' if r['active'] else ' '} {r['id']:<12} {r['name']:<12} {r['language'] or '-':<4} "
-                f"{str(r['voice']) + (' (default)' if r['voice_is_default'] else ''):<32} "
+                f"{str(r['voice']) + _voice_note(r):<32} "
                 f"{'picture ' if r['picture'] else ''}{'' if r['installed'] else '(bundled, not used yet)'}".rstrip(),
             )
         return {"personas": rows}
@@ -145,7 +152,15 @@ def persona(args: argparse.Namespace, settings: Settings) -> dict:
         _out(args, persona_format.to_toml(chosen).rstrip())
         if picture:
             _out(args, f"# picture: {picture} (shown on the call screen)")
-        return {"id": cid, "persona": persona_format.to_dict(chosen), "picture": str(picture) if picture else None}
+        voice, problem = speaking_voice(chosen, settings)
+        gender = voice_gender(voice)
+        _out(args, f"# speaks with: {voice}{f' ({gender})' if gender else ''}{f': {problem}' if problem else ''}")
+        return {
+            "id": cid,
+            "persona": persona_format.to_dict(chosen),
+            "picture": str(picture) if picture else None,
+            "speaks_with": {"voice": voice, "gender": gender, "problem": problem},
+        }
     if args.action == "export":
         path = Path(args.file)
         as_card = path.suffix.lower() == ".json"
@@ -162,6 +177,12 @@ def persona(args: argparse.Namespace, settings: Settings) -> dict:
     if choose(settings) != cid:
         _out(args, f"note: companion.name = {settings.companion.name!r} in config.toml still wins; remove it")
     return {"id": cid, "name": chosen.name}
+
+
+def _voice_note(row: dict) -> str:
+    if row["voice_is_default"]:
+        return " (default)"
+    return " (stands in)" if row["voice_stands_in"] else ""
 
 
 def _warn_about_voices(found: persona_format.Persona, settings: Settings) -> None:

@@ -164,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(problem)  # before any model loads
         if hasattr(args, "llm"):
             select_llm(settings)  # a missing brain fails now, before anything loads
+        if hasattr(args, "llm") or args.command in ("say", "voices"):
             companion_commands.prepare(settings, args)  # the companion's name and voice
         result = commands.run(args.command, args, settings)
     except CompanionError as exc:

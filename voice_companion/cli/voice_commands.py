@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from voice_companion.core.config import Settings
 from voice_companion.core.errors import CompanionError
-from voice_companion.engines import kokoro
 from voice_companion.engines.models import voice_catalog as catalog
 from voice_companion.engines.models.download import hf_file_url
 from voice_companion.engines.tts import length_scale
+from voice_companion.engines.voices import offline
 from voice_companion.engines.voices.install import install, installed_path, remove, state
 from voice_companion.engines.voices.router import LANGUAGE_NAMES
 
@@ -104,28 +106,24 @@ def _list(args: argparse.Namespace, settings: Settings) -> dict:
 
 
 def _offline_rows(settings: Settings, wanted: str) -> list[dict]:
-    """The offline Chinese voices (engines/kokoro.py): part of the install, not the catalog."""
-    from voice_companion.engines.models import registry as models
-
-    if wanted and wanted not in ("zh", "zh_cn"):
-        return []
-    spec = models.get_spec(kokoro.MODEL)
-    here = kokoro.installed() and models.availability(spec, settings.paths.models_dir) is not None
+    """The voices of the install (engines/voices/offline.py): not in the catalog, never downloaded."""
     return [
         {
-            "id": voice,
-            "language": "zh_CN",
-            "name": f"Kokoro {style}",
-            "gender": kokoro.GENDERS[voice],
+            "id": v.id,
+            "language": v.language,
+            "name": v.name,
+            "gender": v.gender,
             "quality": "offline",
-            "sample_rate": kokoro.SAMPLE_RATE,
+            "sample_rate": v.sample_rate,
             "speakers": [],
-            "size_mb": round(spec.total_size / 1e6, 1),
-            "state": "bundled" if here else None,
-            "in_use": voice == settings.tts.voice,
+            "size_mb": v.size_mb(),
+            "state": "bundled" if offline.installed(v, settings.paths.models_dir) else None,
+            "in_use": v.id == settings.tts.voice,
             "files": [],
+            "install": v.install_hint,
         }
-        for voice, style in kokoro.VOICES.items()
+        for v in offline.VOICES.values()
+        if not wanted or wanted in (v.family, v.language.lower())
     ]
 
 
@@ -145,10 +143,10 @@ def _speakers(settings: Settings) -> dict[str, tuple[str, str]]:
                 else f"no voice of it installed: {voice} stands in"
             )
         elif voice == router.active and family_of(voice) == family:
-            why = "the chosen voice (tts.voice)"
+            why = "the companion's voice (its persona, tts.voice or --voice)"
         elif voice == router.languages.get(family):
             why = "tts.languages / the persona's [voices]"
-        elif voice in kokoro.VOICES:
+        elif offline.find(voice) is not None:
             why = "the offline voice (a downloaded Piper voice would be preferred)"
         else:
             why = "an installed voice of that language"
@@ -157,40 +155,63 @@ def _speakers(settings: Settings) -> dict[str, tuple[str, str]]:
 
 
 def _download(args: argparse.Namespace, settings: Settings) -> dict:
+    if (bundled := offline.find(args.id)) is not None:
+        return _bundled(args, settings, bundled)
     voice = catalog.get(args.id)
     path = install(voice, settings.paths.models_dir, settings.download.endpoint(), not args.no_progress)
     _out(args, f"{voice.id} is ready ({path}); try it: voice-companion voices preview {voice.id}")
     return {"id": voice.id, "path": str(path), "state": state(voice, settings.paths.models_dir)}
 
 
+def _bundled(args: argparse.Namespace, settings: Settings, voice: offline.OfflineVoice) -> dict:
+    """`voices download` of an offline voice: nothing to download, only to install."""
+    if not offline.installed(voice, settings.paths.models_dir):
+        raise CompanionError(f"{voice.id} comes with the install, not a download; get it with: {voice.install_hint}")
+    _out(args, f"{voice.id} comes with voice-companion, installed; try it: voice-companion voices preview {voice.id}")
+    return {"id": voice.id, "path": None, "state": "bundled"}
+
+
 def _preview(args: argparse.Namespace, settings: Settings) -> dict:
     from voice_companion.core.audio import write_wav
-    from voice_companion.engines.tts import PiperTTS, VoiceSettings
+    from voice_companion.engines.tts import LoadedVoice, PiperTTS, VoiceSettings
 
-    voice = catalog.get(args.id)
-    path = installed_path(voice, settings.paths.models_dir)
-    if path is None:
-        raise CompanionError(f"{voice.id} is not installed; get it with: voice-companion voices download {voice.id}")
-    text = args.text or PREVIEW_TEXT.get(voice.family, PREVIEW_TEXT["en"])
     speed = args.speed if args.speed and args.speed > 0 else 1.0
-    tts = PiperTTS(path, VoiceSettings(length_scale=length_scale(speed)), settings.tts.threads)
-    audio = tts.synthesize_all(text)
+    voice_settings = VoiceSettings(length_scale=length_scale(speed))
+    tts: LoadedVoice
+    if (bundled := offline.find(args.id)) is not None:
+        if not offline.installed(bundled, settings.paths.models_dir):
+            raise CompanionError(f"{bundled.id} is not installed; get it with: {bundled.install_hint}")
+        voice_id, family = bundled.id, bundled.family
+        tts = offline.load(bundled, settings.paths.models_dir, settings.tts.threads)
+    else:
+        voice = catalog.get(args.id)
+        path = installed_path(voice, settings.paths.models_dir)
+        if path is None:
+            raise CompanionError(
+                f"{voice.id} is not installed; get it with: voice-companion voices download {voice.id}"
+            )
+        voice_id, family = voice.id, voice.family
+        tts = PiperTTS(path, voice_settings, settings.tts.threads)
+    text = args.text or PREVIEW_TEXT.get(family, PREVIEW_TEXT["en"])
+    audio = np.concatenate([np.zeros(0, dtype=np.int16), *tts.synthesize(text, voice_settings)])
     if args.output:
         out = write_wav(args.output, audio, tts.sample_rate)
         _out(args, f"wrote {out} ({len(audio) / tts.sample_rate:.1f} s): {text}")
-        return {"id": voice.id, "text": text, "output": str(out), "audio_s": round(len(audio) / tts.sample_rate, 3)}
+        return {"id": voice_id, "text": text, "output": str(out), "audio_s": round(len(audio) / tts.sample_rate, 3)}
     from voice_companion.transports.desk.playback import play
 
-    _out(args, f"{voice.id}: {text}")
+    _out(args, f"{voice_id}: {text}")
     play(
         audio,
         tts.sample_rate,
-        otherwise=f"write it to a file: voice-companion voices preview {voice.id} -o preview.wav",
+        otherwise=f"write it to a file: voice-companion voices preview {voice_id} -o preview.wav",
     )
-    return {"id": voice.id, "text": text, "audio_s": round(len(audio) / tts.sample_rate, 3)}
+    return {"id": voice_id, "text": text, "audio_s": round(len(audio) / tts.sample_rate, 3)}
 
 
 def _remove(args: argparse.Namespace, settings: Settings) -> dict:
+    if offline.find(args.id) is not None:
+        raise CompanionError(f"{args.id} comes with voice-companion (the offline voices) and cannot be removed")
     voice = catalog.get(args.id)
     if not remove(voice, settings.paths.models_dir):
         raise CompanionError(f"{voice.id} is not downloaded here; `voice-companion voices list` shows what is")

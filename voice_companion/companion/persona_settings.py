@@ -23,6 +23,8 @@ def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False
     settings.tts.languages = {**persona.voices, **settings.tts.languages}
     settings.stt.language = settings.stt.language or persona.stt_language
     voice = persona.voice
+    # a voice chosen in config.toml (or by a flag) is the user's: the persona's does not replace it
+    keep_voice = keep_voice or "tts.voice" in settings.origins or "tts.voice_path" in settings.origins
     usable = not voice.name or voice.name == settings.tts.voice
     if not usable and not keep_voice and not settings.tts.voice_path:
         problem = voice_problem(voice.name, settings.paths.models_dir)
@@ -40,10 +42,14 @@ def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False
 
 
 def voice_available(name: str, models_dir: Path) -> bool:
-    """A catalog voice that is installed here, or a registered one that is."""
+    """A catalog voice that is installed here, an offline one, or a registered one."""
     from voice_companion.engines.models import voice_catalog as catalog
+    from voice_companion.engines.voices import offline
     from voice_companion.engines.voices.install import installed_path
 
+    bundled = offline.find(name)
+    if bundled is not None:
+        return offline.installed(bundled, models_dir)
     known = catalog.find(name)
     if known is not None:
         return installed_path(known, models_dir) is not None
@@ -52,13 +58,15 @@ def voice_available(name: str, models_dir: Path) -> bool:
 
 
 def voice_known(name: str) -> bool:
-    """A voice of the catalog (installed or not), or an .onnx file that exists."""
+    """A voice of the catalog or of the install (here or not), or an .onnx file that exists."""
     from voice_companion.engines.models import voice_catalog as catalog
+    from voice_companion.engines.voices import offline
 
     if name.endswith(".onnx"):
         return Path(name).expanduser().is_file()
     spec = models.REGISTRY.get(name)
-    return catalog.find(name) is not None or (spec is not None and spec.kind == "tts")
+    known = catalog.find(name) is not None or offline.find(name) is not None
+    return known or (spec is not None and spec.kind == "tts")
 
 
 def voice_problem(name: str, models_dir: Path) -> str | None:
@@ -67,5 +75,37 @@ def voice_problem(name: str, models_dir: Path) -> str | None:
     if not voice_known(name):
         return f"voice {name!r} is unknown; `voice-companion voices list` shows every voice"
     if not name.endswith(".onnx") and not voice_available(name, models_dir):
+        from voice_companion.engines.voices import offline
+
+        bundled = offline.find(name)
+        if bundled is not None:
+            return f"voice {name!r} ({bundled.gender}) is not installed here; get it with: {bundled.install_hint}"
         return f"voice {name!r} is not installed; get it with: voice-companion voices download {name}"
     return None
+
+
+def speaking_voice(persona: Persona, settings: Settings) -> tuple[str, str | None]:
+    """The voice this persona speaks its own language with here, and why it is not the
+    voice it names (None: it is). Mia is written female: without her offline voice the
+    male default speaks, and the user is told."""
+    from voice_companion.engines.voices.pool import VoicePool
+    from voice_companion.engines.voices.router import VoiceRouter
+
+    name = persona.voice.name
+    if not name or name == settings.tts.voice or settings.tts.voice_path:
+        return name or settings.tts.voice, None
+    problem = voice_problem(name, settings.paths.models_dir)
+    if problem is None:
+        return name, None
+    languages = {**persona.voices, **settings.tts.languages}
+    router = VoiceRouter(VoicePool(settings.paths.models_dir), settings.tts.voice, languages, sample_rate=22050)
+    return router.voice_for(persona.language)[0] if persona.language else settings.tts.voice, problem
+
+
+def voice_gender(name: str) -> str:
+    """ "female", "male", "female, male" (several speakers), or "" when unknown."""
+    from voice_companion.engines.models import voice_catalog as catalog
+    from voice_companion.engines.voices import offline
+
+    known = catalog.find(name) or offline.find(name)
+    return known.gender if known is not None else ""

@@ -42,3 +42,7 @@ class DownloadError(CompanionError):
 
 class PersonaError(CompanionError):
     """A persona file or character card that cannot be used, or an unknown companion."""
+
+
+class VoiceError(CompanionError):
+    """A voice engine failed while speaking (its process died, it wrote unusable audio)."""

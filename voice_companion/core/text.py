@@ -7,6 +7,7 @@ token and as a search unit, where Latin text counts about four characters a toke
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from voice_companion.core.language import HAN
 
@@ -89,3 +90,15 @@ def shorten(text: str, limit: int) -> str:
             break
         out += piece
     return out.rstrip() + "…"
+
+
+def edit_distance(said: Sequence[str], heard: Sequence[str]) -> int:
+    """Levenshtein distance over words or characters: the WER/CER of a voice heard back
+    by Whisper (tests, scripts/bench_voices.py)."""
+    previous = list(range(len(heard) + 1))
+    for i, unit in enumerate(said, 1):
+        current = [i]
+        for j, got in enumerate(heard, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (unit != got)))
+        previous = current
+    return previous[-1]

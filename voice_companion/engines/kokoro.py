@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from voice_companion.core.errors import ModelNotAvailable
-from voice_companion.engines.tts import TextToSpeech, VoiceSettings
+from voice_companion.engines.tts import LoadedVoice, VoiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def installed() -> bool:
     return all(find_spec(name) is not None for name in PACKAGES)
 
 
-class KokoroTTS(TextToSpeech):
+class KokoroTTS(LoadedVoice):
     """One Kokoro speaker style reading Mandarin, as int16 chunks at 24 kHz."""
 
     sample_rate = SAMPLE_RATE

@@ -97,7 +97,16 @@ class TextToSpeech(ABC):
         return self
 
 
-class PiperTTS(TextToSpeech):
+class LoadedVoice(TextToSpeech):
+    """One voice model in memory, shared by calls: each clause may bring the calling
+    call's own settings (its speed), so a voice is loaded once (engines/voices/pool.py)."""
+
+    @abstractmethod
+    def synthesize(self, text: str, settings: VoiceSettings | None = None) -> Iterator[np.ndarray]:
+        """Yield int16 mono chunks at `sample_rate`; `settings` override the voice's own."""
+
+
+class PiperTTS(LoadedVoice):
     """A Piper voice (.onnx + .onnx.json)."""
 
     def __init__(self, model_path: str | Path, settings: VoiceSettings | None = None, threads: int = 2) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -41,8 +42,10 @@ def download_file(
     description: str | None = None,
     headers: dict[str, str] | None = None,
     timeout_s: float = 30.0,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> Path:
-    """Download `url` to `dest` (resuming a `.part`), verify size and sha256, rename into place."""
+    """Download `url` to `dest` (resuming a `.part`), verify size and sha256, rename into place.
+    `on_bytes(received)` is told the file's bytes so far as they arrive (a resumed part included)."""
     dest = Path(dest)
     name = description or dest.name
     sha256 = sha256.lower() if sha256 else None
@@ -78,6 +81,7 @@ def download_file(
                             description=description,
                             headers=headers,
                             timeout_s=timeout_s,
+                            on_bytes=on_bytes,
                         )
                     digest = _hash_file(part)
                 else:
@@ -89,7 +93,7 @@ def download_file(
                             f"{host} resumed {name} at the wrong offset; delete {part} and run the same command again"
                         )
                     digest = _hash_file(part) if have else hashlib.sha256()
-                    _write(response, part, have, size, digest, name, progress)
+                    _write(response, part, have, size, digest, name, progress, on_bytes)
     except httpx.TimeoutException as exc:
         raise DownloadError(
             f"{host} did not answer within {timeout_s:g} s while downloading {name}; "
@@ -172,6 +176,7 @@ def _write(
     digest: hashlib._Hash,
     name: str,
     progress: bool,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> None:
     from tqdm import tqdm
 
@@ -193,6 +198,9 @@ def _write(
             out.write(block)
             digest.update(block)
             bar.update(len(block))
+            have += len(block)
+            if on_bytes is not None:
+                on_bytes(have)
 
 
 def _verify(part: Path, name: str, size: int | None, expected: str | None, actual: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from voice_companion.core.errors import CompanionError, DownloadError, ModelNotAvailable
@@ -48,11 +49,19 @@ def state(voice: Voice, models_dir: Path) -> str | None:
     return "bundled" if voice.bundled and not voice_dir(voice, models_dir).is_dir() else "installed"
 
 
-def install(voice: Voice, models_dir: Path, endpoint: str, progress: bool = True) -> Path:
-    """Download and verify every file, then move the voice into place atomically."""
+def install(
+    voice: Voice,
+    models_dir: Path,
+    endpoint: str,
+    progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Download and verify every file, then move the voice into place atomically.
+    `on_progress(received, total)` counts the bytes of all its files (a phone's bar)."""
     if (found := installed_path(voice, models_dir)) is not None:
         return found
     stage = staging_dir(voice, models_dir)
+    total, before = sum(f.size or 0 for f in voice.files), 0
     for file in voice.files:
         url = hf_file_url(endpoint, voice.hub_repo, file.path, voice.hub_revision)
         dest = download_file(
@@ -62,7 +71,11 @@ def install(voice: Voice, models_dir: Path, endpoint: str, progress: bool = True
             size=file.size,
             progress=progress,
             description=f"{voice.id}/{file.name}",
+            on_bytes=_counting(on_progress, before, total),
         )
+        before += dest.stat().st_size
+        if on_progress is not None:
+            on_progress(before, total)
         if file.md5 and _md5(dest) != file.md5:
             dest.unlink()
             raise DownloadError(
@@ -75,6 +88,13 @@ def install(voice: Voice, models_dir: Path, endpoint: str, progress: bool = True
         shutil.rmtree(target)
     os.replace(stage, target)
     return target / next(f.name for f in voice.files if f.name.endswith(".onnx"))
+
+
+def _counting(on_progress: Callable[[int, int], None] | None, before: int, total: int) -> Callable[[int], None] | None:
+    """One file's byte count as the whole voice's (the files before it are done)."""
+    if on_progress is None:
+        return None
+    return lambda got: on_progress(before + got, total)
 
 
 def remove(voice: Voice, models_dir: Path) -> bool:

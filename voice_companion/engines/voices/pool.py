@@ -1,4 +1,4 @@
-"""Loaded Piper voices, shared by every call and kept while recently used (LRU).
+"""Loaded voices (Piper's and the offline ones), shared by every call and kept while recently used (LRU).
 
 Swapping back to a voice used a moment ago costs nothing; a new one costs its load
 time (~0.6 s for a medium voice on 2 cores), once. A voice loads outside the lock, so
@@ -13,14 +13,13 @@ import threading
 import time
 from pathlib import Path
 
-from voice_companion.core.errors import CompanionError, ModelNotAvailable
-from voice_companion.engines import kokoro
+from voice_companion.core.errors import CompanionError
 from voice_companion.engines.models import checks as model_checks
-from voice_companion.engines.models import registry as models
-from voice_companion.engines.tts import PiperTTS
+from voice_companion.engines.tts import LoadedVoice, PiperTTS
+from voice_companion.engines.voices import offline
 from voice_companion.engines.voices.install import resolve_voice
 
-Voice = PiperTTS | kokoro.KokoroTTS
+Voice = LoadedVoice  # a Piper voice, or an offline one (engines/voices/offline.py)
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,8 @@ class VoicePool:
             waiting.wait()  # another call is loading it; then look again
         try:
             start = time.perf_counter()
-            tts = self._load_kokoro(name) if name in kokoro.VOICES else self._load_piper(name)
+            known = offline.find(name)
+            tts = self._load_offline(known) if known is not None else self._load_piper(name)
             self.load_s[name] = time.perf_counter() - start
             log.info("loaded voice %s in %.2f s", name, self.load_s[name])
             with self._lock:
@@ -83,17 +83,12 @@ class VoicePool:
             self.broken[name] = str(exc)
             raise
 
-    def _load_kokoro(self, name: str) -> kokoro.KokoroTTS:
-        """The offline Chinese voice: its model assembled from the bundled parts (once)."""
+    def _load_offline(self, voice: offline.OfflineVoice) -> Voice:
+        """A voice of the install (Kokoro's Chinese, Festival's English): no download."""
         try:
-            if not kokoro.installed():
-                raise ModelNotAvailable(f"the offline Chinese voice {name} is not installed: {kokoro.INSTALL_HINT}")
-            path = models.resolve(models.get_spec(kokoro.MODEL), self.models_dir)
-            return model_checks.load_checked(
-                "Kokoro voice", path, lambda: kokoro.KokoroTTS(path, name, threads=self.threads)
-            )
+            return offline.load(voice, self.models_dir, self.threads)
         except CompanionError as exc:
-            self.broken[name] = str(exc)
+            self.broken[voice.id] = str(exc)
             raise
 
     def _evict(self) -> None:

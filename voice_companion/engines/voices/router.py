@@ -23,10 +23,9 @@ import numpy as np
 from voice_companion.core.audio import resample
 from voice_companion.core.errors import CompanionError
 from voice_companion.core.language import guess_language, has_han
-from voice_companion.engines import kokoro
-from voice_companion.engines.models import registry as models
 from voice_companion.engines.models import voice_catalog as catalog
 from voice_companion.engines.tts import TextToSpeech, VoiceControl, VoiceSettings, length_scale
+from voice_companion.engines.voices import offline as offline_voices
 from voice_companion.engines.voices.install import installed_path
 from voice_companion.engines.voices.pool import VoicePool
 
@@ -46,7 +45,7 @@ class VoiceRouter(TextToSpeech, VoiceControl):
         languages: dict[str, str] | None = None,
         settings: dict[str, VoiceSettings] | None = None,
         sample_rate: int | None = None,
-        offline: tuple[str, ...] = tuple(kokoro.VOICES),
+        offline: tuple[str, ...] = tuple(offline_voices.VOICES),
     ) -> None:
         self.pool = pool
         self.offline = offline  # installed with the package: the last resort for their language
@@ -128,11 +127,9 @@ class VoiceRouter(TextToSpeech, VoiceControl):
             return True
         if voice in self.pool.broken:
             return False
-        if voice in kokoro.VOICES:
-            return (
-                kokoro.installed()
-                and models.availability(models.get_spec(kokoro.MODEL), self.pool.models_dir) is not None
-            )
+        bundled = offline_voices.find(voice)
+        if bundled is not None:
+            return offline_voices.installed(bundled, self.pool.models_dir)
         known = catalog.find(voice)
         return known is not None and installed_path(known, self.pool.models_dir) is not None
 
@@ -170,17 +167,18 @@ class VoiceRouter(TextToSpeech, VoiceControl):
             yield chunk
 
     def installed(self) -> list[str]:
-        """The active voice, then every installed catalog voice."""
+        """The active voice, then every installed catalog voice, then the offline ones."""
         try:
             found = [v.id for v in catalog.voices() if installed_path(v, self.pool.models_dir) is not None]
         except CompanionError:  # no catalog: only the call's own voice
             found = []
+        found += [v for v in self.offline if self._usable(v)]
         return [self.active, *(v for v in found if v != self.active)]
 
 
 def family_of(voice: str) -> str:
     """The language family of a voice: from the catalog, else its Piper-style name."""
-    known = catalog.find(voice)
+    known = catalog.find(voice) or offline_voices.find(voice)
     if known is not None:
         return known.family
     head = voice.rsplit("/", 1)[-1].split("-")[0]

@@ -154,7 +154,8 @@ function showVoices(output) {
 
 // "en_US-joe-medium" (a Piper voice name) → "Joe (en-US)"; other names as they are.
 function voiceLabel(voice) {
-  const piper = /^([a-z]{2,3})_([A-Z]{2})-(.+)-(x_low|low|medium|high)$/.exec(voice);
+  // Piper's ids (en_US-joe-medium) and the offline voices' (en_US-festival_slt-hts, zh_CN-kokoro_nezumi-int8)
+  const piper = /^([a-z]{2,3})_([A-Z]{2})-(.+)-(x_low|low|medium|high|hts|int8)$/.exec(voice);
   if (!piper) return voice;
   const name = piper[3].replaceAll("_", " ");
   return `${name[0].toUpperCase()}${name.slice(1)} (${piper[1]}-${piper[2]})`;
