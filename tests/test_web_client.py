@@ -315,3 +315,48 @@ def test_call_screen_takes_a_reply_back_when_the_user_goes_on(server, lecture_br
     history = server.app.conversations.get(stats(page)["conversationId"]).history
     assert [m.role for m in history] == ["user", "assistant"] and "wealth" in history[0].content.lower()
     page.click("#call")
+
+
+def test_call_screen_offers_the_missing_voice_and_the_computer_downloads_it(stt, playwright, tmp_path, monkeypatch):
+    """Issue 18: a phone user cannot run `voices download` on the computer; the notice
+    offers it (the computer can reach the hub: a local test hub), one tap downloads it
+    with progress, and the voice picker has it."""
+    from conftest import espeak
+    from voice_hub import TestVoices
+    from voice_setup import ScriptedLLM, install_all
+
+    from voice_companion.engines.models import voice_catalog as catalog
+    from voice_companion.engines.voices.pool import VoicePool
+    from voice_companion.engines.voices.router import VoiceRouter
+    from voice_companion.transports.websocket.voice_downloads import VoiceDownloads
+
+    english, french = "en_US-test_a-x_low", "fr_FR-test-x_low"
+    hub = TestVoices.build(tmp_path / "hub").serve()
+    monkeypatch.setenv(catalog.CATALOG_ENV, str(hub.catalog))
+    models = install_all(hub, tmp_path / "models", skip=(french,))
+    router = VoiceRouter(VoicePool(models), english, {"fr": french}, sample_rate=22050, offline=())
+    shared = make_shared(stt, ScriptedLLM(), router, voice=english, downloads=VoiceDownloads(models, hub.endpoint))
+    server = ServerThread(App(shared, TOKEN))
+    clip = read_audio(espeak("Bonjour, je voudrais parler français avec toi ce soir.", "fr", tmp_path / "fr.wav"))
+    rate = clip.sample_rate
+    speech = np.concatenate([np.zeros(rate // 2), clip.samples, np.zeros(90 * rate)]).astype(np.float32)
+    browser = _chromium(playwright, write_wav(tmp_path / "mic.wav", speech, rate))
+    try:
+        page = browser.new_page(viewport={"width": 390, "height": 780})
+        page.goto(f"{server.page}#token={TOKEN}")
+        page.click("#call")
+        wait(page, "s.state === 'live'", 15)
+        offer = page.wait_for_selector("button.download", timeout=60_000)
+        assert re.fullmatch(r"Download fr_FR-test-x_low \(\d+ MB\) to the computer", offer.inner_text())
+        assert "no French voice is installed" in page.inner_text("#captions")
+        offer.click()
+        page.wait_for_function("!document.querySelector('button.download')", timeout=30_000)
+        assert "is ready: the next reply speaks with it." in page.inner_text("#captions")
+        assert french in page.eval_on_selector_all("#voice option", "options => options.map(o => o.value)")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-voice-download.png"))
+        assert (models / french / f"{french}.onnx").is_file()  # on the computer, verified and in place
+    finally:
+        browser.close()
+        server.stop()
+        hub.stop()

@@ -287,6 +287,9 @@ class MemorySettings:
 @dataclass
 class DownloadSettings:
     hf_endpoint: str = "https://huggingface.co"  # HF_ENDPOINT overrides (mirrors, tests)
+    # A call screen (with the server's token) may ask this computer to download a voice
+    # it lacks, offered when a reply's language has none (transports/websocket/voice_downloads.py).
+    phone_downloads: bool = True
 
     def endpoint(self) -> str:
         return os.environ.get("HF_ENDPOINT", self.hf_endpoint).rstrip("/")

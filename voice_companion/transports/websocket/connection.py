@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from voice_companion.conversation.history import Conversation
 from voice_companion.conversation.session import Session
 from voice_companion.core.errors import CompanionError
-from voice_companion.core.events import AudioChunk, Event, ResponseCreated, ResponseDone
+from voice_companion.core.events import AudioChunk, Event, Notice, ResponseCreated, ResponseDone
 from voice_companion.transports.websocket import call_voice
 from voice_companion.transports.websocket import protocol as p
 from voice_companion.transports.websocket.audio_frames import encode_audio, parse_audio
@@ -192,6 +192,8 @@ class Connection:
             reply.client_played_ms = max(reply.client_played_ms or 0.0, event.played_ms)
         elif isinstance(event, p.Ping):
             self._send({"type": "pong", "event_id": event.event_id, "server_time_ms": round(time.time() * 1000)})
+        elif isinstance(event, p.VoiceDownload):
+            self._spawn(self._download_voice(event))
 
     async def _update_voice(self, event: p.SessionUpdate) -> None:
         try:
@@ -203,6 +205,55 @@ class Connection:
             self._error("voice_failed", str(exc), event.event_id)
             return
         self._send({"type": "session.updated", "event_id": event.event_id, "session": self.describe()})
+
+    async def _download_voice(self, event: p.VoiceDownload) -> None:
+        """Install the voice on this computer for the phone, with progress (at most 4 a
+        second); the call's next reply in its language speaks with it."""
+        downloads = self.shared.downloads
+        if downloads is None:
+            self._error("download_failed", "this server does not download voices for phones", event.event_id)
+            return
+        last = 0.0
+
+        def progress(received: int, total: int) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            if now - last >= 0.25 or received >= total:
+                last = now
+                self._send(
+                    {
+                        "type": "voice.download.progress",
+                        "event_id": event.event_id,
+                        "voice": event.voice,
+                        "received_bytes": received,
+                        "total_bytes": total,
+                    }
+                )
+
+        try:
+            await downloads.download(event.voice, progress)
+        except CompanionError as exc:
+            log.warning("%s: the phone's download of %s failed: %s", self.id, event.voice, exc)
+            self._error("download_failed", str(exc), event.event_id)
+            return
+        self._send(
+            {
+                "type": "voice.download.done",
+                "event_id": event.event_id,
+                "voice": event.voice,
+                "voices": call_voice.offered(self.tts, self.shared.voice),
+            }
+        )
+
+    async def _send_with_offer(self, message: dict[str, Any]) -> None:
+        """A `voice_missing` notice, with the download this computer can make (if any)."""
+        downloads, details = self.shared.downloads, message.get("details") or {}
+        if downloads is not None and details.get("language"):
+            preferred = self.shared.settings.tts.languages if self.shared.settings is not None else {}
+            offer = await downloads.offer(details["language"], preferred)
+            if offer is not None:
+                message["details"] = {**details, "download": offer}
+        self._send(message)
 
     def _count_error(self) -> None:
         now = time.perf_counter()
@@ -217,6 +268,9 @@ class Connection:
         if isinstance(event, AudioChunk):
             return  # the audio itself goes out as binary frames, paced
         message = event.as_dict()
+        if isinstance(event, Notice) and event.code == "voice_missing":
+            self._spawn(self._send_with_offer(message))  # after a quick look at whether the hub is reachable
+            return
         if isinstance(event, ResponseCreated):
             message["audio_id"] = self.replies.get(event.response_id).audio_id
         elif isinstance(event, ResponseDone):

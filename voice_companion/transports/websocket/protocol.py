@@ -36,6 +36,7 @@ ERROR_CODES = {
     "too_much_input": "typed messages waiting for response.create exceed 4000 characters in all",
     "unknown_voice": "session.update asked for a voice this server does not have",
     "voice_failed": "the voice asked for could not be loaded (the call keeps its voice)",
+    "download_failed": "voice.download could not install the voice (offline, a bad file, downloads off)",
     "no_input": "response.create without a user message to answer",
     "unknown_item": "conversation.item.truncate names a response this session does not know",
     "memory_not_saved": "a turn could not be saved (disk full?); it is kept and saving is retried",
@@ -92,7 +93,16 @@ class Ping:
     event_id: str | None
 
 
-ClientEvent = SessionUpdate | ItemCreate | ResponseCreate | Truncate | PlaybackMark | Ping
+@dataclass(frozen=True)
+class VoiceDownload:
+    """The call screen asks the server's computer to download a catalog voice (the one a
+    `voice_missing` notice offered)."""
+
+    event_id: str | None
+    voice: str
+
+
+ClientEvent = SessionUpdate | ItemCreate | ResponseCreate | Truncate | PlaybackMark | Ping | VoiceDownload
 
 
 def parse_text(data: str) -> ClientEvent:
@@ -163,6 +173,13 @@ def _truncate(obj: dict, event_id: str | None) -> Truncate:
     return Truncate(event_id, _field(obj, "item_id", str), _milliseconds(obj, "audio_end_ms"))
 
 
+def _voice_id(obj: dict) -> str:
+    voice = _field(obj, "voice", str)
+    if not 0 < len(voice) <= 100:
+        raise ProtocolError("invalid_event", "voice must be a voice id of 1-100 characters")
+    return voice
+
+
 def _mark(obj: dict, event_id: str | None) -> PlaybackMark:
     return PlaybackMark(event_id, _field(obj, "response_id", str), _milliseconds(obj, "played_ms"))
 
@@ -174,6 +191,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], str | None], ClientEvent]] = {
     "conversation.item.truncate": _truncate,
     "playback.mark": _mark,
     "ping": lambda obj, event_id: Ping(event_id),
+    "voice.download": lambda obj, event_id: VoiceDownload(event_id, _voice_id(obj)),
 }
 CLIENT_EVENTS = tuple(_PARSERS)
 

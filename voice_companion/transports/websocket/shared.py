@@ -21,6 +21,7 @@ from voice_companion.engines.llm import GenerationOptions, LLMBackend
 from voice_companion.engines.loader import Engines
 from voice_companion.engines.stt import SpeechToText
 from voice_companion.engines.tts import TextToSpeech
+from voice_companion.transports.websocket.voice_downloads import VoiceDownloads
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +34,7 @@ class Shared:
     voice: str = ""  # the default voice's name, as offered to phones
     companion: Companion | None = None  # None: a plain conversation without memory (unit tests)
     settings: Settings | None = None
+    downloads: VoiceDownloads | None = None  # None: a phone is never offered a voice download
 
     @property
     def stt(self) -> SpeechToText:
@@ -75,4 +77,7 @@ def load_shared(settings: Settings, companion_name: str | None = None) -> Shared
         voice=engines.voice_name(settings),
         companion=companion,
         settings=settings,
+        downloads=VoiceDownloads(
+            settings.paths.models_dir, settings.download.endpoint(), settings.download.phone_downloads
+        ),
     )

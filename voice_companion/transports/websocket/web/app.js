@@ -40,6 +40,7 @@ const call = {
   picture: { path: null, url: null }, // the companion's picture, fetched once (with the token)
   userLine: null, // the caption of what the user is saying now
   lastUserLine: null, // the caption of the last finished user turn (removed if its reply is retracted)
+  downloads: new Map(), // voice id → its download button, while the computer downloads it
 };
 
 // -- the screen ------------------------------------------------------------------------
@@ -405,8 +406,24 @@ function handleEvent(event) {
       stats.lastMetrics = event;
       break;
     case "notice": // e.g. no voice for the language just spoken (said once per call)
-      if (event.code === "voice_missing") addLine("companion", `(${event.message})`, "failed");
+      if (event.code === "voice_missing") {
+        const line = addLine("companion", `(${event.message})`, "failed");
+        if (event.details?.download) offerDownload(line, event.details.download);
+      }
       break;
+    case "voice.download.progress": {
+      const button = call.downloads.get(event.voice);
+      const percent = Math.floor((100 * event.received_bytes) / Math.max(1, event.total_bytes));
+      if (button) button.textContent = `Downloading to the computer… ${percent} %`;
+      break;
+    }
+    case "voice.download.done": {
+      const button = call.downloads.get(event.voice);
+      call.downloads.delete(event.voice);
+      button?.replaceWith(document.createTextNode(`${voiceLabel(event.voice)} is ready: the next reply speaks with it.`));
+      showVoices({ voice: ui.voice.value, voices: event.voices });
+      break;
+    }
     case "error":
       serverError(event);
       break;
@@ -424,7 +441,34 @@ function forgetOldReplies() {
   }
 }
 
+// The computer the call screen talks to can download a voice it lacks (the notice
+// offers one only when that computer can reach the voice hub now).
+function offerDownload(line, offer) {
+  const button = document.createElement("button");
+  button.className = "download";
+  const size = Math.max(1, Math.round(offer.size_bytes / 1e6));
+  const label = `Download ${offer.name || voiceLabel(offer.voice)} (${size} MB) to the computer`;
+  button.textContent = label;
+  button.dataset.label = label;
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    button.textContent = "Downloading to the computer… 0 %";
+    call.downloads.set(offer.voice, button);
+    send({ type: "voice.download", voice: offer.voice });
+  });
+  line.append(" ", button);
+}
+
 function serverError(event) {
+  if (event.code === "download_failed") {
+    for (const button of call.downloads.values()) {
+      button.disabled = false; // one more try is one tap away
+      button.textContent = button.dataset.label;
+    }
+    call.downloads.clear();
+    showError(`The computer could not download the voice: ${event.message}`);
+    return;
+  }
   if (event.code === "rate_limited" || event.code === "unknown_item") {
     console.warn(event.code, event.message); // our own bookkeeping, nothing the user can act on
     return;
