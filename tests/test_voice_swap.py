@@ -253,3 +253,60 @@ def test_a_corrupt_voice_is_refused_on_a_live_switch_and_the_call_goes_on(stt, l
     assert len(audio) == 0 and ZH in pool.broken  # nothing rather than noise: the caption has it
     notice = router.follow_language("zh")  # from now on the broken voice is not offered
     assert notice and "no Chinese voice" in notice and router.reply_voice == A
+
+
+@pytest.mark.slow  # the offline Chinese voice (Kokoro), Whisper, a real server
+def test_xiaoyu_greets_and_answers_in_chinese_a_listener_understands_over_the_phone(stt, tmp_path):
+    """Issue 18: 小雨's greeting and a Chinese reply, as a phone receives them from `serve`
+    on a fresh install (no downloaded Chinese voice: the offline Kokoro one), read back by
+    Whisper base at CER <= 0.25."""
+    import tomllib
+    from pathlib import Path
+
+    from test_stt import cer
+
+    from voice_companion.core.audio import write_wav
+    from voice_companion.engines import kokoro
+    from voice_companion.transports.websocket.app import Conversations
+
+    persona = tomllib.loads(
+        (Path(__file__).parents[1] / "voice_companion/companion/personas/xiaoyu.toml").read_text(encoding="utf-8")
+    )
+    voice = next(iter(kokoro.VOICES))
+    router = VoiceRouter(VoicePool(tmp_path / "no-downloads"), voice, sample_rate=24000)
+    shared = make_shared(stt, ScriptedLLM(), router, system_prompt="你是小雨。", voice=voice)
+    app = App(shared, TOKEN)
+    app.conversations = Conversations(lambda: Conversation(shared.system_prompt, greeting=persona["greeting"]))
+
+    async def spoken(client: RealtimeClient, event: dict) -> tuple[str, np.ndarray]:
+        await client.send(event)
+        frames: list[np.ndarray] = []
+        while True:
+            message = await asyncio.wait_for(client.recv(), 60)
+            if isinstance(message, AudioFrame):
+                frames.append(message.samples)
+            elif message["type"] == "response.done":
+                return message["text"], np.concatenate(frames)
+
+    async def main() -> list[tuple[str, np.ndarray]]:
+        server = await app.listen("127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/realtime"
+        try:
+            async with await RealtimeClient.connect(url, TOKEN) as client:
+                assert client.output_rate == 24000
+                greeting = await spoken(client, {"type": "response.create"})
+                item = {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "你好，我们说中文吧"}],
+                }
+                await client.send({"type": "conversation.item.create", "item": item})
+                assert (await asyncio.wait_for(client.recv(), 30))["type"] == "conversation.item.created"
+                return [greeting, await spoken(client, {"type": "response.create"})]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    for n, (text, audio) in enumerate(asyncio.run(main())):
+        heard = stt.transcribe(load_for_stt(write_wav(tmp_path / f"{n}.wav", audio, 24000)), "zh").text
+        assert cer(heard, text) <= 0.25, (text, heard)
