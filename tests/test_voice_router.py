@@ -123,3 +123,19 @@ def test_the_offline_chinese_voice_stands_in_and_a_downloaded_one_is_preferred(v
     assert router.clause_voice("See you tomorrow, OK?") == A
     downloaded = VoiceRouter(VoicePool(install_all(voices, tmp_path / "all")), A, {"zh": ZH}, sample_rate=22050)
     assert downloaded.follow_language("zh") is None and downloaded.reply_voice == ZH
+
+
+def test_the_voice_of_the_language_being_spoken_loads_before_the_reply(router):
+    """The first Chinese reply of a server run waited 4.4 s for its voice to load; now it
+    loads (in the background) as soon as a transcript of the user's words says Chinese."""
+    import time
+
+    assert not router.pool.is_loaded(ZH)
+    router.prepare_language("zh")
+    router.prepare_language("zh")  # asked again while loading: one load
+    deadline = time.time() + 20
+    while not router.pool.is_loaded(ZH) and time.time() < deadline:
+        time.sleep(0.01)
+    assert router.pool.is_loaded(ZH) and router.reply_voice == A  # loaded, not chosen: the reply decides
+    router.prepare_language("fr")  # nothing installed speaks it: nothing to load, no error
+    router.prepare_language(None)

@@ -12,7 +12,7 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from voice_companion.cli import companion_commands, server_commands, voice_commands
+from voice_companion.cli import companion_commands, history_commands, server_commands, voice_commands
 from voice_companion.companion.companion import open_companion
 from voice_companion.companion.memory.session_end import finish_session
 from voice_companion.conversation.history import Conversation
@@ -45,6 +45,7 @@ def run(command: str, args: argparse.Namespace, settings: Settings) -> Any:
         "serve": server_commands.serve,
         "call": server_commands.call,
         **companion_commands.HANDLERS,
+        **history_commands.HANDLERS,
         **voice_commands.HANDLERS,
     }[command]
     return handler(args, settings)

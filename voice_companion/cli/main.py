@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from voice_companion import __version__
-from voice_companion.cli import commands, companion_commands, server_commands, voice_commands
+from voice_companion.cli import commands, companion_commands, history_commands, server_commands, voice_commands
 from voice_companion.companion.persona_settings import voice_problem
 from voice_companion.core.config import apply_overrides, load_settings
 from voice_companion.core.errors import CompanionError, ConfigError
@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     server_commands.add_parsers(add, _add_engine_flags)
     companion_commands.add_parsers(add)
+    history_commands.add_parsers(add)
     voice_commands.add_parsers(add)
     return parser
 

@@ -317,6 +317,8 @@ class Session:
                 transcript = await asyncio.to_thread(self.stt.transcribe, audio, self.settings.language)
         text = _join_words(before, transcript.text) if before else transcript.text.strip()
         transcript = dataclasses.replace(transcript, text=text)
+        if text:
+            self.tts.prepare_language(transcript.language)
         end = len(audio) - SEGMENT_BACK_MS * STT_RATE // 1000  # inside the pause, never mid-word
         if (
             text
@@ -691,6 +693,7 @@ class Session:
     async def _transcribe(self, audio: np.ndarray) -> Transcript:
         async with self._stt_lock:
             transcript = await asyncio.to_thread(self.stt.transcribe, audio, self.settings.language)
+        self.tts.prepare_language(transcript.language)  # its voice loads while the user goes on
         await self.transport.emit(TranscriptPartial(transcript.text, transcript.language))
         return transcript
 

@@ -96,6 +96,11 @@ class TextToSpeech(ABC):
         """The engine one call uses: its own voice choice over shared loaded models."""
         return self
 
+    def prepare_language(self, language: str | None) -> None:
+        """The user is speaking `language`: get its voice ready before the reply needs it
+        (without blocking). One fixed voice has nothing to prepare."""
+        return None
+
 
 class LoadedVoice(TextToSpeech):
     """One voice model in memory, shared by calls: each clause may bring the calling

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from voice_companion.companion.memory.sqlite_schema import IMPORTED_BELOW
 from voice_companion.companion.memory.types import MemoryStore, Turn
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class SpoolingStore:
         key: str = "",
     ):
         """Facts point at their turn: a spooled one's real id, or none while it waits."""
-        if source_turn is not None and source_turn < 0:
+        if source_turn is not None and IMPORTED_BELOW < source_turn < 0:  # not an imported turn's
             source_turn = self._real.get(source_turn)
         return self.inner.add_memory(kind, text, importance, confidence, source_turn, key)
 

@@ -33,5 +33,19 @@ CREATE TRIGGER IF NOT EXISTS {t}_au AFTER UPDATE OF text ON {t} {when_new} BEGIN
 TURN_COLUMNS = "id, session_id, role, text, time, interrupted"
 MEMORY_COLUMNS = "id, kind, text, importance, confidence, source_turn, time, key"
 # Columns added after a file may have been created: (table, column, definition).
-MIGRATIONS = (("sessions", "owner", "TEXT NOT NULL DEFAULT ''"),)  # host:pid of the open session
-TABLES = {"sessions": "id, started, ended, summary, backend", "turns": TURN_COLUMNS, "memories": MEMORY_COLUMNS}
+MIGRATIONS = (
+    ("sessions", "owner", "TEXT NOT NULL DEFAULT ''"),  # host:pid of the open session
+    ("sessions", "source", "TEXT NOT NULL DEFAULT ''"),  # "" lived here; "chatgpt", … imported (issue 19)
+    ("turns", "origin", "TEXT NOT NULL DEFAULT ''"),  # an imported turn's id in its export ("" lived here)
+)
+# After the migrations: an export's message is imported once
+INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS turns_by_origin ON turns(origin) WHERE origin != '';"
+TABLES = {
+    "sessions": "id, started, ended, summary, backend, source",
+    "turns": f"{TURN_COLUMNS}, origin",
+    "memories": MEMORY_COLUMNS,
+}
+COLUMN_DEFAULTS = {"source": "", "origin": ""}  # for exports written before these columns
+# Imported history's ids lie below this: older than anything lived here, and clear of the
+# spool's provisional ids (-1, -2, …: turns not yet written, spooling_store.py).
+IMPORTED_BELOW = -(1 << 40)

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from voice_companion.companion.memory.sqlite_schema import (
+    COLUMN_DEFAULTS,
+    IMPORTED_BELOW,
+    INDEXES,
     MEMORY_COLUMNS,
     MIGRATIONS,
     SCHEMA,
@@ -29,6 +32,9 @@ from voice_companion.companion.memory.types import KINDS, Hit, Memory, SessionIn
 from voice_companion.core.text import cjk_bigrams, fts_query
 
 FORGOTTEN = "[forgotten]"
+# What is lived here takes the next positive id, whatever an import put below (sqlite's
+# own choice, the largest id + 1, would follow an imported history's negative ids).
+_NEXT_ID = "(SELECT max(coalesce(max(id), 0), 0) + 1 FROM {t})"
 
 
 class SQLiteMemoryStore:
@@ -58,6 +64,7 @@ class SQLiteMemoryStore:
                 have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
                 if column not in have:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            self._db.execute(INDEXES)
 
     def _tx(self):
         return _Transaction(self._db, self._lock)
@@ -85,7 +92,9 @@ class SQLiteMemoryStore:
         with self._tx():
             return _inserted_id(
                 self._db.execute(
-                    "INSERT INTO sessions(started, backend, owner) VALUES (?, ?, ?)", (time.time(), backend, owner)
+                    f"INSERT INTO sessions(id, started, backend, owner) "
+                    f"VALUES ({_NEXT_ID.format(t='sessions')}, ?, ?, ?)",
+                    (time.time(), backend, owner),
                 )
             )
 
@@ -114,7 +123,8 @@ class SQLiteMemoryStore:
         with self._tx():
             turn_id = _inserted_id(
                 self._db.execute(
-                    "INSERT INTO turns(session_id, role, text, time, interrupted) VALUES (?, ?, ?, ?, ?)",
+                    f"INSERT INTO turns(id, session_id, role, text, time, interrupted) "
+                    f"VALUES ({_NEXT_ID.format(t='turns')}, ?, ?, ?, ?, ?)",
                     (session_id, role, text, now, int(interrupted)),
                 )
             )
@@ -137,6 +147,56 @@ class SQLiteMemoryStore:
             f"SELECT {TURN_COLUMNS} FROM turns WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*args, limit)
         )
         return [_turn(r) for r in reversed(rows)]
+
+    # -- imported history (companion/imports/importer.py) -------------------------
+
+    def new_origins(self, origins: Sequence[str]) -> list[str]:
+        """Those of `origins` (imported turns' ids in their export) not imported yet."""
+        have: set[str] = set()
+        for start in range(0, len(origins), 500):
+            chunk = origins[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            have.update(r[0] for r in self._rows(f"SELECT origin FROM turns WHERE origin IN ({marks})", chunk))
+        return [o for o in origins if o not in have]
+
+    def reserve_imported(self, sessions: int, turns: int) -> tuple[int, int]:
+        """The first ids of a block of `sessions` sessions and `turns` turns below every
+        id here and below IMPORTED_BELOW: imported history is older than what was lived."""
+        low_session = min(IMPORTED_BELOW, self._rows("SELECT min(id) FROM sessions")[0][0] or 0)
+        low_turn = min(IMPORTED_BELOW, self._rows("SELECT min(id) FROM turns")[0][0] or 0)
+        return low_session - sessions, low_turn - turns
+
+    def add_imported_session(
+        self, session_id: int, first_turn: int, source: str, rows: Sequence[tuple[str, str, float, str]]
+    ) -> int:
+        """One imported session and its turns (role, text, time, origin), at the given
+        ids, in one transaction; turns already imported are left out. Returns how many
+        turns it added (0: nothing was new, no session was added)."""
+        with self._tx():
+            new = set(self.new_origins([r[3] for r in rows]))
+            rows = [r for r in rows if r[3] in new]
+            if not rows:
+                return 0
+            self._db.execute(
+                "INSERT INTO sessions(id, started, ended, summary, backend, source) VALUES (?, ?, ?, '', '', ?)",
+                (session_id, rows[0][2], rows[-1][2], source),
+            )
+            self._db.executemany(
+                "INSERT INTO turns(id, session_id, role, text, time, interrupted, origin) VALUES (?, ?, ?, ?, ?, 0, ?)",
+                [
+                    (first_turn + n, session_id, role, text, when, origin)
+                    for n, (role, text, when, origin) in enumerate(rows)
+                ],
+            )
+        return len(rows)
+
+    def imported_counts(self) -> dict[str, int]:
+        """Imported turns by source."""
+        rows = self._rows(
+            "SELECT s.source, count(*) FROM turns t JOIN sessions s ON s.id = t.session_id "
+            "WHERE s.source != '' GROUP BY s.source"
+        )
+        return {source: count for source, count in rows}
 
     def turn_count(self) -> int:
         return self._rows("SELECT count(*) FROM turns")[0][0]
@@ -263,7 +323,7 @@ class SQLiteMemoryStore:
                 names = columns.split(", ")
                 self._db.executemany(
                     f"INSERT INTO {table}({columns}) VALUES ({', '.join('?' * len(names))})",
-                    ([row.get(n) for n in names] for row in rows.get(table, [])),
+                    ([row.get(n, COLUMN_DEFAULTS.get(n)) for n in names] for row in rows.get(table, [])),
                 )
 
     def integrity(self) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -32,6 +33,7 @@ from voice_companion.engines.voices.pool import VoicePool
 log = logging.getLogger(__name__)
 _LATIN_WORD = re.compile(r"[A-Za-zÀ-ÿ]{2,}")
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "fr": "French"}
+WARM_UP = {"zh": "你好。", "fr": "Bonjour.", "en": "Hello."}
 
 
 class VoiceRouter(TextToSpeech, VoiceControl):
@@ -55,6 +57,7 @@ class VoiceRouter(TextToSpeech, VoiceControl):
         self.sample_rate: int = sample_rate or pool.get(voice).sample_rate
         self.reply_voice = voice  # the voice for the current reply's language
         self._noticed: set[str] = set()
+        self._warming: set[str] = set()  # voices being loaded ahead of a reply
 
     @property
     def voice_control(self) -> VoiceControl:
@@ -106,6 +109,25 @@ class VoiceRouter(TextToSpeech, VoiceControl):
             log.warning("%s", notice)
             return notice
         return None
+
+    def prepare_language(self, language: str | None) -> None:
+        """Load the voice of `language` in the background while the user is still talking:
+        the first Chinese reply of a server run waited 4.4 s for Kokoro and its G2P to load
+        (scripts/bench_turns.py, zh02: first audio 5.0 s after the first clause was ready)."""
+        family = catalog.language_family(language)
+        if not family:
+            return
+        voice, missing = self.voice_for(family)
+        if missing or voice in self._warming or self.pool.is_loaded(voice) or voice in self.pool.broken:
+            return
+        self._warming.add(voice)
+        threading.Thread(target=self._warm, args=(voice, family), name=f"load voice {voice}", daemon=True).start()
+
+    def _warm(self, voice: str, family: str) -> None:
+        try:
+            self.pool.get(voice).synthesize_all(WARM_UP.get(family, "Hello."))  # the G2P's first use loads it
+        except CompanionError as exc:
+            log.warning("%s", exc)  # said again, with what speaks instead, when the reply needs it
 
     def voice_for(self, family: str) -> tuple[str, bool]:
         """(voice, True when none exists for that language and the active one stands in)."""

@@ -1,0 +1,135 @@
+"""`voice-companion history import FILE`: bring a companion's past home from ChatGPT,
+Claude, SillyTavern, Character.AI or a JSONL file (companion/imports/).
+
+Each handler returns a dict (printed as JSON with --json); problems are one-line
+`CompanionError`s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from voice_companion.companion.companion import choose
+from voice_companion.companion.imports import importer
+from voice_companion.companion.imports.formats import FORMATS, detect
+from voice_companion.companion.library import MEMORY_FILE, Library
+from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+from voice_companion.core.config import Settings
+
+SOURCE_NAMES = {
+    "chatgpt": "ChatGPT",
+    "claude": "Claude",
+    "sillytavern": "SillyTavern",
+    "characterai": "Character.AI",
+    "jsonl": "JSONL",
+}
+
+
+def add_parsers(add) -> None:
+    """The commands' flags; `add(name, help)` is cli.py's subparser factory."""
+    p = add("history", "bring your companion's past home: import a chat export", json_flag=False)
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    s = sub.add_parser(
+        "import",
+        help="import conversations from ChatGPT, Claude, SillyTavern, Character.AI or JSONL",
+        description="Import a chat export into the companion's memory, with the original times: "
+        "ChatGPT (conversations.json or the export .zip), Claude (conversations.json), SillyTavern "
+        "(a chat .jsonl), Character.AI (CAI Tools' JSON) or JSONL of {role, content, time}. "
+        "Importing the same file again adds nothing twice; an interrupted import resumes.",
+    )
+    s.add_argument("file", help="the export file")
+    s.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="default: recognised from the file")
+    s.add_argument("--companion", help="which companion (default: the one in use)")
+    s.add_argument(
+        "--conversation",
+        action="append",
+        default=[],
+        metavar="TITLE_OR_ID",
+        help="only this conversation (its title, id or model / custom GPT id); repeat for several",
+    )
+    s.add_argument("--user-name", default="", help="your name in the export, where it does not say")
+    s.add_argument("--list", action="store_true", help="list the export's conversations, import nothing")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def history(args: argparse.Namespace, settings: Settings) -> dict:
+    path = Path(args.file).expanduser()
+    fmt = detect(path) if args.format == "auto" and path.is_file() else args.format
+    if args.list:
+        return _list(args, path, fmt)
+    library = Library(settings.paths.data_dir)
+    cid = choose(settings, args.companion)
+    library.persona(cid)  # an unknown companion fails here, before anything is read
+    store = SQLiteMemoryStore(library.directory(cid) / MEMORY_FILE)
+    started = time.perf_counter()
+    _say(args, f"reading {path.name} ({SOURCE_NAMES.get(fmt, fmt)} export)…")
+    bar = None
+
+    def progress(written: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and not args.no_progress and not args.json:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="turn", desc="importing", file=sys.stderr)
+        if bar is not None:
+            bar.update(written - bar.n)
+
+    try:
+        report = importer.import_history(store, path, fmt, args.conversation, args.user_name, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+        store.close()
+    seconds = time.perf_counter() - started
+    note = f"; {report.already} were there from an earlier import" if report.already else ""
+    chosen = f" ({report.conversations} chosen)" if args.conversation else ""
+    _say(
+        args,
+        f"imported {report.turns} turns in {report.sessions} sessions from {report.conversations} "
+        f"conversations{chosen} in {seconds:.1f} s{note}. They are in {cid}'s memory from the next conversation.",
+    )
+    return {
+        "companion": cid,
+        "format": fmt,
+        "conversations": report.conversations,
+        "sessions": report.sessions,
+        "turns": report.turns,
+        "already": report.already,
+        "assistant_names": sorted(report.assistant_names),
+        "custom_instructions": len(report.instructions),
+        "seconds": round(seconds, 3),
+    }
+
+
+def _list(args: argparse.Namespace, path: Path, fmt: str) -> dict:
+    rows: list[dict[str, Any]] = []
+    for c in importer.conversations(path, fmt, args.conversation, args.user_name):
+        rows.append(
+            {
+                "id": c.key.split(":", 1)[-1],
+                "title": c.title,
+                "started": c.started,
+                "messages": len(c.messages),
+                "words": sum(len(m.text.split()) for m in c.messages),
+                "model": c.model,
+            }
+        )
+    for r in rows:
+        when = datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d") if r["started"] else "?"
+        _say(args, f"{when}  {r['messages']:>5} messages  {r['title'][:48]:<48}  {r['model'] or ''}  {r['id']}")
+    _say(args, f"{len(rows)} conversations in {path.name}; import some with --conversation TITLE_OR_ID")
+    return {"format": fmt, "conversations": rows}
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.json:
+        print(text, flush=True)
+
+
+HANDLERS = {"history": history}
