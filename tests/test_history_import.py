@@ -330,3 +330,18 @@ def test_a_killed_import_resumes_where_it_stopped(tmp_path, monkeypatch):
     probe = SQLiteMemoryStore(db_path)
     assert probe.turn_count() == lines and probe.integrity() == "ok"
     probe.close()
+
+
+def test_what_was_said_only_in_the_imported_history_is_recalled_with_its_year(tmp_path, monkeypatch):
+    """`memory recall` shows what rides with a message into the prompt: an imported turn
+    from 2023 comes back with its date and year."""
+    monkeypatch.setenv("VOICE_COMPANION_HOME", str(tmp_path / "home"))
+    assert run_cli("history", "import", str(chatgpt_export(tmp_path))).returncode == 0
+    shown = run_cli("memory", "recall", "Do you remember what my cat is called?", "--json")
+    assert shown.returncode == 0, shown.stderr
+    recall = json.loads(shown.stdout)["recall"]
+    assert "the user said: “My cat is called Mochi.”" in recall and "Nov 2023" in recall, recall
+    piped = run_cli("memory", "recall", "--json", stdin="Do you remember my cat?\nIs Mochi still my cat?\n")
+    lines = [json.loads(line) for line in piped.stdout.splitlines()]
+    assert [r["message"] for r in lines] == ["Do you remember my cat?", "Is Mochi still my cat?"]
+    assert all("Mochi" in r["recall"] for r in lines), lines  # the night shift is in the window: not recalled

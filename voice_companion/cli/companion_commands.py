@@ -52,6 +52,13 @@ def add_parsers(add) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     _sub(sub, "list", "every memory with its id", companion=True)
     _sub(sub, "search", "memories and past words that match", companion=True).add_argument("query")
+    s = _sub(
+        sub,
+        "recall",
+        "what the companion would recall into its prompt for a message (stdin: one message a line)",
+        companion=True,
+    )
+    s.add_argument("message", nargs="?", help="what you would say (default: each line of stdin)")
     _sub(sub, "add", "tell it something to remember", companion=True).add_argument("text")
     s = _sub(sub, "edit", "correct a memory", companion=True)
     s.add_argument("id", type=int)
@@ -204,9 +211,40 @@ def _warn_about_voices(found: persona_format.Persona, settings: Settings) -> Non
 def memory(args: argparse.Namespace, settings: Settings) -> dict:
     companion = open_companion(settings, args.companion)
     try:
+        if args.action == "recall":
+            return _recall(args, settings, companion)
         return _memory(args, companion)
     finally:
         companion.close()
+
+
+def _recall(args: argparse.Namespace, settings: Settings, companion: Companion) -> dict:
+    """Exactly what rides with a message into the prompt (beyond the window's own turns
+    and system message), from a session that reads the memory and writes nothing."""
+    conversation = companion.conversation(settings, keep=False)
+    try:
+        if args.message is not None:
+            messages = [args.message]
+        elif sys.stdin.isatty():
+            raise CompanionError('say what to recall for: voice-companion memory recall "When did I plant tomatoes?"')
+        else:
+            messages = [line.strip() for line in sys.stdin if line.strip()]
+        results = []
+        for message in messages:
+            note = conversation.prompt_for(message)[-1].context
+            result = {"message": message, "recall": note, "lines": [line for line in note.splitlines() if line]}
+            results.append(result)
+            if args.json and args.message is None:
+                print(json.dumps(result, ensure_ascii=False), flush=True)  # one JSON object a line
+            elif not args.json:
+                print(
+                    f"{message}\n" + ("\n".join(f"  {line}" for line in result["lines"]) or "  (nothing)"), flush=True
+                )
+    finally:
+        conversation.close()
+    if args.json and args.message is None:
+        args.json = False  # printed a line each already
+    return results[0] if len(results) == 1 and args.message is not None else {"recalls": results}
 
 
 def _memory(args: argparse.Namespace, companion: Companion) -> dict:

@@ -68,7 +68,7 @@ class Retriever:
         for hit, relevance in _normalised(past):
             turn = hit.item
             if isinstance(turn, Turn) and turn.text != FORGOTTEN and relevance >= w.min_turn_relevance:
-                add(_as_past(turn), relevance, turn.time, w.turn_importance, "turn", turn.id)
+                add(_as_past(turn, now), relevance, turn.time, w.turn_importance, "turn", turn.id)
         return sorted(scored.values(), key=lambda r: -r.score)[:k]
 
     def _woken_lore(self, query: str) -> list[Memory]:
@@ -88,6 +88,9 @@ def _normalised(hits: Sequence[Hit]) -> list[tuple[Hit, float]]:
     return [(h, h.bm25 / best if best < 0 else 1.0) for h in hits]
 
 
-def _as_past(turn: Turn) -> str:
-    day = time.strftime("%d %b", time.localtime(turn.time))
+def _as_past(turn: Turn, now: float | None = None) -> str:
+    """A past turn with its day; with its year when that is not this one (an imported
+    history reaches back years, and "when did I…?" needs it)."""
+    when, today = time.localtime(turn.time), time.localtime(now)
+    day = time.strftime("%d %b" if when.tm_year == today.tm_year else "%d %b %Y", when)
     return f"On {day} the user said: “{shorten(turn.text, 40)}”"
