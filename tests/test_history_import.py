@@ -345,3 +345,22 @@ def test_what_was_said_only_in_the_imported_history_is_recalled_with_its_year(tm
     lines = [json.loads(line) for line in piped.stdout.splitlines()]
     assert [r["message"] for r in lines] == ["Do you remember my cat?", "Is Mochi still my cat?"]
     assert all("Mochi" in r["recall"] for r in lines), lines  # the night shift is in the window: not recalled
+
+
+def test_imported_sessions_get_their_summary_and_the_facts_stated_in_them(tmp_path):
+    store = SQLiteMemoryStore(tmp_path / "memory.db")
+    store.add_memory("fact", "The user's cat is called Luna", key="rel:cat")  # said here, later: it stays
+    importer.import_history(store, chatgpt_export(tmp_path), "auto")
+    assert store.count_unlearned_imports() == 3 and importer.learn(store) == 3 and importer.learn(store) == 0
+    summaries = [s.summary for s in store.sessions(10) if s.summary]
+    assert any("Mochi" in s and "2023" in s for s in summaries), summaries
+    cat = [m for m in store.memories(("fact",)) if m.key == "rel:cat"]
+    assert [m.text for m in cat] == ["The user's cat is called Luna"]  # not replaced by the older import
+    store.close()
+    fresh = SQLiteMemoryStore(tmp_path / "fresh.db")
+    importer.import_history(fresh, chatgpt_export(tmp_path), "auto")
+    importer.learn(fresh)
+    [mochi] = [m for m in fresh.memories(("fact",)) if m.key == "rel:cat"]
+    assert mochi.text == "The user's cat is called Mochi" and mochi.time == T0 + 10  # dated when said
+    assert mochi.source_turn is not None and mochi.source_turn < IMPORTED_BELOW
+    fresh.close()

@@ -69,22 +69,13 @@ def history(args: argparse.Namespace, settings: Settings) -> dict:
     store = SQLiteMemoryStore(library.directory(cid) / MEMORY_FILE)
     started = time.perf_counter()
     _say(args, f"reading {path.name} ({SOURCE_NAMES.get(fmt, fmt)} export)…")
-    bar = None
-
-    def progress(written: int, total: int) -> None:
-        nonlocal bar
-        if bar is None and not args.no_progress and not args.json:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="turn", desc="importing", file=sys.stderr)
-        if bar is not None:
-            bar.update(written - bar.n)
-
     try:
-        report = importer.import_history(store, path, fmt, args.conversation, args.user_name, progress)
+        with _Bar(args, "importing", "turn") as bar:
+            report = importer.import_history(store, path, fmt, args.conversation, args.user_name, bar.update)
+        stored_s = time.perf_counter() - started
+        with _Bar(args, "summaries and facts", "session") as bar:
+            learned = importer.learn(store, bar.update)
     finally:
-        if bar is not None:
-            bar.close()
         store.close()
     seconds = time.perf_counter() - started
     note = f"; {report.already} were there from an earlier import" if report.already else ""
@@ -103,7 +94,9 @@ def history(args: argparse.Namespace, settings: Settings) -> dict:
         "already": report.already,
         "assistant_names": sorted(report.assistant_names),
         "custom_instructions": len(report.instructions),
+        "sessions_learned": learned,
         "seconds": round(seconds, 3),
+        "storing_seconds": round(stored_s, 3),  # the rest: summaries and facts
     }
 
 
@@ -125,6 +118,30 @@ def _list(args: argparse.Namespace, path: Path, fmt: str) -> dict:
         _say(args, f"{when}  {r['messages']:>5} messages  {r['title'][:48]:<48}  {r['model'] or ''}  {r['id']}")
     _say(args, f"{len(rows)} conversations in {path.name}; import some with --conversation TITLE_OR_ID")
     return {"format": fmt, "conversations": rows}
+
+
+class _Bar:
+    """A progress bar on stderr, made once the total is known (never with --json)."""
+
+    def __init__(self, args: argparse.Namespace, what: str, unit: str) -> None:
+        self.shown = not args.no_progress and not args.json
+        self.what, self.unit = what, unit
+        self.bar: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None and self.shown:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=self.unit, desc=self.what, file=sys.stderr)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

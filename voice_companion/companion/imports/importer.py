@@ -3,7 +3,9 @@
 Every imported message becomes a turn with its original time; a conversation becomes
 sessions, a new one after a gap of `SESSION_GAP_S`; each session is marked with its source
 ("chatgpt", …) and each turn with its origin (the export's message id), so importing the
-same file again adds nothing twice.
+same file again adds nothing twice. Then `learn` gives each imported session its summary
+and the facts the user stated in it (summaries.py and facts.py: instant, nothing
+invented; the LLM's extraction is not run over years of history), dated when said.
 
 Imported history is older than the live conversation, so its turns and sessions take ids
 below every id here (below `IMPORTED_BELOW`, clear of the spool's provisional ids): the
@@ -25,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voice_companion.companion.imports.formats import ImportedConversation, ImportedMessage, read
+from voice_companion.companion.memory import facts
 from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+from voice_companion.companion.memory.summaries import summarize_session
 
 SESSION_GAP_S = 3 * 3600  # a pause of hours in a chat is another day's conversation
 Progress = Callable[[int, int], None]  # (turns written, turns to write)
@@ -107,7 +111,7 @@ def import_history(
                 plan.append((session.started, f"{session.conversation}#{n}", len(new)))
     total = sum(n for _, _, n in plan)
     if not plan:
-        return report  # all of it was imported before
+        return report  # all of it was imported before (what is left to learn: `learn`)
     layout = store.reserve_imported(len(plan), total)
     offsets: dict[str, tuple[int, int]] = {}
     session_id, turn_id = layout
@@ -120,7 +124,12 @@ def import_history(
             place = offsets.get(f"{session.conversation}#{n}")
             if place is None:
                 continue
-            rows = [(m.role, m.text, m.time or session.started, _origin(session, m)) for m in session.turns]
+            unseen = set(store.new_origins([_origin(session, m) for m in session.turns]))
+            rows = [
+                (m.role, m.text, m.time or session.started, _origin(session, m))
+                for m in session.turns
+                if _origin(session, m) in unseen
+            ]
             added = store.add_imported_session(place[0], place[1], fmt, rows)
             if added:
                 report.sessions += 1
@@ -133,3 +142,24 @@ def import_history(
 
 def _origin(session: ImportedSession, message: ImportedMessage) -> str:
     return f"{session.conversation}:{message.key}"
+
+
+def learn(store: SQLiteMemoryStore, progress: Progress | None = None) -> int:
+    """Summaries and pattern facts for every imported session that has none yet, a
+    session per transaction (a killed run goes on where it stopped). Instant methods
+    only (summaries.py, facts.py: nothing invented); returns the sessions learned."""
+    total, done = store.count_unlearned_imports(), 0
+    while batch := store.unlearned_imports():
+        for session_id in batch:
+            turns = store.turns(session_id, limit=100_000)
+            learned = [
+                (t.id, f.text, f.key, f.importance, f.confidence)
+                for t in turns
+                if t.role == "user"
+                for f in facts.extract(t.text)
+            ]
+            store.learn_imported(session_id, summarize_session(turns) if turns else "", learned)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    return done

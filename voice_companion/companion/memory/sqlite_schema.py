@@ -37,15 +37,16 @@ MIGRATIONS = (
     ("sessions", "owner", "TEXT NOT NULL DEFAULT ''"),  # host:pid of the open session
     ("sessions", "source", "TEXT NOT NULL DEFAULT ''"),  # "" lived here; "chatgpt", … imported (issue 19)
     ("turns", "origin", "TEXT NOT NULL DEFAULT ''"),  # an imported turn's id in its export ("" lived here)
+    ("sessions", "learned", "INTEGER NOT NULL DEFAULT 1"),  # 0: an imported session not yet summarised
 )
 # After the migrations: an export's message is imported once
 INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS turns_by_origin ON turns(origin) WHERE origin != '';"
 TABLES = {
-    "sessions": "id, started, ended, summary, backend, source",
+    "sessions": "id, started, ended, summary, backend, source, learned",
     "turns": f"{TURN_COLUMNS}, origin",
     "memories": MEMORY_COLUMNS,
 }
-COLUMN_DEFAULTS = {"source": "", "origin": ""}  # for exports written before these columns
+COLUMN_DEFAULTS = {"source": "", "origin": "", "learned": 1}  # for exports written before these columns
 # Imported history's ids lie below this: older than anything lived here, and clear of the
 # spool's provisional ids (-1, -2, …: turns not yet written, spooling_store.py).
 IMPORTED_BELOW = -(1 << 40)

@@ -169,26 +169,58 @@ class SQLiteMemoryStore:
     def add_imported_session(
         self, session_id: int, first_turn: int, source: str, rows: Sequence[tuple[str, str, float, str]]
     ) -> int:
-        """One imported session and its turns (role, text, time, origin), at the given
-        ids, in one transaction; turns already imported are left out. Returns how many
-        turns it added (0: nothing was new, no session was added)."""
-        with self._tx():
-            new = set(self.new_origins([r[3] for r in rows]))
-            rows = [r for r in rows if r[3] in new]
-            if not rows:
-                return 0
-            self._db.execute(
-                "INSERT INTO sessions(id, started, ended, summary, backend, source) VALUES (?, ?, ?, '', '', ?)",
-                (session_id, rows[0][2], rows[-1][2], source),
-            )
-            self._db.executemany(
-                "INSERT INTO turns(id, session_id, role, text, time, interrupted, origin) VALUES (?, ?, ?, ?, ?, 0, ?)",
-                [
-                    (first_turn + n, session_id, role, text, when, origin)
-                    for n, (role, text, when, origin) in enumerate(rows)
-                ],
-            )
+        """One imported session and its new turns (role, text, time, origin) at the given
+        ids, in one transaction, to be summarised later (`learn_imported`). If one of the
+        turns was imported meanwhile (two imports at once), nothing is added. Returns how
+        many turns it added."""
+        if not rows:
+            return 0
+        try:
+            with self._tx():
+                self._db.execute(
+                    "INSERT INTO sessions(id, started, ended, summary, backend, source, learned) "
+                    "VALUES (?, ?, ?, '', '', ?, 0)",
+                    (session_id, rows[0][2], rows[-1][2], source),
+                )
+                self._db.executemany(
+                    "INSERT INTO turns(id, session_id, role, text, time, interrupted, origin) "
+                    "VALUES (?, ?, ?, ?, ?, 0, ?)",
+                    [
+                        (first_turn + n, session_id, role, text, when, origin)
+                        for n, (role, text, when, origin) in enumerate(rows)
+                    ],
+                )
+        except sqlite3.IntegrityError:  # the unique origin (or id) says another import got there first
+            return 0
         return len(rows)
+
+    def unlearned_imports(self, limit: int = 100) -> list[int]:
+        """Imported sessions whose summary and facts are still to be made, oldest first."""
+        return [r[0] for r in self._rows("SELECT id FROM sessions WHERE learned = 0 ORDER BY id LIMIT ?", (limit,))]
+
+    def count_unlearned_imports(self) -> int:
+        return self._rows("SELECT count(*) FROM sessions WHERE learned = 0")[0][0]
+
+    def learn_imported(
+        self, session_id: int, summary: str, facts: Sequence[tuple[int, str, str, float, float]]
+    ) -> None:
+        """An imported session's summary and the facts stated in it ((turn id, text, key,
+        importance, confidence), dated when said), in one transaction. A keyed fact never
+        replaces one held already: what was lived here, or imported before, is kept."""
+        with self._tx():
+            known = {r[0].lower() for r in self._db.execute("SELECT text FROM memories WHERE kind = 'fact'")}
+            held = {r[0] for r in self._db.execute("SELECT key FROM memories WHERE kind = 'fact' AND key != ''")}
+            for turn_id, text, key, importance, confidence in facts:
+                if (key and key in held) or (not key and text.lower() in known):
+                    continue
+                self._db.execute(
+                    f"INSERT INTO memories({MEMORY_COLUMNS}) "
+                    "VALUES (NULL, 'fact', ?, ?, ?, ?, (SELECT time FROM turns WHERE id = ?), ?)",
+                    (text, importance, confidence, turn_id, turn_id, key),
+                )
+                known.add(text.lower())
+                held.add(key)
+            self._db.execute("UPDATE sessions SET summary = ?, learned = 1 WHERE id = ?", (summary, session_id))
 
     def imported_counts(self) -> dict[str, int]:
         """Imported turns by source."""
