@@ -21,7 +21,7 @@ STOPWORDS = frozenset(
 the and you your yours what who whom how why when where which that this these those with for are was
 were have has had did does doing not but can could would should will about from they them there their
 then than its it's i'm i've i'd just like know tell remember said say does any some all also very really
-much many more most been being into onto over under again still yes yeah okay well think want
+much many more most been being into onto over under again still yes yeah okay well think want called named
 les des une est que qui quoi pour dans avec mon mes ton tes son ses pas mais comment quel quelle
 quels quelles vous nous elle ils sont était suis tu as-tu c'est qu'est
 """.split()
