@@ -366,3 +366,37 @@ def test_imported_sessions_get_their_summary_and_the_facts_stated_in_them(tmp_pa
     assert mochi.text == "The user's cat is called Mochi" and mochi.time == T0 + 10  # dated when said
     assert mochi.source_turn is not None and mochi.source_turn < IMPORTED_BELOW
     fresh.close()
+
+
+def test_a_new_name_brings_the_companion_home_with_a_drafted_persona(tmp_path, monkeypatch):
+    """Issue 19: `--companion Aria` (no such companion yet) makes a new one from the
+    export: its history, and a persona drafted from what is there (custom instructions,
+    the language, pet names, real exchanges); the companion in use stays as it is."""
+    monkeypatch.setenv("VOICE_COMPANION_HOME", str(tmp_path / "home"))
+    export = tmp_path / "aria.jsonl"
+    lines = []
+    for n in range(6):
+        lines.append({"role": "user", "content": f"I had a long day number {n}.", "time": T0 + n * DAY})
+        lines.append(
+            {
+                "role": "assistant",
+                "content": f"Oh sweetheart, day {n} sounds tiring. Rest now.",
+                "time": T0 + n * DAY + 5,
+            }
+        )
+    export.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    done = run_cli("history", "import", str(export), "--companion", "Aria")
+    assert done.returncode == 0, done.stderr
+    assert "aria is a new companion, Aria" in done.stdout and "persona use aria" in done.stdout
+    shown = json.loads(run_cli("persona", "show", "aria", "--json").stdout)["persona"]
+    assert shown["name"] == "Aria" and shown["language"] == "en"
+    assert "“sweetheart”" in shown["speaking_style"] and "“Oh sweetheart”" in shown["speaking_style"], shown
+    assert shown["example_dialogue"].startswith("User: I had a long day number 0.\nAria: Oh sweetheart")
+    listed = {p["id"]: p for p in json.loads(run_cli("persona", "list", "--json").stdout)["personas"]}
+    assert listed["mia"]["active"] and not listed["aria"]["active"]  # never put in place by itself
+    found = run_cli("memory", "search", "long day", "--companion", "aria", "--json")
+    assert "long day" in found.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text("[{", encoding="utf-8")
+    one_line_error(run_cli("history", "import", str(bad), "--format", "chatgpt", "--companion", "Nobody"))
+    assert "nobody" not in {p["id"] for p in json.loads(run_cli("persona", "list", "--json").stdout)["personas"]}

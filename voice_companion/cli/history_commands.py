@@ -8,6 +8,7 @@ Each handler returns a dict (printed as JSON with --json); problems are one-line
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from datetime import datetime
@@ -16,9 +17,11 @@ from typing import Any
 
 from voice_companion.companion.companion import choose
 from voice_companion.companion.imports import importer
+from voice_companion.companion.imports.draft import draft_persona
 from voice_companion.companion.imports.formats import FORMATS, detect
 from voice_companion.companion.library import MEMORY_FILE, Library
 from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+from voice_companion.companion.persona import Persona
 from voice_companion.core.config import Settings
 
 SOURCE_NAMES = {
@@ -44,7 +47,11 @@ def add_parsers(add) -> None:
     )
     s.add_argument("file", help="the export file")
     s.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="default: recognised from the file")
-    s.add_argument("--companion", help="which companion (default: the one in use)")
+    s.add_argument(
+        "--companion",
+        help="which companion (default: the one in use); a new name makes a new companion, its persona drafted "
+        "from the export",
+    )
     s.add_argument(
         "--conversation",
         action="append",
@@ -64,8 +71,10 @@ def history(args: argparse.Namespace, settings: Settings) -> dict:
     if args.list:
         return _list(args, path, fmt)
     library = Library(settings.paths.data_dir)
-    cid = choose(settings, args.companion)
-    library.persona(cid)  # an unknown companion fails here, before anything is read
+    # --companion with a new name: the companion comes home as a new one, its persona
+    # drafted from the export (the one in use stays as it is)
+    new = bool(args.companion) and library.find(args.companion) is None
+    cid = library.install(Persona(args.companion)) if new else choose(settings, args.companion)
     store = SQLiteMemoryStore(library.directory(cid) / MEMORY_FILE)
     started = time.perf_counter()
     _say(args, f"reading {path.name} ({SOURCE_NAMES.get(fmt, fmt)} export)…")
@@ -75,16 +84,30 @@ def history(args: argparse.Namespace, settings: Settings) -> dict:
         stored_s = time.perf_counter() - started
         with _Bar(args, "summaries and facts", "session") as bar:
             learned = importer.learn(store, bar.update)
-    finally:
+    except BaseException:
         store.close()
+        if new:  # nothing was imported: no empty companion is left behind
+            shutil.rmtree(library.directory(cid), ignore_errors=True)
+        raise
+    store.close()
     seconds = time.perf_counter() - started
     note = f"; {report.already} were there from an earlier import" if report.already else ""
     chosen = f" ({report.conversations} chosen)" if args.conversation else ""
     _say(
         args,
-        f"imported {report.turns} turns in {report.sessions} sessions from {report.conversations} "
-        f"conversations{chosen} in {seconds:.1f} s{note}. They are in {cid}'s memory from the next conversation.",
+        f"imported {_count(report.turns, 'turn')} in {_count(report.sessions, 'session')} from "
+        f"{_count(report.conversations, 'conversation')}{chosen} in {seconds:.1f} s{note}. "
+        f"They are in {cid}'s memory from the next conversation.",
     )
+    if new:
+        draft = draft_persona(report.notes, args.companion)
+        library.install(draft, cid, replace=True)
+        _say(
+            args,
+            f"{cid} is a new companion, {draft.name}, its persona drafted from the export: read and edit it with "
+            f"`voice-companion persona show {cid}`; talk with it: `voice-companion persona use {cid}`",
+        )
+
     return {
         "companion": cid,
         "format": fmt,
@@ -95,6 +118,7 @@ def history(args: argparse.Namespace, settings: Settings) -> dict:
         "assistant_names": sorted(report.assistant_names),
         "custom_instructions": len(report.instructions),
         "sessions_learned": learned,
+        "new_companion": new,
         "seconds": round(seconds, 3),
         "storing_seconds": round(stored_s, 3),  # the rest: summaries and facts
     }
@@ -142,6 +166,10 @@ class _Bar:
     def __exit__(self, *_: object) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from voice_companion.companion.imports.draft import DraftNotes
 from voice_companion.companion.imports.formats import ImportedConversation, ImportedMessage, read
 from voice_companion.companion.memory import facts
 from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
@@ -55,6 +56,7 @@ class ImportReport:
     skipped: int = 0  # conversations not chosen
     instructions: list[str] = field(default_factory=list)  # custom instructions seen (persona input)
     assistant_names: set[str] = field(default_factory=set)
+    notes: DraftNotes = field(default_factory=DraftNotes)  # who the assistant was (draft.py)
 
 
 def sessions_of(conversation: ImportedConversation, source: str) -> list[ImportedSession]:
@@ -104,6 +106,7 @@ def import_history(
             report.instructions.append(conversation.instructions)
         if conversation.assistant_name:
             report.assistant_names.add(conversation.assistant_name)
+        report.notes.add(conversation)
         for n, session in enumerate(sessions_of(conversation, fmt)):
             new = store.new_origins([_origin(session, m) for m in session.turns])
             report.already += len(session.turns) - len(new)
