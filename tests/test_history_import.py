@@ -400,3 +400,49 @@ def test_a_new_name_brings_the_companion_home_with_a_drafted_persona(tmp_path, m
     bad.write_text("[{", encoding="utf-8")
     one_line_error(run_cli("history", "import", str(bad), "--format", "chatgpt", "--companion", "Nobody"))
     assert "nobody" not in {p["id"] for p in json.loads(run_cli("persona", "list", "--json").stdout)["personas"]}
+
+
+@pytest.mark.slow  # writes and imports a 50 MB export
+def test_a_50_mb_export_streams_with_bounded_memory_and_progress(tmp_path, monkeypatch):
+    monkeypatch.setenv("VOICE_COMPANION_HOME", str(tmp_path / "home"))
+    export = tmp_path / "conversations.json"
+    text = " ".join(["a long line about the garden, the rain and the cat"] * 6)
+    with open(export, "w", encoding="utf-8") as f:
+        f.write("[")
+        for c in range(1_560):
+            mapping = {
+                f"c{c}n{n}": node(
+                    f"c{c}n{n}",
+                    f"c{c}n{n - 1}" if n else None,
+                    ("user", "assistant")[n % 2],
+                    f"{n} {text}",
+                    T0 + c * DAY + n,
+                )
+                for n in range(60)
+            }
+            conversation = {
+                "title": f"chat {c}",
+                "create_time": T0 + c * DAY,
+                "id": f"conv{c}",
+                "current_node": f"c{c}n59",
+                "mapping": mapping,
+            }
+            f.write(("," if c else "") + json.dumps(conversation))
+        f.write("]")
+    assert export.stat().st_size > 50e6
+    with open(tmp_path / "out.txt", "w") as out_file, open(tmp_path / "err.txt", "w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "voice_companion", "history", "import", str(export)],
+            env={**os.environ},
+            stdout=out_file,
+            stderr=err_file,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # its own peak memory, not the other tests' children
+    out, err = (tmp_path / "out.txt").read_text(), (tmp_path / "err.txt").read_text()
+    assert os.waitstatus_to_exitcode(status) == 0, err[-2000:]
+    assert "imported 93600 turns in 1560 sessions from 1560 conversations" in out, out
+    assert "importing" in err and "93600/93600" in err  # the progress bar went to the end
+    assert usage.ru_maxrss < 150_000, usage.ru_maxrss  # KB: the 50 MB file never sits in memory whole
+    store = SQLiteMemoryStore(tmp_path / "home" / "data" / "companions" / "mia" / "memory.db")
+    assert store.turn_count() == 93_600
+    store.close()
