@@ -39,6 +39,18 @@ def models_dir(tmp_path_factory):
         yield install_all(built, tmp_path_factory.mktemp("models"), skip=(FR,))
 
 
+async def reply_of(client: RealtimeClient, event: dict) -> tuple[str, np.ndarray]:
+    """Send `event` and take the reply it starts: its text and its audio."""
+    await client.send(event)
+    frames: list[np.ndarray] = []
+    while True:
+        message = await asyncio.wait_for(client.recv(), 60)
+        if isinstance(message, AudioFrame):
+            frames.append(message.samples)
+        elif message["type"] == "response.done":
+            return message["text"], np.concatenate(frames)
+
+
 def voice_of(samples: np.ndarray, rate: int = 22050) -> str:
     found = pitch(samples, rate)
     return min(PITCH, key=lambda v: abs(PITCH[v] - found))
@@ -131,21 +143,14 @@ def test_session_update_swaps_one_calls_voice_over_the_websocket(stt, llm, model
                 "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
             }
         )
-        await client.send({"type": "response.create"})
-        frames: list[np.ndarray] = []
-        while True:
-            message = await asyncio.wait_for(client.recv(), 60)
-            if isinstance(message, AudioFrame):
-                frames.append(message.samples)
-            elif message["type"] == "response.done":
-                audio = np.concatenate(frames)
-                return sorted(
-                    {
-                        voice_of(audio[i : i + 4096])
-                        for i in range(0, len(audio) - 4096, 4096)
-                        if np.abs(audio[i : i + 4096]).max() > 1000
-                    }
-                )
+        _, audio = await reply_of(client, {"type": "response.create"})
+        return sorted(
+            {
+                voice_of(audio[i : i + 4096])
+                for i in range(0, len(audio) - 4096, 4096)
+                if np.abs(audio[i : i + 4096]).max() > 1000
+            }
+        )
 
     async def main() -> None:
         server = await App(shared, TOKEN).listen("127.0.0.1", 0)
@@ -278,23 +283,13 @@ def test_xiaoyu_greets_and_answers_in_chinese_a_listener_understands_over_the_ph
     app = App(shared, TOKEN)
     app.conversations = Conversations(lambda: Conversation(shared.system_prompt, greeting=persona["greeting"]))
 
-    async def spoken(client: RealtimeClient, event: dict) -> tuple[str, np.ndarray]:
-        await client.send(event)
-        frames: list[np.ndarray] = []
-        while True:
-            message = await asyncio.wait_for(client.recv(), 60)
-            if isinstance(message, AudioFrame):
-                frames.append(message.samples)
-            elif message["type"] == "response.done":
-                return message["text"], np.concatenate(frames)
-
     async def main() -> list[tuple[str, np.ndarray]]:
         server = await app.listen("127.0.0.1", 0)
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/realtime"
         try:
             async with await RealtimeClient.connect(url, TOKEN) as client:
                 assert client.output_rate == 24000
-                greeting = await spoken(client, {"type": "response.create"})
+                greeting = await reply_of(client, {"type": "response.create"})
                 item = {
                     "type": "message",
                     "role": "user",
@@ -302,7 +297,7 @@ def test_xiaoyu_greets_and_answers_in_chinese_a_listener_understands_over_the_ph
                 }
                 await client.send({"type": "conversation.item.create", "item": item})
                 assert (await asyncio.wait_for(client.recv(), 30))["type"] == "conversation.item.created"
-                return [greeting, await spoken(client, {"type": "response.create"})]
+                return [greeting, await reply_of(client, {"type": "response.create"})]
         finally:
             server.close()
             await server.wait_closed()

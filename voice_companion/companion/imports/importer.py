@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voice_companion.companion.imports.draft import DraftNotes
-from voice_companion.companion.imports.formats import ImportedConversation, ImportedMessage, read
+from voice_companion.companion.imports.formats import ImportedConversation, ImportedMessage, detect, read
 from voice_companion.companion.memory import facts
 from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
 from voice_companion.companion.memory.summaries import summarize_session
@@ -94,8 +94,6 @@ def import_history(
     progress: Progress | None = None,
 ) -> ImportReport:
     """Import the export at `path` into `store` (see the module's docstring)."""
-    from voice_companion.companion.imports.formats import detect
-
     fmt = detect(path) if fmt == "auto" else fmt
     chosen = tuple(chosen)
     report = ImportReport()

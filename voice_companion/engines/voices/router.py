@@ -128,6 +128,8 @@ class VoiceRouter(TextToSpeech, VoiceControl):
             self.pool.get(voice).synthesize_all(WARM_UP.get(family, "Hello."))  # the G2P's first use loads it
         except CompanionError as exc:
             log.warning("%s", exc)  # said again, with what speaks instead, when the reply needs it
+        finally:
+            self._warming.discard(voice)  # evicted from the pool later, it may be loaded ahead again
 
     def voice_for(self, family: str) -> tuple[str, bool]:
         """(voice, True when none exists for that language and the active one stands in)."""
