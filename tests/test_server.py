@@ -178,6 +178,60 @@ def test_barge_in_keeps_only_what_the_client_played(server, spoken):
     assert history[1].role == "assistant" and history[1].content == heard and history[1].interrupted
 
 
+def test_a_reply_cut_by_a_dropped_connection_is_told_after_the_reconnect(server):
+    """Issue 20: the history keeps what the phone played, and the rest comes back as text."""
+
+    async def call():
+        async with await RealtimeClient.connect(server.url, TOKEN) as client:
+            log: list = []
+            await client.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [
+                            {"type": "input_text", "text": "Tell me a long story about a dragon who loves tea."}
+                        ],
+                    },
+                }
+            )
+            await client.send({"type": "response.create"})
+            created = await until(client, "response.output_audio.started", log)
+            done = await until(client, "response.done", log)
+            rate = created["format"]["rate"]
+            sent_ms = sum(1000 * len(f.samples) / rate for f in log if isinstance(f, AudioFrame))
+            assert sent_ms > 2000, "the story is long enough to be cut"
+            await client.send({"type": "playback.mark", "response_id": created["response_id"], "played_ms": 900})
+            await asyncio.sleep(0.3)
+            client.ws.transport.abort()  # the Wi-Fi drops: no close frame
+            return client.session["conversation_id"], created["response_id"], done["text"]
+
+    conversation_id, response_id, said = asyncio.run(call())
+    conversation = server.app.conversations.get(conversation_id)
+    deadline = time.monotonic() + 10  # the server notices the drop, then keeps what was heard
+    while not (conversation.history and conversation.history[-1].interrupted) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    async def reconnect():
+        async with await RealtimeClient.connect(server.url, TOKEN, conversation=conversation_id) as client:
+            return client.session, await client.recv()
+
+    session, missed = asyncio.run(reconnect())
+    assert session["resumed"] and missed["type"] == "response.missed" and missed["response_id"] == response_id
+    heard = conversation.history[-1]
+    assert heard.content == missed["heard_text"] and len(heard.content) < len(said)
+    assert said.startswith(heard.content) and said.endswith(missed["missed_text"])
+    assert missed["missed_text"] and f"{heard.content} {missed['missed_text']}".strip() == said
+
+    async def again():  # told once, not at every reconnect
+        async with await RealtimeClient.connect(server.url, TOKEN, conversation=conversation_id) as client:
+            await client.send({"type": "ping"})
+            return await client.recv()
+
+    assert asyncio.run(again())["type"] != "response.missed"
+
+
 def test_no_or_wrong_token_is_rejected_before_any_model_work(server):
     started = server.app.sessions_started
 

@@ -13,8 +13,9 @@ from voice_companion.core.events import AudioChunk, ResponseDone, TextDelta
 from voice_companion.core.messages import ChatMessage
 from voice_companion.engines.tts import TextToSpeech
 from voice_companion.transports.websocket import connection as conn_module
+from voice_companion.transports.websocket.app import Conversations
 from voice_companion.transports.websocket.connection import CLOSE_TOO_SLOW, Connection
-from voice_companion.transports.websocket.heard import Replies
+from voice_companion.transports.websocket.heard import MissedReply, Replies
 
 RATE = 1000  # 1 sample = 1 ms keeps the arithmetic readable
 
@@ -66,8 +67,33 @@ def test_hang_up_mid_reply_keeps_what_was_heard():
     reply = replies.get("r1")
     reply.sent_samples, reply.client_played_ms = 2000, 1000
     conversation.record("go on", "First part. Second part.", reply_id="r1")
-    replies.hang_up()
+    missed = replies.hang_up()
     assert conversation.history[-1] == ChatMessage("assistant", "First part.", interrupted=True)
+    assert missed == [MissedReply("r1", "First part.", "Second part.")]  # told after the reconnect
+
+
+def test_a_reply_heard_to_the_end_or_barged_in_is_not_missed():
+    conversation = Conversation("system")
+    replies = Replies(conversation, RATE)
+    spoken_reply(replies, "r1", [("All of it.", 1000)])
+    spoken_reply(replies, "r2", [("Cut by the user,", 1000), ("not by the network.", 1000)])
+    replies.get("r1").sent_samples, replies.get("r1").client_played_ms = 1000, 1000
+    replies.get("r2").sent_samples, replies.get("r2").client_played_ms = 2000, 500
+    replies.observe(ResponseDone("r2", "Cut by the user,", status="interrupted"))
+    assert replies.hang_up() == []
+
+
+def test_missed_replies_wait_for_their_conversation_and_are_told_once():
+    conversations = Conversations(lambda: Conversation("system"), limit=1)
+    first_id, _, _ = conversations.open(None)
+    missed = [MissedReply("r1", "First part.", "Second part.")]
+    conversations.keep_missed(first_id, missed)
+    assert conversations.take_missed(first_id) == tuple(missed)
+    assert conversations.take_missed(first_id) == ()
+    conversations.keep_missed(first_id, missed)
+    conversations.open(None)  # the first conversation is dropped: so is what it missed
+    conversations.keep_missed(first_id, missed)  # a late drop of a forgotten conversation
+    assert conversations.take_missed(first_id) == ()
 
 
 class StuckSocket:

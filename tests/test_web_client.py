@@ -199,10 +199,20 @@ def test_call_screen_speaks_types_interrupts_and_reconnects(server, browser):
         captions[2]
     )
 
-    # the server drops the call: the page comes back to the same conversation by itself
+    # the server drops the call while a reply plays: the page comes back to the same
+    # conversation by itself, and shows what the drop cut off as text (issue 20)
+    played = stats(page)["samplesPlayed"]
+    say(page, "Tell me another long story, about a fox who bakes bread.")
+    rate = page.evaluate("window.vcStats.audio").split(" at ")[1].split(" Hz")[0]
+    wait(page, f"s.samplesPlayed > {played + int(1.2 * int(rate))}", 60)  # 1.2 s heard: two playback marks
     server.drop_calls()
     wait(page, "s.sessions === 2 && s.state === 'live'", 20)
     assert stats(page)["conversationId"] == conversation_id
+    page.wait_for_selector(".line.missed", timeout=10_000)
+    missed = page.locator(".line.missed").inner_text()
+    cut = server.app.conversations.get(conversation_id).history[-1]
+    assert cut.role == "assistant" and cut.interrupted and missed.startswith("I was saying: ")
+    assert len(missed) > len("I was saying: ") and missed[len("I was saying: ") :] not in cut.content
     page.click("#mute")  # muted, the page keeps sending (silent) frames: the server ends turns on silence
     sent = stats(page)["framesSent"]
     wait(page, f"s.framesSent > {sent + 25}", 10)

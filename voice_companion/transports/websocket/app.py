@@ -28,6 +28,7 @@ from voice_companion.transports.websocket import auth, origin
 from voice_companion.transports.websocket import protocol as p
 from voice_companion.transports.websocket.connection import Connection
 from voice_companion.transports.websocket.free_memory import release_free_memory
+from voice_companion.transports.websocket.heard import MissedReply
 from voice_companion.transports.websocket.shared import Shared
 from voice_companion.transports.websocket.static import (
     WEB_DIR,
@@ -52,6 +53,7 @@ class Conversations:
     def __init__(self, new: Callable[[], Conversation], limit: int = KEEP_CONVERSATIONS) -> None:
         self.new, self.limit = new, limit
         self._by_id: collections.OrderedDict[str, Conversation] = collections.OrderedDict()
+        self._missed: dict[str, tuple[MissedReply, ...]] = {}  # by conversation id, until it resumes
 
     def open(self, wanted: str | None) -> tuple[str, Conversation, bool]:
         """(id, conversation, resumed): the wanted one if it is still here, else a new one."""
@@ -61,9 +63,18 @@ class Conversations:
         conversation_id = f"conv_{uuid.uuid4().hex}"
         self._by_id[conversation_id] = self.new()
         while len(self._by_id) > self.limit:
-            _, dropped = self._by_id.popitem(last=False)
+            dropped_id, dropped = self._by_id.popitem(last=False)
+            self._missed.pop(dropped_id, None)
             threading.Thread(target=_close, args=(dropped,), daemon=True).start()
         return conversation_id, self._by_id[conversation_id], False
+
+    def keep_missed(self, conversation_id: str, missed: list[MissedReply]) -> None:
+        """What a dropped client did not hear, to be told when it comes back."""
+        if missed and conversation_id in self._by_id:
+            self._missed[conversation_id] = (*self._missed.get(conversation_id, ()), *missed)
+
+    def take_missed(self, conversation_id: str) -> tuple[MissedReply, ...]:
+        return self._missed.pop(conversation_id, ())
 
     def get(self, conversation_id: str) -> Conversation | None:
         return self._by_id.get(conversation_id)
@@ -156,7 +167,8 @@ class App:
         query = parse_qs(urlsplit(ws.request.path).query)
         wanted = query.get("conversation", [None])[0]
         conversation_id, conversation, resumed = self.conversations.open(wanted)
-        connection = Connection(ws, self.shared, conversation, conversation_id, resumed)
+        missed = self.conversations.take_missed(conversation_id) if resumed else ()
+        connection = Connection(ws, self.shared, conversation, conversation_id, resumed, missed)
         self.connections.add(connection)
         self.sessions_started += 1
         log.info("%s connected from %s (%d live)", connection.id, _peer(ws), len(self.connections))
@@ -164,6 +176,7 @@ class App:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            self.conversations.keep_missed(conversation_id, connection.missed_now)
             log.info("%s left (%d live)", connection.id, len(self.connections))
             if not self.connections:  # the companion is idle: the next call (or start) opens warm
                 await self._save_for_next(conversation)

@@ -24,7 +24,7 @@ from voice_companion.core.events import AudioChunk, Event, Notice, ResponseCreat
 from voice_companion.transports.websocket import call_voice
 from voice_companion.transports.websocket import protocol as p
 from voice_companion.transports.websocket.audio_frames import encode_audio, parse_audio
-from voice_companion.transports.websocket.heard import Replies
+from voice_companion.transports.websocket.heard import MissedReply, Replies
 from voice_companion.transports.websocket.limits import InputLimits
 from voice_companion.transports.websocket.shared import Shared
 from voice_companion.transports.websocket.transport import RateLimited, RemoteAudio
@@ -44,6 +44,7 @@ class Connection:
         conversation: Conversation,
         conversation_id: str,
         resumed: bool = False,
+        missed: tuple[MissedReply, ...] = (),
     ) -> None:
         self.ws, self.shared = ws, shared
         self.id = f"sess_{uuid.uuid4().hex[:12]}"
@@ -52,6 +53,8 @@ class Connection:
         # before any typed text); a resumed one goes on where it was.
         self.greeting = "" if resumed else conversation.greeting
         self.resumed = resumed
+        self.missed_before = missed  # cut off by the previous connection's drop: told first
+        self.missed_now: list[MissedReply] = []  # cut off by this one's end
         self.rate = shared.tts.sample_rate
         self.replies = Replies(conversation, self.rate)
         self.audio = RemoteAudio(self.rate, self._on_event, self._send_audio)
@@ -71,6 +74,15 @@ class Connection:
     async def run(self) -> None:
         """Serve the client until it leaves; then stop its session and keep what it heard."""
         self._send({"type": "session.created", "session": self.describe()})
+        for missed in self.missed_before:
+            self._send(
+                {
+                    "type": "response.missed",
+                    "response_id": missed.response_id,
+                    "heard_text": missed.heard_text,
+                    "missed_text": missed.missed_text,
+                }
+            )
         unlisten = self._hear_store_outages()
         sender = asyncio.create_task(self._sender())
         pacer = asyncio.create_task(self.audio.pace())
@@ -91,7 +103,7 @@ class Connection:
             await asyncio.gather(sender, pacer, session, *self._tasks, return_exceptions=True)
             if self._closer is not None:
                 await asyncio.gather(self._closer, return_exceptions=True)
-            self.replies.hang_up()
+            self.missed_now = self.replies.hang_up()
             if unlisten is not None:
                 unlisten()
 

@@ -17,6 +17,16 @@ from voice_companion.core.events import AudioChunk, Event, ResponseDone, TextDel
 KEEP_REPLIES = 32  # per connection: enough for late truncates, bounded for long calls
 
 
+@dataclass(frozen=True)
+class MissedReply:
+    """A reply the client had not finished playing when its connection dropped: the
+    history keeps `heard_text`; `missed_text` is told to the client when it comes back."""
+
+    response_id: str
+    heard_text: str
+    missed_text: str
+
+
 @dataclass
 class Reply:
     response_id: str
@@ -90,9 +100,17 @@ class Replies:
         reply.truncate_ms = audio_end_ms  # applied when the reply is recorded
         return None
 
-    def hang_up(self) -> None:
-        """The client left: replies it reported as partly played keep only that part."""
+    def hang_up(self) -> list[MissedReply]:
+        """The client left: replies it reported as partly played keep only that part in
+        the history, and what it did not hear is returned to be told after a reconnect."""
+        missed = []
         for reply in list(self._by_id.values()):
             played = reply.client_played_ms
             if played is not None and played < reply.sent_ms - 100 and reply.status != "interrupted":
+                heard = reply.heard_text(min(played, reply.sent_ms))
                 self.truncate(reply.response_id, played)
+                said = " ".join([reply.text, *reply.pending_text]).strip()
+                rest = said[len(heard) :].strip() if said.startswith(heard) else said
+                if rest:
+                    missed.append(MissedReply(reply.response_id, heard, rest))
+        return missed

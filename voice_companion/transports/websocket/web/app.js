@@ -332,6 +332,9 @@ function handleEvent(event) {
       setState("live", call.mic ? "In call: just talk" : "In call: type below");
       break;
     }
+    case "response.missed": // a reply the drop cut off: the rest, as text
+      addLine("companion", `I was saying: ${event.missed_text}`, "missed");
+      break;
     case "session.updated":
       showVoices(event.session.audio.output);
       break;
