@@ -347,6 +347,7 @@ def test_what_was_said_only_in_the_imported_history_is_recalled_with_its_year(tm
     lines = [json.loads(line) for line in piped.stdout.splitlines()]
     assert [r["message"] for r in lines] == ["Do you remember my cat?", "Is Mochi still my cat?"]
     assert all("Mochi" in r["recall"] for r in lines), lines  # the night shift is in the window: not recalled
+    one_line_error(run_cli("memory", "recall", stdin=""), "stdin was empty")
 
 
 def test_imported_sessions_get_their_summary_and_the_facts_stated_in_them(tmp_path):

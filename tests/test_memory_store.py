@@ -52,6 +52,16 @@ def test_trigram_search_finds_chinese_and_english(store):
     assert store.search_turns("the and what?") == []  # only stopwords: nothing to search
 
 
+def test_search_finds_other_forms_of_a_word(store):
+    sid = store.start_session()
+    store.add_turn(sid, "user", "Night shift again tomorrow.")
+    store.add_turn(sid, "user", "We visited my grandmother in Porto")
+    store.add_turn(sid, "user", "Mes chats dorment toute la journée")
+    assert [h.item.text for h in store.search_turns("how were the night shifts?")] == ["Night shift again tomorrow."]
+    assert "grandmother" in store.search_turns("when am I visiting grandma's town?")[0].item.text
+    assert "chats" in store.search_turns("et ton chat ?")[0].item.text
+
+
 def test_keyed_facts_replace_and_forget_redacts(store):
     sid = store.start_session()
     turn = store.add_turn(sid, "user", "I live in Paris")

@@ -229,6 +229,8 @@ def _recall(args: argparse.Namespace, settings: Settings, companion: Companion) 
             raise CompanionError('say what to recall for: voice-companion memory recall "When did I plant tomatoes?"')
         else:
             messages = [line.strip() for line in sys.stdin if line.strip()]
+            if not messages:
+                raise CompanionError("nothing to recall for: stdin was empty (give a MESSAGE, or one message a line)")
         results = []
         for message in messages:
             note = conversation.prompt_for(message)[-1].context

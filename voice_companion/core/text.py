@@ -74,9 +74,21 @@ def cjk_bigrams(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def search_stem(word: str) -> str:
+    """The part of an English or French word its other forms share ("night shifts" must
+    find "Night shift"; "visited", "visiting" find "visit"): trigram search matches
+    substrings, so a stem of 4+ letters finds every inflection. Chinese is left as it is."""
+    for ending in ("ing", "ed", "es", "s", "x"):
+        stem = word.removesuffix(ending)
+        if stem != word and len(stem) >= 4 and not word.endswith("ss") and stem.isalpha():
+            return stem
+    return word
+
+
 def fts_query(text: str) -> str:
     """An FTS5 MATCH expression (trigram tokenizer): any keyword, as a quoted phrase."""
-    return " OR ".join('"' + k.replace('"', "") + '"' for k in keywords(text))
+    units = dict.fromkeys(search_stem(k) for k in keywords(text))
+    return " OR ".join('"' + k.replace('"', "") + '"' for k in units)
 
 
 def shorten(text: str, limit: int) -> str:
