@@ -24,6 +24,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,9 +70,9 @@ def speak_questions(folder: Path) -> list[Path]:
     ]
 
 
-def start_server(folder: Path, tier: str, token: str) -> tuple[subprocess.Popen, str]:
+def start_server(folder: Path, tier: str, token: str, parallel: int = 1) -> tuple[subprocess.Popen, str]:
     config = folder / "config.toml"
-    config.write_text(f'[llm]\ntier = "{tier}"\nmax_tokens = {MAX_TOKENS}\n')
+    config.write_text(f'[llm]\ntier = "{tier}"\nmax_tokens = {MAX_TOKENS}\nparallel = {parallel}\n')
     process = subprocess.Popen(
         [
             sys.executable,
@@ -148,9 +149,11 @@ async def bench(
 
 def print_table(report: dict) -> None:
     """A Markdown table, ready for docs/benchmarks.md."""
+    stopped = report["server_stopped_in_s"]
     print(
         f"{report['machine']}, {report['date']}, LLM tier {report['llm']}, replies ≤ {MAX_TOKENS} tokens, "
-        f"starts {report['stagger_s']} s apart\n"
+        f"starts {report['stagger_s']} s apart, llm.parallel = {report['parallel']}; "
+        f"server stopped in {'> 60 s (killed)' if stopped is None else f'{stopped} s'}\n"
     )
     header = ["callers", "turns", "failed", "v2v heard", *[s.removesuffix("_ms") for s in STAGES]]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
@@ -176,6 +179,7 @@ def print_table(report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llm", default="tiny", help="LLM tier of the server (default tiny)")
+    parser.add_argument("--parallel", type=int, default=1, help="replies the LLM generates at once (llm.parallel)")
     parser.add_argument("--callers", default="1,4,8", help="concurrency levels (default 1,4,8)")
     parser.add_argument("--turns", type=int, default=12, help="turns per concurrency, at least (default 12)")
     parser.add_argument("--stagger", type=float, default=0.5, help="seconds between callers' starts (default 0.5)")
@@ -186,19 +190,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
         folder = Path(tmp)
         questions = speak_questions(folder)
-        server, url = start_server(folder, args.llm, token)
+        server, url = start_server(folder, args.llm, token, args.parallel)
         try:
             callers = [int(c) for c in args.callers.split(",")]
             levels = asyncio.run(bench(url, token, questions, callers, args.turns, args.stagger))
         finally:
             server.terminate()
-            server.wait(30)
+            try:
+                stop_s = time.perf_counter()
+                server.wait(60)
+                stopped_in_s = round(time.perf_counter() - stop_s, 1)
+            except subprocess.TimeoutExpired:  # reported, not a lost run
+                server.kill()
+                stopped_in_s = None
     report = {
         "machine": machine(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "llm": args.llm,
         "max_tokens": MAX_TOKENS,
         "stagger_s": args.stagger,
+        "parallel": args.parallel,
+        "server_stopped_in_s": stopped_in_s,  # None: still running after 60 s, killed
         "levels": levels,
     }
     if args.json:

@@ -166,3 +166,47 @@ def test_cache_of_earlier_prompts_stays_within_its_ram_budget(settings):
         asyncio.run(ask(i))
     grown = _rss_mb() - before
     assert grown < 40, f"RSS grew {grown:.0f} MB over 12 prompts with an 8 MiB prompt cache"
+
+
+@pytest.mark.slow  # loads the real LLM a second time
+def test_parallel_replies_generate_at_once_each_in_its_own_slot(settings):
+    """llm.parallel = 2 (issue 20): two callers' replies are generated together, in two
+    slots (each keeps its own prompt cache); the spare slot stays free for a roll."""
+    import dataclasses
+
+    from voice_companion.engines.loader import load_llm
+
+    llm = load_llm(dataclasses.replace(settings, llm=dataclasses.replace(settings.llm, parallel=2)))
+    callers = [
+        [ChatMessage("system", "You are Mia, a friendly companion."), ChatMessage("user", "Tell me about cats.")],
+        [
+            ChatMessage("system", "Tu es Léa, une amie. Réponds en français."),
+            ChatMessage("user", "Parle-moi des chiens."),
+        ],
+    ]
+
+    async def go():
+        streams = [llm.stream(messages, GenerationOptions(max_tokens=24, temperature=0.0)) for messages in callers]
+        firsts = [await s.__anext__() for s in streams]
+        running = set(llm._running)  # both are generating now, neither has finished
+        rests = [[d async for d in s] for s in streams]
+        return firsts, running, rests
+
+    try:
+        firsts, running, rests = asyncio.run(asyncio.wait_for(go(), 120))
+    finally:
+        llm.close()
+    assert len(running) == 2 and len(llm._slot_tokens) == 3
+    assert all(first + "".join(rest) for first, rest in zip(firsts, rests, strict=True))
+    assert not llm._running  # every slot given back
+
+
+def test_parallel_out_of_range_is_a_clear_config_error(settings):
+    import dataclasses
+
+    from voice_companion.core.errors import ConfigError
+    from voice_companion.engines.loader import load_llm
+
+    for parallel in (0, 99):
+        with pytest.raises(ConfigError, match="llm.parallel must be 1 to 16"):
+            load_llm(dataclasses.replace(settings, llm=dataclasses.replace(settings.llm, parallel=parallel)))

@@ -125,6 +125,11 @@ class LLMSettings:
     # again. ~23-28 KB per token for tiny/small: 256 MiB holds ~10,000 tokens, several
     # callers' prompts. llama.cpp's own default (8 GiB) let a server grow by gigabytes.
     prompt_cache_mib: int = 256
+    # Replies generated at once (embedded backend: llama.cpp slots with continuous
+    # batching, each caller keeping its own KV cache). Measured on 2 cores (bench_server,
+    # tiny, 4 callers): first clause p50 5.5 s with 1, 9.5 s with 2, 9.9 s with 4 — the
+    # replies share the same two cores; more may pay with many cores or a GPU.
+    parallel: int = 1
     # Sampling: each value not given here is the tier's own (tiers.py; all tiers answer
     # in at most 80 tokens, about three spoken sentences: longer replies ramble).
     max_tokens: int | NotGiven = NOT_GIVEN

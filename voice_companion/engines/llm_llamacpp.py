@@ -19,7 +19,8 @@ live prompt, and llama.cpp kept the evicted slot instead of reloading the live s
 from its RAM cache whenever the two shared more than half their tokens (persona and
 profile): a 2,300-token prompt was prefilled again on the next turn (8.5 s on `tiny`,
 scripts/bench_returning.py). Each request goes to the slot whose last prompt shares
-the longest beginning with it; background steps never touch the live slot.
+the longest beginning with it; background steps never touch the live slot, and no
+request is given a slot another reply is generating in (`llm.parallel` > 1).
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class LlamaCppLLM(LLMBase):
         # spare one takes background work such as the next window, so the live prompt stays).
         self._slot_tokens: list[list[int]] = [[] for _ in range(parallel + 1)]
         self._live = 0  # the slot of the latest live request
+        self._running: set[int] = set()  # slots a reply is being generated in now
         params.n_ctx = context_tokens * len(self._slot_tokens)
         params.n_parallel = len(self._slot_tokens)
         params.cpuparams.n_threads = generation_threads or threads
@@ -201,7 +203,13 @@ class LlamaCppLLM(LLMBase):
         request = self._request(messages, options or self.defaults, stream=True)
         self.last_usage = None
         loop = asyncio.get_running_loop()
-        slot = request["id_slot"] = await self._live_slot(messages)
+        slots = await self._acquire()
+        try:  # a slot no other running request uses, chosen once a permit is held
+            slot = request["id_slot"] = await self._live_slot(messages)
+        except BaseException:
+            slots.release()
+            raise
+        self._running.add(slot)
         tokens = self._slot_tokens[slot]
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
@@ -235,12 +243,16 @@ class LlamaCppLLM(LLMBase):
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-        slots = await self._acquire()
         worker = _in_thread(run)
+
+        def free(_: object) -> None:
+            self._running.discard(slot)
+            slots.release()
+
         # The slot is free as soon as llama.cpp stops, not when the consumer has spoken
         # every clause: a speculative reply holding its audio, or a slow synthesis,
         # must not keep other calls waiting for the model.
-        worker.add_done_callback(lambda _: slots.release())
+        worker.add_done_callback(free)
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, Exception):
@@ -340,14 +352,18 @@ class LlamaCppLLM(LLMBase):
         self._slot_tokens[best], self._live = tokens, best
         return best
 
+    def _idle_slots(self) -> list[int]:
+        """Slots no running reply is generating in (with parallel replies, another caller's
+        slot must not be taken from under it); there is always one more slot than replies."""
+        return [i for i in range(len(self._slot_tokens)) if i not in self._running] or [self._live]
+
     def _best_slot(self, tokens: list[int]) -> int:
-        """The slot whose prompt shares the longest beginning with `tokens` (the live one on a tie)."""
-        shared = [_shared_length(tokens, held) for held in self._slot_tokens]
-        return max(range(len(shared)), key=lambda i: (shared[i], i == self._live))
+        """The idle slot whose prompt shares the longest beginning with `tokens` (the live one on a tie)."""
+        return max(self._idle_slots(), key=lambda i: (_shared_length(tokens, self._slot_tokens[i]), i == self._live))
 
     def _spare_slot(self, tokens: list[int]) -> int:
-        """Where background work goes: the best-matching slot that is not the live one."""
-        others = [i for i in range(len(self._slot_tokens)) if i != self._live]
+        """Where background work goes: the best-matching idle slot that is not the live one."""
+        others = [i for i in self._idle_slots() if i != self._live] or self._idle_slots()
         return max(others, key=lambda i: _shared_length(tokens, self._slot_tokens[i]))
 
     def _render(self, messages: Sequence[ChatMessage]) -> str:

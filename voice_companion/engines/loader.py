@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voice_companion.core.config import Settings
+from voice_companion.core.errors import ConfigError
 from voice_companion.engines.llm import GenerationOptions, LLMBackend
 from voice_companion.engines.models import checks as model_checks
 from voice_companion.engines.models import registry as models
@@ -123,6 +124,7 @@ def generation_options(settings: Settings) -> GenerationOptions:
 # The LLM's context is this much larger than the prompt budget: a full window may wait
 # for its successor's prefill to finish (memory_conversation.ROLL_GRACE, 25 % over).
 CONTEXT_HEADROOM = 1.3
+MAX_PARALLEL = 16  # llama.cpp slots: each holds a whole prompt window of KV cache
 
 
 def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
@@ -137,6 +139,8 @@ def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
         return ResilientLLM(OpenAICompatibleLLM(s.base_url, s.remote_model, s.api_key(), s.timeout_s))
     from voice_companion.engines.llm_llamacpp import LlamaCppLLM
 
+    if not 1 <= s.parallel <= MAX_PARALLEL:
+        raise ConfigError(f"llm.parallel must be 1 to {MAX_PARALLEL} (replies generated at once), got {s.parallel}")
     path = _model_path(settings, choice)
     return _timed(
         "llm",
@@ -148,6 +152,7 @@ def load_llm(settings: Settings, times: LoadTimes | None = None) -> LLMBackend:
             defaults=generation_options(settings),
             generation_threads=s.generation_threads,
             prompt_cache_mib=s.prompt_cache_mib,
+            parallel=s.parallel,
         ),
     )
 
