@@ -127,8 +127,8 @@ class LLMSettings:
     prompt_cache_mib: int = 256
     # Replies generated at once (embedded backend: llama.cpp slots with continuous
     # batching, each caller keeping its own KV cache). Measured on 2 cores (bench_server,
-    # tiny, 4 callers): first clause p50 5.5 s with 1, 9.5 s with 2, 9.9 s with 4 — the
-    # replies share the same two cores; more may pay with many cores or a GPU.
+    # tiny, 4 callers): v2v p50 / p95 2.4 / 3.6 s with 1, 5.5 / 9.2 s with 4 — the replies
+    # share the same two cores; more may pay with many cores or a GPU.
     parallel: int = 1
     # Sampling: each value not given here is the tier's own (tiers.py; all tiers answer
     # in at most 80 tokens, about three spoken sentences: longer replies ramble).
