@@ -145,16 +145,7 @@ def test_the_caller_is_told_over_the_websocket(stt, llm, tts, tmp_path):
     async def call():
         async with await RealtimeClient.connect(running.url, TOKEN) as client:
             log: list = []
-            await client.send(
-                {
-                    "type": "conversation.item.create",
-                    "item": {
-                        "type": "message",
-                        "role": "user",
-                        "content": [{"type": "input_text", "text": "Remember this: my secret word is pelican."}],
-                    },
-                }
-            )
+            await client.send_text("Remember this: my secret word is pelican.")
             await client.send({"type": "response.create"})
             error = await until(client, "error", log, timeout=60)
             done = await until(client, "response.done", log, timeout=60)

@@ -184,18 +184,7 @@ def test_a_reply_cut_by_a_dropped_connection_is_told_after_the_reconnect(server)
     async def call():
         async with await RealtimeClient.connect(server.url, TOKEN) as client:
             log: list = []
-            await client.send(
-                {
-                    "type": "conversation.item.create",
-                    "item": {
-                        "type": "message",
-                        "role": "user",
-                        "content": [
-                            {"type": "input_text", "text": "Tell me a long story about a dragon who loves tea."}
-                        ],
-                    },
-                }
-            )
+            await client.send_text("Tell me a long story about a dragon who loves tea.")
             await client.send({"type": "response.create"})
             created = await until(client, "response.output_audio.started", log)
             done = await until(client, "response.done", log)

@@ -107,6 +107,11 @@ class RealtimeClient:
     async def send(self, event: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(event))
 
+    async def send_text(self, text: str) -> None:
+        """A typed user message (the reply follows a `response.create`)."""
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        await self.send({"type": "conversation.item.create", "item": item})
+
     async def send_audio(self, samples: np.ndarray) -> None:
         await self.ws.send(samples.astype("<i2").tobytes())
 
