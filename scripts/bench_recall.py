@@ -2,27 +2,34 @@
 """Recall over a long imported history (issue 19): does what the user said once, months
 ago, come back when they ask? Against a plain BM25 top-10 in the same run.
 
-    python scripts/bench_recall.py [--turns 100000] [--json]
+    python scripts/bench_recall.py [--turns 100000] [--formats jsonl,chatgpt,...] [--json]
 
-A synthetic history is written as a JSONL export (English and Chinese, everyday filler
-of 8-30 words a line, sessions spread over the last ~400 days) with facts mentioned once
-in passing; it is imported with `history import`'s importer, then every question goes
-through the companion's own context builder (what `memory recall` shows: the recall
-that rides with the message, within the tier's recall budget). A hit: the planted
-answer is in it. The baseline: SQLite FTS5's bm25 over all user turns (unicode61, the
-question's words OR-ed), top 10. Also: import speed and the prompt build time (p50/p95).
+A synthetic history (English and Chinese, everyday filler of 8-30 words a line, sessions
+spread over the last ~400 days) with things mentioned once in passing is written as each
+service exports it (JSONL, ChatGPT, Claude, SillyTavern, Character.AI) and imported with
+`history import`'s importer; then every question goes through the companion's own
+context builder (what `memory recall` shows: the recall that rides with the message,
+within the tier's recall budget). Question kinds: a fact (shares a word with the
+mention), meaning (shares none), when (the recalled line must carry the day it was
+said) and combined (two mentions, both needed). A hit: every expected word is in what
+is recalled. The baseline: SQLite FTS5's bm25 over all user turns (unicode61, the
+question's words OR-ed), top 10, each with its day. Also: import speed and the prompt
+build time (p50/p95).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import random
 import sqlite3
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,43 +57,175 @@ FILLER_ZH = [
     "我晚饭做了面条，蒜有点炒糊了",
 ]
 REPLIES = ["That sounds like quite a day.", "Oh, tell me more!", "I'm glad you told me.", "听起来不错。"]
-# (said once in passing, the question, the word that must come back)
-FACTS = [
-    ("by the way my sister Lea moved to Porto last spring", "Where does my sister live now?", "Porto"),
-    ("my dentist is called Dr Okafor, very gentle", "What is my dentist called?", "Okafor"),
-    ("I started learning the cello in the evenings", "Which instrument did I start learning?", "cello"),
-    ("my neighbour's dog is a grey whippet named Biscuit", "What is my neighbour's dog called?", "Biscuit"),
-    ("I'm allergic to kiwis, found out the hard way", "What fruit am I allergic to?", "kiwi"),
-    ("my grandmother's recipe for plum cake uses cardamom", "What spice is in my grandmother's plum cake?", "cardamom"),
-    ("我小时候住在桂林，山很美", "我小时候住在哪里？", "桂林"),
-    ("我的好朋友小周在杭州开了一家茶馆", "小周在哪里开了茶馆？", "杭州"),
-    ("I ran my first half marathon in Lisbon", "Where did I run my first half marathon?", "Lisbon"),
-    ("my boss Ingrid is leaving the company in March", "Who is leaving the company?", "Ingrid"),
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the user said once in passing (one or more lines), a question about it, and
+    the words that must all come back. kind: "fact" (one mention, the question shares a
+    word with it), "meaning" (the question shares no content word with the mention),
+    "when" (the answer is the day it was said: the recalled line must carry its date) or
+    "combined" (two mentions, both needed)."""
+
+    kind: str
+    said: tuple[str, ...]
+    question: str
+    answers: tuple[str, ...] = ()
+
+
+QUESTIONS = [
+    Question(
+        "fact", ("by the way my sister Lea moved to Porto last spring",), "Where does my sister live now?", ("Porto",)
+    ),
+    Question("fact", ("my dentist is called Dr Okafor, very gentle",), "What is my dentist called?", ("Okafor",)),
+    Question(
+        "fact", ("I started learning the cello in the evenings",), "Which instrument did I start learning?", ("cello",)
+    ),
+    Question(
+        "fact",
+        ("my neighbour's dog is a grey whippet named Biscuit",),
+        "What is my neighbour's dog called?",
+        ("Biscuit",),
+    ),
+    Question("fact", ("I'm allergic to kiwis, found out the hard way",), "What fruit am I allergic to?", ("kiwi",)),
+    Question(
+        "fact",
+        ("my grandmother's recipe for plum cake uses cardamom",),
+        "What spice is in my grandmother's plum cake?",
+        ("cardamom",),
+    ),
+    Question("fact", ("我小时候住在桂林，山很美",), "我小时候住在哪里？", ("桂林",)),
+    Question("fact", ("我的好朋友小周在杭州开了一家茶馆",), "小周在哪里开了茶馆？", ("杭州",)),
+    Question(
+        "fact", ("I ran my first half marathon in Lisbon",), "Where did I run my first half marathon?", ("Lisbon",)
+    ),
+    Question("fact", ("my boss Ingrid is leaving the company in March",), "Who is leaving the company?", ("Ingrid",)),
+    Question(
+        "meaning",
+        ("my cat Miso hides under the bed whenever I vacuum",),
+        "Which of my pets is scared of cleaning?",
+        ("Miso",),
+    ),
+    Question("meaning", ("I work nights as a nurse on the children's ward",), "What is my job?", ("nurse",)),
+    Question("meaning", ("my husband Ravi proposed to me on a ferry to Skye",), "Where did I get engaged?", ("Skye",)),
+    Question("meaning", ("我最喜欢吃外婆做的红烧肉",), "我最爱的菜是什么？", ("红烧肉",)),
+    Question("when", ("I finally passed my driving test today",), "When did I pass my driving test?"),
+    Question("when", ("we adopted a rescue dog called Pepper this morning",), "When did we adopt Pepper?"),
+    Question("when", ("我今天去医院拔了智齿",), "我是什么时候拔的智齿？"),
+    Question(
+        "combined",
+        ("Marco and I spent a weekend in Ghent", "Marco and I took the train to Bruges for the day"),
+        "Which cities did I visit with Marco?",
+        ("Ghent", "Bruges"),
+    ),
+    Question(
+        "combined",
+        ("my daughter Noor plays the violin", "Noor has her violin exam on a Saturday in June"),
+        "What is my daughter's exam?",
+        ("Noor", "violin exam"),
+    ),
 ]
 
 
-def history(path: Path, turns: int, seed: int = 7) -> None:
-    """A JSONL export of `turns` lines over about a year, the facts spread through it."""
+def history(turns: int, seed: int = 7) -> tuple[list[list[tuple[str, str, float]]], dict[str, float]]:
+    """`turns` lines in sessions over about a year, the mentions spread through them:
+    (sessions of (role, text, time), when each mention was said)."""
     rng = random.Random(seed)
     start = time.time() - 400 * 86400
     day_step = 400 * 86400 / max(1, turns // 60) / 1.33  # the sessions spread over ~400 days, up to today
-    spots = sorted(rng.sample(range(100, turns // 2 - 100), len(FACTS)))
+    mentions = [line for q in QUESTIONS for line in q.said]
+    spots = dict(zip(sorted(rng.sample(range(100, turns // 2 - 100), len(mentions))), mentions, strict=True))
+    said_at: dict[str, float] = {}
+    sessions: list[list[tuple[str, str, float]]] = []
     when = start
-    with open(path, "w", encoding="utf-8") as f:
-        for n in range(turns // 2):
-            if n % 30 == 0:
-                when += rng.choice((1, 1, 2)) * day_step  # a new session every day or two (at 100k turns: hours)
-            when += rng.uniform(20, 90)
-            said = (rng.choice(FILLER_ZH) if rng.random() < 0.25 else rng.choice(FILLER_EN)) + "."
-            if spots and n == spots[0]:
-                spots.pop(0)
-                said = FACTS[len(FACTS) - len(spots) - 1][0] + "."
-            f.write(json.dumps({"role": "user", "content": said, "time": when}, ensure_ascii=False) + "\n")
-            f.write(json.dumps({"role": "assistant", "content": rng.choice(REPLIES), "time": when + 5}) + "\n")
+    for n in range(turns // 2):
+        if n % 30 == 0:
+            when += rng.choice((1, 1, 2)) * day_step  # a new session every day or two (at 100k turns: hours)
+            sessions.append([])
+        when += rng.uniform(20, 90)
+        said = (rng.choice(FILLER_ZH) if rng.random() < 0.25 else rng.choice(FILLER_EN)) + "."
+        if n in spots:
+            said = spots[n] + "."
+            said_at[spots[n]] = when
+        sessions[-1] += [("user", said, when), ("assistant", rng.choice(REPLIES), when + 5)]
+    return sessions, said_at
 
 
-def bm25_top10(db_path: Path, question: str) -> str:
-    """The baseline: FTS5 bm25 over the user's words (unicode61), top 10, joined."""
+def _iso(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def write_export(fmt: str, sessions: list[list[tuple[str, str, float]]], folder: Path) -> Path:
+    """The same history as each service exports it (the shapes `history import` reads)."""
+    if fmt == "jsonl":
+        path = folder / "history.jsonl"
+        with open(path, "w", encoding="utf-8") as f:
+            for session in sessions:
+                for role, text, when in session:
+                    f.write(json.dumps({"role": role, "content": text, "time": when}, ensure_ascii=False) + "\n")
+        return path
+    if fmt == "sillytavern":
+        path = folder / "Mia - chat.jsonl"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"user_name": "Sam", "character_name": "Mia"}) + "\n")
+            for session in sessions:
+                for role, text, when in session:
+                    line = {"name": "Sam" if role == "user" else "Mia", "is_user": role == "user", "is_system": False}
+                    line |= {"send_date": int(when * 1000), "mes": text}
+                    f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return path
+    path = folder / f"{fmt}.json"
+    if fmt == "chatgpt":
+        data: Any = []
+        for n, session in enumerate(sessions):
+            mapping: dict[str, Any] = {"root": {"id": "root", "message": None, "parent": None, "children": []}}
+            parent = "root"
+            for m, (role, text, when) in enumerate(session):
+                nid = f"c{n}m{m}"
+                message = {"author": {"role": role}, "content": {"content_type": "text", "parts": [text]}}
+                message |= {"create_time": when, "recipient": "all", "metadata": {}}
+                mapping[nid] = {"id": nid, "message": message, "parent": parent, "children": []}
+                mapping[parent]["children"].append(nid)
+                parent = nid
+            data.append(
+                {"title": f"chat {n}", "create_time": session[0][2], "current_node": parent, "mapping": mapping}
+            )
+    elif fmt == "claude":
+        data = [
+            {
+                "uuid": f"conv-{n}",
+                "name": f"chat {n}",
+                "created_at": _iso(session[0][2]),
+                "chat_messages": [
+                    {"uuid": f"{n}-{m}", "sender": "human" if role == "user" else "assistant", "text": text}
+                    | {"created_at": _iso(when)}
+                    for m, (role, text, when) in enumerate(session)
+                ],
+            }
+            for n, session in enumerate(sessions)
+        ]
+    elif fmt == "characterai":
+        histories = [
+            {
+                "external_id": f"h{n}",
+                "msgs": [
+                    {"src": {"is_human": role == "user", "name": "Sam" if role == "user" else "Mia"}, "text": text}
+                    | {"created": _iso(when)}
+                    for role, text, when in session
+                ],
+            }
+            for n, session in enumerate(sessions)
+        ]
+        data = {"histories": {"histories": histories}}
+    else:
+        raise ValueError(fmt)
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def bm25_top10(db_path: Path, question: str, now: float) -> str:
+    """The baseline: FTS5 bm25 over the user's words (unicode61), top 10, each with its
+    day as recall writes it (so a "when" question can be answered from it too)."""
     with sqlite3.connect(db_path) as db:
         db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS plain USING fts5(text, tokenize='unicode61')")
         if not db.execute("SELECT count(*) FROM plain").fetchone()[0]:
@@ -98,74 +237,114 @@ def bm25_top10(db_path: Path, question: str) -> str:
             return ""
         query = " OR ".join(f'"{w}"' for w in words)
         rows = db.execute(
-            "SELECT text FROM plain WHERE plain MATCH ? ORDER BY bm25(plain) LIMIT 10", (query,)
+            "SELECT plain.text, turns.time FROM plain JOIN turns ON turns.id = plain.rowid"
+            " WHERE plain MATCH ? ORDER BY bm25(plain) LIMIT 10",
+            (query,),
         ).fetchall()
-    return "\n".join(r[0] for r in rows)
+    return "\n".join(f"{day(when, now)} {text}" for text, when in rows)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--turns", type=int, default=100_000, help="turns of imported history")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+def day(when: float, now: float) -> str:
+    """A day as the recall writes it (with the year when it is not this one)."""
+    then, today = time.localtime(when), time.localtime(now)
+    return time.strftime("%d %b" if then.tm_year == today.tm_year else "%d %b %Y", then)
+
+
+def hit(text: str, answers: tuple[str, ...]) -> bool:
+    return all(a.lower() in text.lower() for a in answers)
+
+
+def run_format(fmt: str, sessions, said_at, folder: Path) -> dict[str, Any]:
+    """Import the history in one format, then ask every question of it."""
     from voice_companion.companion.companion import Companion
     from voice_companion.companion.persona import Persona
     from voice_companion.core.config import Settings
 
-    with tempfile.TemporaryDirectory() as folder:
-        home = Path(folder)
-        export = home / "history.jsonl"
-        history(export, args.turns)
-        store = SQLiteMemoryStore(home / "memory.db")
-        started = time.perf_counter()
-        report = importer.import_history(store, export, "jsonl")
-        stored_s = time.perf_counter() - started
-        importer.learn(store)
-        learned_s = time.perf_counter() - started - stored_s
-        settings = Settings()
-        settings.llm.tier = "small"
-        companion = Companion("bench", Persona("Mia", language="en"), home, store)
-        conversation = companion.conversation(settings, keep=False)
-        rows, build_ms = [], []
-        for _, question, answer in FACTS:
-            t = time.perf_counter()
-            recalled = conversation.prompt_for(question)[-1].context
-            build_ms.append((time.perf_counter() - t) * 1000)
-            baseline = bm25_top10(home / "memory.db", question)
-            rows.append(
-                {
-                    "question": question,
-                    "answer": answer,
-                    "hit": answer.lower() in recalled.lower(),
-                    "baseline_hit": answer.lower() in baseline.lower(),
-                    "recall": recalled,
-                }
-            )
-        conversation.close()
-        store.close()
-    hits = sum(r["hit"] for r in rows)
-    base = sum(r["baseline_hit"] for r in rows)
-    result = {
-        "machine": machine(),
+    home = folder / fmt
+    home.mkdir()
+    export = write_export(fmt, sessions, home)
+    store = SQLiteMemoryStore(home / "memory.db")
+    started = time.perf_counter()
+    report = importer.import_history(store, export, fmt)
+    stored_s = time.perf_counter() - started
+    importer.learn(store)
+    learned_s = time.perf_counter() - started - stored_s
+    settings = Settings()
+    settings.llm.tier = "small"
+    companion = Companion("bench", Persona("Mia", language="en"), home, store)
+    conversation = companion.conversation(settings, keep=False)
+    rows, build_ms, now = [], [], time.time()
+    for q in QUESTIONS:
+        answers = (day(said_at[q.said[0]], now),) if q.kind == "when" else q.answers
+        t = time.perf_counter()
+        recalled = conversation.prompt_for(q.question)[-1].context
+        build_ms.append((time.perf_counter() - t) * 1000)
+        baseline = bm25_top10(home / "memory.db", q.question, now)
+        rows.append(
+            {
+                "kind": q.kind,
+                "question": q.question,
+                "answers": answers,
+                "hit": hit(recalled, answers),
+                "baseline_hit": hit(baseline, answers),
+                "recall": recalled,
+            }
+        )
+    conversation.close()
+    store.close()
+    hits, base = sum(r["hit"] for r in rows), sum(r["baseline_hit"] for r in rows)
+    return {
+        "format": fmt,
         "turns": report.turns,
         "sessions": report.sessions,
         "import_turns_per_s": round(report.turns / stored_s),
+        "export_mb": round(export.stat().st_size / 1e6, 1),
         "learn_s": round(learned_s, 1),
         "hit_rate": round(hits / len(rows), 3),
         "baseline_hit_rate": round(base / len(rows), 3),
         "prompt_build_ms": summary(build_ms),
         "rows": rows,
     }
+
+
+FORMATS = ("jsonl", "chatgpt", "claude", "sillytavern", "characterai")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--turns", type=int, default=100_000, help="turns of imported history")
+    parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated, from: " + ", ".join(FORMATS))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    formats = [f for f in args.formats.split(",") if f]
+    if unknown := set(formats) - set(FORMATS):
+        parser.error(f"unknown format(s): {', '.join(sorted(unknown))}")
+    sessions, said_at = history(args.turns)
+    with tempfile.TemporaryDirectory() as folder:
+        results = [run_format(fmt, sessions, said_at, Path(folder)) for fmt in formats]
+    result = {"machine": machine(), "questions": len(QUESTIONS), "formats": results}
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
     print(f"machine: {result['machine']}")
-    print(f"imported {report.turns} turns in {report.sessions} sessions: {result['import_turns_per_s']} turns/s")
-    print(f"recall hits {hits}/{len(rows)} (BM25 top-10 baseline {base}/{len(rows)})")
-    b = result["prompt_build_ms"]
-    print(f"prompt build p50 {b['p50']:.1f} / p95 {b['p95']:.1f} ms")
-    for r in rows:
-        print(f"  {'hit ' if r['hit'] else 'MISS'} {'base' if r['baseline_hit'] else '    '} {r['question']}")
+    for r in results:
+        n = len(r["rows"])
+        hits, base = sum(x["hit"] for x in r["rows"]), sum(x["baseline_hit"] for x in r["rows"])
+        b = r["prompt_build_ms"]
+        print(
+            f"{r['format']}: {r['turns']} turns in {r['sessions']} sessions ({r['export_mb']} MB),"
+            f" {r['import_turns_per_s']} turns/s; recall {hits}/{n} (BM25 top-10 {base}/{n});"
+            f" prompt build p50 {b['p50']:.1f} / p95 {b['p95']:.1f} ms"
+        )
+        for kind in dict.fromkeys(x["kind"] for x in r["rows"]):
+            of_kind = [x for x in r["rows"] if x["kind"] == kind]
+            print(
+                f"    {kind}: {sum(x['hit'] for x in of_kind)}/{len(of_kind)}"
+                f" (BM25 {sum(x['baseline_hit'] for x in of_kind)}/{len(of_kind)})"
+            )
+    for x in results[0]["rows"]:
+        marks = f"{'hit ' if x['hit'] else 'MISS'} {'base' if x['baseline_hit'] else '    '}"
+        print(f"  {marks} {x['kind']:8} {x['question']}")
     return 0
 
 

@@ -295,9 +295,9 @@ def test_a_killed_import_resumes_where_it_stopped(tmp_path, monkeypatch):
     import sqlite3
 
     monkeypatch.setenv("VOICE_COMPANION_HOME", str(tmp_path / "home"))
-    lines = 20_000
+    lines = 6_000
     big = tmp_path / "big.jsonl"
-    with open(big, "w", encoding="utf-8") as f:  # 10,000 sessions a day apart: 10,000 transactions
+    with open(big, "w", encoding="utf-8") as f:  # 3,000 sessions a day apart: 3,000 transactions
         for n in range(lines):
             role = "user" if n % 2 == 0 else "assistant"
             f.write(json.dumps({"role": role, "content": f"line {n} " * 8, "time": T0 + (n // 2) * DAY}) + "\n")

@@ -95,7 +95,7 @@ def companion_settings(tmp_path: Path) -> Settings:
 def planted(llm, tmp_path_factory) -> tuple[Settings, int, int]:
     """210 text turns in three sessions with the tiny LLM; returns (settings, turns, rolls).
 
-    Every turn's prompt is built (recall, window, rolls); every tenth is answered by the
+    Every turn's prompt is built (recall, window, rolls); every thirtieth is answered by the
     model (a prompt that no longer fits its window fails there), the others get a fixed
     short reply: 210 generations cost ~110 s of the suite for filler nobody reads."""
     settings = companion_settings(tmp_path_factory.mktemp("recall"))
@@ -105,7 +105,7 @@ def planted(llm, tmp_path_factory) -> tuple[Settings, int, int]:
         conversation = companion.conversation(settings, llm)
         for text in said_in_session:
             prompt = conversation.prompt_for(text)
-            if turns % 10 == 0:
+            if turns % 30 == 0:
                 reply = asyncio.run(collect_reply(llm, prompt, FILLER))
                 assert reply.strip(), f"no reply to turn {turns}: the prompt no longer fits the model"
             else:
