@@ -62,6 +62,30 @@ def test_search_finds_other_forms_of_a_word(store):
     assert "chats" in store.search_turns("et ton chat ?")[0].item.text
 
 
+def test_chinese_two_character_words_are_found_and_follow_edits(tmp_path):
+    """Trigrams cannot match a two-character word ("智齿"); the bigram index can, stays in
+    step with edits and deletions, and is built for a file made before it existed."""
+    import sqlite3
+
+    path = tmp_path / "memory.db"
+    store = SQLiteMemoryStore(path)
+    sid = store.start_session()
+    pulled = store.add_turn(sid, "user", "我今天去医院拔了智齿")
+    store.add_turn(sid, "assistant", "智齿拔了要多休息")  # the companion's words are not searched
+    store.add_turn(sid, "user", "今天上班很累")
+    assert [h.item.id for h in store.search_turns("我是什么时候拔的智齿？")] == [pulled.id]
+    store.update_turn(pulled.id, "我今天去医院看了牙", False)
+    assert store.search_turns("智齿") == []
+    assert [h.item.id for h in store.search_turns("牙医说什么")] == []  # "看了牙": no shared unit
+    store.close()
+    with sqlite3.connect(path) as old:  # as a file written before turns_cjk existed
+        old.execute("DELETE FROM turns_cjk")
+        old.execute("DELETE FROM meta WHERE key = 'cjk_index'")
+    store = SQLiteMemoryStore(path)
+    assert [h.item.text for h in store.search_turns("上班累不累")] == ["今天上班很累"]
+    store.close()
+
+
 def test_keyed_facts_replace_and_forget_redacts(store):
     sid = store.start_session()
     turn = store.add_turn(sid, "user", "I live in Paris")

@@ -1,7 +1,11 @@
 """The SQLite schema of a companion's memory: sessions, turns, memories, FTS5 indexes.
 
 Full-text search uses FTS5's trigram tokenizer: it needs no word segmenter, so Chinese
-is searched as well as English (a query needs 3+ characters per term).
+is searched as well as English (a query needs 3+ characters per term). Most Chinese words
+are two characters, which trigrams cannot match ("我是什么时候拔的智齿？" found nothing of
+"我今天去医院拔了智齿", scripts/bench_recall.py), so what the user said in Chinese is also
+indexed as its two-character units (`turns_cjk`, written by `cjk_grams()`, a function
+each connection that writes registers).
 """
 
 SCHEMA_VERSION = "1"
@@ -19,7 +23,19 @@ CREATE INDEX IF NOT EXISTS memories_by_key ON memories(kind, key);
 CREATE VIRTUAL TABLE IF NOT EXISTS turns_fts USING fts5(text, content='turns', content_rowid='id', tokenize='trigram');
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts
     USING fts5(text, content='memories', content_rowid='id', tokenize='trigram');
+CREATE VIRTUAL TABLE IF NOT EXISTS turns_cjk USING fts5(grams, tokenize='unicode61');
+CREATE TRIGGER IF NOT EXISTS turns_cjk_ai AFTER INSERT ON turns
+    WHEN new.role = 'user' AND cjk_grams(new.text) != '' BEGIN
+    INSERT INTO turns_cjk(rowid, grams) VALUES (new.id, cjk_grams(new.text)); END;
+CREATE TRIGGER IF NOT EXISTS turns_cjk_ad AFTER DELETE ON turns BEGIN
+    DELETE FROM turns_cjk WHERE rowid = old.id; END;
+CREATE TRIGGER IF NOT EXISTS turns_cjk_au AFTER UPDATE OF text ON turns WHEN new.role = 'user' BEGIN
+    DELETE FROM turns_cjk WHERE rowid = old.id;
+    INSERT INTO turns_cjk(rowid, grams) SELECT new.id, cjk_grams(new.text) WHERE cjk_grams(new.text) != ''; END;
 """
+# A file made before turns_cjk existed has its Chinese turns indexed once, when opened.
+CJK_BACKFILL = """INSERT INTO turns_cjk(rowid, grams)
+    SELECT id, cjk_grams(text) FROM turns WHERE role = 'user' AND cjk_grams(text) != ''"""
 # Only what the user said is searched: their words are the facts; replies can be wrong.
 TRIGGERS = """
 CREATE TRIGGER IF NOT EXISTS {t}_ai AFTER INSERT ON {t} {when_new} BEGIN

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from voice_companion.companion.memory.sqlite_schema import (
+    CJK_BACKFILL,
     COLUMN_DEFAULTS,
     IMPORTED_BELOW,
     INDEXES,
@@ -44,6 +45,7 @@ class SQLiteMemoryStore:
         os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # owner-only before any data
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.create_function("cjk_grams", 1, _cjk_grams, deterministic=True)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(
@@ -65,6 +67,10 @@ class SQLiteMemoryStore:
                 if column not in have:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             self._db.execute(INDEXES)
+            if self._db.execute("SELECT 1 FROM meta WHERE key = 'cjk_index'").fetchone() is None:
+                self._db.execute("DELETE FROM turns_cjk")
+                self._db.execute(CJK_BACKFILL)
+                self._db.execute("INSERT INTO meta VALUES ('cjk_index', '1')")
 
     def _tx(self):
         return _Transaction(self._db, self._lock)
@@ -234,16 +240,26 @@ class SQLiteMemoryStore:
         return self._rows("SELECT count(*) FROM turns")[0][0]
 
     def search_turns(self, query: str, before_id: int | None = None, limit: int = 20) -> list[Hit]:
-        match = fts_query(query)
-        if not match:
-            return []
-        rows = self._rows(
-            f"SELECT {', '.join('t.' + c for c in TURN_COLUMNS.split(', '))}, bm25(turns_fts) AS s "
-            "FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid WHERE turns_fts MATCH ? "
-            "AND turns_fts.rowid < ? ORDER BY s LIMIT ?",
-            (match, before_id or 2**62, limit),
-        )
-        return [Hit(_turn(r[:6]), r[6]) for r in rows]
+        """The user's turns that share words with `query`, best first: trigrams, and the
+        two-character units of Chinese; a turn both find keeps its better bm25."""
+        columns = ", ".join("t." + c for c in TURN_COLUMNS.split(", "))
+        found: dict[int, Hit] = {}
+        grams = cjk_bigrams(query)[:12]
+        for table, match in (
+            ("turns_fts", fts_query(query)),
+            ("turns_cjk", " OR ".join(f'"{g}"' for g in grams)),
+        ):
+            if not match:
+                continue
+            rows = self._rows(
+                f"SELECT {columns}, bm25({table}) AS s FROM {table} JOIN turns t ON t.id = {table}.rowid "
+                f"WHERE {table} MATCH ? AND {table}.rowid < ? ORDER BY s LIMIT ?",
+                (match, before_id or 2**62, limit),
+            )
+            for r in rows:
+                if r[0] not in found or r[6] < found[r[0]].bm25:
+                    found[r[0]] = Hit(_turn(r[:6]), r[6])
+        return sorted(found.values(), key=lambda h: h.bm25)[:limit]
 
     # -- memories ------------------------------------------------------------------
 
@@ -394,3 +410,8 @@ def _inserted_id(cursor: sqlite3.Cursor) -> int:
 
 def _turn(row: tuple) -> Turn:
     return Turn(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+
+
+def _cjk_grams(text: str | None) -> str:
+    """What `turns_cjk` indexes of a line: its Chinese two-character units, space-separated."""
+    return " ".join(cjk_bigrams(text or ""))
