@@ -302,7 +302,7 @@ def test_a_killed_import_resumes_where_it_stopped(tmp_path, monkeypatch):
             role = "user" if n % 2 == 0 else "assistant"
             f.write(json.dumps({"role": role, "content": f"line {n} " * 8, "time": T0 + (n // 2) * DAY}) + "\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voice_companion", "history", "import", str(big), "--no-progress"],
+        [sys.executable, "-m", "voice_companion", "history", "import", str(big), "--no-progress", "--no-vectors"],
         env={**os.environ},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -325,7 +325,7 @@ def test_a_killed_import_resumes_where_it_stopped(tmp_path, monkeypatch):
     partial = probe.turn_count()
     probe.close()
     assert 0 < partial < lines and partial % 2 == 0  # killed mid-import, between two sessions
-    resumed = run_cli("history", "import", str(big), "--json")
+    resumed = run_cli("history", "import", str(big), "--json", "--no-vectors")
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout)
     assert result["already"] == partial and result["turns"] == lines - partial
@@ -434,7 +434,7 @@ def test_a_50_mb_export_streams_with_bounded_memory_and_progress(tmp_path, monke
     peak_kb = 0
     with open(tmp_path / "out.txt", "w") as out_file, open(tmp_path / "err.txt", "w") as err_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "voice_companion", "history", "import", str(export)],
+            [sys.executable, "-m", "voice_companion", "history", "import", str(export), "--no-vectors"],
             env={**os.environ},
             stdout=out_file,
             stderr=err_file,

@@ -21,8 +21,10 @@ from voice_companion.companion.imports.draft import draft_persona
 from voice_companion.companion.imports.formats import FORMATS, detect
 from voice_companion.companion.library import MEMORY_FILE, Library
 from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+from voice_companion.companion.memory.vectors import embed_pending
 from voice_companion.companion.persona import Persona
 from voice_companion.core.config import Settings
+from voice_companion.engines import embeddings
 
 SOURCE_NAMES = {
     "chatgpt": "ChatGPT",
@@ -61,6 +63,12 @@ def add_parsers(add) -> None:
     )
     s.add_argument("--user-name", default="", help="your name in the export, where it does not say")
     s.add_argument("--list", action="store_true", help="list the export's conversations, import nothing")
+    s.add_argument(
+        "--no-vectors",
+        action="store_true",
+        help="skip the sentence vectors for recall by meaning (~75 lines a second); running the import again "
+        "makes them",
+    )
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -89,6 +97,7 @@ def history(args: argparse.Namespace, settings: Settings) -> dict:
         if new:  # nothing was imported: no empty companion is left behind
             shutil.rmtree(library.directory(cid), ignore_errors=True)
         raise
+    embedded = _embed(args, settings, store)
     store.close()
     seconds = time.perf_counter() - started
     note = f"; {report.already} were there from an earlier import" if report.already else ""
@@ -118,10 +127,26 @@ def history(args: argparse.Namespace, settings: Settings) -> dict:
         "assistant_names": sorted(report.assistant_names),
         "custom_instructions": len(report.instructions),
         "sessions_learned": learned,
+        "lines_embedded": embedded,
         "new_companion": new,
         "seconds": round(seconds, 3),
         "storing_seconds": round(stored_s, 3),  # the rest: summaries and facts
     }
+
+
+def _embed(args: argparse.Namespace, settings: Settings, store: SQLiteMemoryStore) -> int:
+    """Sentence vectors for what the user said, so recall finds it by meaning too. Stopped
+    with Ctrl-C, the import stays; the next run of the command goes on from there."""
+    embedder = embeddings.shared() if settings.memory.recall_by_meaning and not args.no_vectors else None
+    if embedder is None:
+        return 0
+    bar = _Bar(args, "for recall by meaning", "line")
+    try:
+        with bar:
+            return embed_pending(store, embedder, bar.update)
+    except KeyboardInterrupt:
+        _say(args, "stopped making sentence vectors: the import is kept; run the command again to finish them.")
+        return bar.done
 
 
 def _list(args: argparse.Namespace, path: Path, fmt: str) -> dict:
@@ -151,8 +176,10 @@ class _Bar:
         self.shown = not args.no_progress and not args.json
         self.what, self.unit = what, unit
         self.bar: Any = None
+        self.done = 0
 
     def update(self, done: int, total: int) -> None:
+        self.done = done
         if self.bar is None and self.shown:
             from tqdm import tqdm
 

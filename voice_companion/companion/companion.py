@@ -9,7 +9,7 @@ with the same memories. Which companion: `--companion NAME`, else a non-default
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from voice_companion.companion import macros
@@ -17,15 +17,17 @@ from voice_companion.companion.library import DEFAULT_ID, MEMORY_FILE, Library, 
 from voice_companion.companion.memory import greetings
 from voice_companion.companion.memory.context import Budget
 from voice_companion.companion.memory.conversation import MemoryConversation
+from voice_companion.companion.memory.retrieval import Retriever
 from voice_companion.companion.memory.spooling_store import SpoolingStore
 from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
 from voice_companion.companion.memory.types import MemoryStore
+from voice_companion.companion.memory.vectors import VectorIndex
 from voice_companion.companion.memory.worker import MODES, finish_orphaned_sessions
 from voice_companion.companion.persona import Persona
 from voice_companion.core.config import CompanionSettings, Settings, given
 from voice_companion.core.errors import ConfigError
 from voice_companion.core.prompts import persona_base
-from voice_companion.engines import llm_state
+from voice_companion.engines import embeddings, llm_state
 from voice_companion.engines.llm import LLMBackend
 from voice_companion.engines.models import tiers
 
@@ -39,6 +41,7 @@ class Companion:
     persona: Persona
     directory: Path
     store: MemoryStore
+    _vectors: VectorIndex | None = field(default=None, repr=False)  # one per process: every call shares it
 
     def system_prompt(self, settings: Settings) -> str:
         base = given(settings.companion.persona, persona_base(self.persona.language))
@@ -68,6 +71,7 @@ class Companion:
             llm,
             extraction_mode(settings, choice),
             settings.memory.recall_k,
+            retriever=Retriever(self.store, vectors=self.vectors(settings)),
             backend=choice.backend,
             keep=keep,
             state_dir=self.state_dir if settings.llm.warm_start else None,
@@ -76,6 +80,13 @@ class Companion:
         conversation.quoted_dialogue = self.persona.quotes_dialogue
         conversation.language = self.persona.language
         return conversation
+
+    def vectors(self, settings: Settings) -> VectorIndex | None:
+        """Its index for recall by meaning (None: off in the config, or no embedder)."""
+        if self._vectors is None and settings.memory.recall_by_meaning:
+            embedder = embeddings.shared()
+            self._vectors = VectorIndex(self.store, embedder) if embedder is not None else None
+        return self._vectors
 
     @property
     def picture(self) -> Path | None:

@@ -287,6 +287,9 @@ class MemorySettings:
     # prompt cache), never on the tiny tier (it invents); or "after_turn", "session_end", "off".
     llm_extraction: str = "auto"
     recall_k: int = 6  # memories recalled into the prompt per turn
+    # Recall by meaning as well as by words (engines/embeddings.py): "What is my job?"
+    # finds "I work nights as a nurse". Off: full-text search only.
+    recall_by_meaning: bool = True
 
 
 @dataclass

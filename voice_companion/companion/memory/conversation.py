@@ -98,7 +98,9 @@ class MemoryConversation(Conversation):
         self.upcoming: Window | None = None  # the next window, prepared before this one fills
         self.upcoming_ready = False  # its prefix was prefilled in full (Session._prepare_next)
         self._open_window()
-        self.worker = MemoryWorker(store, llm if keep else None, extraction, busy=self.busy)
+        self.worker = MemoryWorker(
+            store, llm if keep else None, extraction, busy=self.busy, vectors=self.retriever.vectors if keep else None
+        )
 
     # -- the Conversation interface ------------------------------------------------
 

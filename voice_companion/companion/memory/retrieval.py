@@ -1,9 +1,12 @@
 """Which memories matter for what the user just said: relevance, recency and importance.
 
 Plain vector search alone is known to disappoint for companions; here the score mixes
-FTS5 relevance (trigram, so Chinese works) with how recent and how important each
-memory is, and lore entries wake up when one of their keys is mentioned. (No embedding
-model ships offline without torch; re-ranking by meaning would go after the scoring.)
+relevance with how recent and how important each memory is, and lore entries wake up
+when one of their keys is mentioned. A past turn is found by its words (FTS5: trigrams,
+and Chinese two-character units) and, where the embedder is installed, by its meaning
+(sentence vectors, memory/vectors.py), so a question that shares no word with what was
+said still finds it; every candidate is then scored on both (scripts/bench_recall.py,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 
 from voice_companion.companion.memory.sqlite_store import FORGOTTEN
 from voice_companion.companion.memory.types import Hit, Memory, MemoryStore, Turn
+from voice_companion.companion.memory.vectors import VectorIndex
 from voice_companion.core.text import shorten
 
 DAY = 86400.0
@@ -35,12 +39,18 @@ class RecallWeights:
     half_life_days: float = 30.0
     turn_importance: float = 0.3  # a raw past utterance, not a distilled fact
     min_turn_relevance: float = 0.5  # of the best hit: weak matches only cost prefill time
+    # A past turn's relevance with recall by meaning: this share from its words (bm25 of
+    # the best), the rest from how far its meaning stands out (of the best line's margin).
+    word_share: float = 0.4
 
 
 class Retriever:
-    def __init__(self, store: MemoryStore, weights: RecallWeights | None = None) -> None:
+    def __init__(
+        self, store: MemoryStore, weights: RecallWeights | None = None, vectors: VectorIndex | None = None
+    ) -> None:
         self.store = store
         self.weights = weights or RecallWeights()
+        self.vectors = vectors
 
     def recall(
         self, query: str, k: int = 6, before_turn: int | None = None, turns: bool = True, now: float | None = None
@@ -64,12 +74,35 @@ class Retriever:
                     add(memory.text, relevance, memory.time, memory.importance * memory.confidence, "memory", memory.id)
         for memory in self._woken_lore(query):
             add(memory.text, 1.0, memory.time, memory.importance, "memory", memory.id)
-        past = self.store.search_turns(query, before_turn, limit=4 * k) if turns else []
-        for hit, relevance in _normalised(past):
-            turn = hit.item
-            if isinstance(turn, Turn) and turn.text != FORGOTTEN and relevance >= w.min_turn_relevance:
-                add(_as_past(turn, now), relevance, turn.time, w.turn_importance, "turn", turn.id)
+        if turns:
+            for turn, relevance in self._past_turns(query, before_turn, 4 * k):
+                if turn.text != FORGOTTEN and relevance >= w.min_turn_relevance:
+                    add(_as_past(turn, now), relevance, turn.time, w.turn_importance, "turn", turn.id)
         return sorted(scored.values(), key=lambda r: -r.score)[:k]
+
+    def _past_turns(self, query: str, before_turn: int | None, limit: int) -> list[tuple[Turn, float]]:
+        """Past user turns with their relevance (0..1, the best at 1): the full-text
+        ranking alone, or every candidate of both searches scored by how far its meaning
+        stands out from the crowd plus how well its words match (a line that only shares
+        a word, "I cleaned the car" for "Which of my pets is scared of cleaning?", loses
+        to one that means it, "my cat Miso hides under the bed whenever I vacuum")."""
+        hits = self.store.search_turns(query, before_turn, limit=limit)
+        by_words = [(h.item, r) for h, r in _normalised(hits) if isinstance(h.item, Turn)]
+        if self.vectors is None:
+            return by_words
+        standing = self.vectors.search(query, before_turn, limit, also=[t.id for t, _ in by_words])
+        top = max((h.margin for h in standing.hits), default=0.0)
+        w = self.weights
+        candidates = {t.id: (t, w.word_share * r) for t, r in by_words}
+        for hit in standing.hits:
+            candidates.setdefault(hit.turn.id, (hit.turn, 0.0))
+        scored = []
+        for turn_id, (turn, words) in candidates.items():
+            margin = standing.margins.get(turn_id, 0.0)
+            meaning = max(0.0, margin) / top if top > 0 else 0.0
+            scored.append((turn, words + (1 - w.word_share) * meaning))
+        best = max((score for _, score in scored), default=0.0)
+        return sorted(((t, s / best) for t, s in scored if best > 0), key=lambda item: -item[1])
 
     def _woken_lore(self, query: str) -> list[Memory]:
         lowered = query.lower()

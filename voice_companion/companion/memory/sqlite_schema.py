@@ -32,6 +32,15 @@ CREATE TRIGGER IF NOT EXISTS turns_cjk_ad AFTER DELETE ON turns BEGIN
 CREATE TRIGGER IF NOT EXISTS turns_cjk_au AFTER UPDATE OF text ON turns WHEN new.role = 'user' BEGIN
     DELETE FROM turns_cjk WHERE rowid = old.id;
     INSERT INTO turns_cjk(rowid, grams) SELECT new.id, cjk_grams(new.text) WHERE cjk_grams(new.text) != ''; END;
+-- What the user said, as sentence vectors for recall by meaning (engines/embeddings.py):
+-- a cache, not exported; `seq` lets a live index load only what is new. A turn edited or
+-- deleted loses its vector (and gets a fresh one the next time turns are embedded).
+CREATE TABLE IF NOT EXISTS turn_vectors(seq INTEGER PRIMARY KEY, turn_id INTEGER NOT NULL UNIQUE,
+    chinese INTEGER NOT NULL, vector BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS turn_vectors_ad AFTER DELETE ON turns BEGIN
+    DELETE FROM turn_vectors WHERE turn_id = old.id; END;
+CREATE TRIGGER IF NOT EXISTS turn_vectors_au AFTER UPDATE OF text ON turns BEGIN
+    DELETE FROM turn_vectors WHERE turn_id = old.id; END;
 """
 # A file made before turns_cjk existed has its Chinese turns indexed once, when opened.
 CJK_BACKFILL = """INSERT INTO turns_cjk(rowid, grams)

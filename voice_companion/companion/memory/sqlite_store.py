@@ -154,6 +154,52 @@ class SQLiteMemoryStore:
         )
         return [_turn(r) for r in reversed(rows)]
 
+    # -- sentence vectors (companion/memory/vectors.py) ----------------------------
+
+    def unembedded_turns(self, limit: int = 64) -> list[Turn]:
+        """The user's turns that have no vector yet, newest first (recent ones matter most)."""
+        rows = self._rows(
+            f"SELECT {', '.join('t.' + c for c in TURN_COLUMNS.split(', '))} FROM turns t "
+            "WHERE t.role = 'user' AND t.text != ? AND NOT EXISTS "
+            "(SELECT 1 FROM turn_vectors v WHERE v.turn_id = t.id) ORDER BY t.id DESC LIMIT ?",
+            (FORGOTTEN, limit),
+        )
+        return [_turn(r) for r in rows]
+
+    def count_unembedded_turns(self) -> int:
+        rows = self._rows(
+            "SELECT count(*) FROM turns t WHERE t.role = 'user' AND t.text != ? AND NOT EXISTS "
+            "(SELECT 1 FROM turn_vectors v WHERE v.turn_id = t.id)",
+            (FORGOTTEN,),
+        )
+        return int(rows[0][0])
+
+    def add_vectors(self, vectors: Sequence[tuple[int, bool, bytes]]) -> None:
+        """(turn id, said in Chinese, float16 bytes), in one transaction; a turn gone
+        meanwhile is skipped."""
+        with self._tx():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO turn_vectors(turn_id, chinese, vector) SELECT ?, ?, ? WHERE EXISTS "
+                "(SELECT 1 FROM turns WHERE id = ?)",
+                [(turn_id, int(chinese), blob, turn_id) for turn_id, chinese, blob in vectors],
+            )
+
+    def vectors_since(self, seq: int, limit: int = 20_000) -> list[tuple[int, int, bool, bytes]]:
+        """(seq, turn id, said in Chinese, vector bytes) written after `seq`, oldest first."""
+        return [
+            (int(s), int(t), bool(c), bytes(v))
+            for s, t, c, v in self._rows(
+                "SELECT seq, turn_id, chinese, vector FROM turn_vectors WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            )
+        ]
+
+    def turns_by_id(self, ids: Sequence[int]) -> list[Turn]:
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        return [_turn(r) for r in self._rows(f"SELECT {TURN_COLUMNS} FROM turns WHERE id IN ({marks})", tuple(ids))]
+
     # -- imported history (companion/imports/importer.py) -------------------------
 
     def new_origins(self, origins: Sequence[str]) -> list[str]:
@@ -313,7 +359,7 @@ class SQLiteMemoryStore:
 
     def forget_all(self) -> None:
         with self._tx():
-            for table in ("memories", "turns", "sessions"):
+            for table in ("turn_vectors", "memories", "turns", "sessions"):
                 self._db.execute(f"DELETE FROM {table}")
             self._db.execute("DELETE FROM meta WHERE key != 'schema'")
         with self._lock:  # leave no old text in free pages or the WAL

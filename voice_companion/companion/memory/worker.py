@@ -23,6 +23,7 @@ import logging
 import os
 import queue
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -31,7 +32,8 @@ from typing import Any, TypeVar
 from voice_companion.companion.memory import facts
 from voice_companion.companion.memory.fact_llm import extract_with_llm
 from voice_companion.companion.memory.summaries import summarize_session
-from voice_companion.companion.memory.types import MemoryStore
+from voice_companion.companion.memory.types import MemoryStore, Turn
+from voice_companion.companion.memory.vectors import VectorIndex, embed_pending, embed_turns
 from voice_companion.core.errors import CompanionError
 from voice_companion.engines.llm import LLMBackend
 
@@ -40,6 +42,7 @@ T = TypeVar("T")
 MODES = ("after_turn", "session_end", "off")
 END_BUDGET_S = 8.0  # LLM extraction at session end never holds an exit longer
 END_MAX_TURNS = 12
+EMBED_AT_END_S = 1.0  # vectors for older turns at a session's end (~75 a second on 2 cores)
 IDLE_EXIT_S = 5.0  # the thread ends after this long without a job; the next job starts one
 
 
@@ -50,8 +53,10 @@ class MemoryWorker:
         llm: LLMBackend | None = None,
         mode: str = "off",
         busy: Callable[[], bool] = lambda: False,
+        vectors: VectorIndex | None = None,
     ) -> None:
         self.store, self.llm, self.busy = store, llm, busy
+        self.vectors = vectors  # each turn gets its vector here; a backlog at the session's end
         self.mode = mode if llm is not None else "off"
         self._known = {m.text.lower() for m in store.memories(("fact", "note"))}
         self._pending: list[tuple[int, str]] = []  # user turns awaiting LLM extraction
@@ -121,6 +126,9 @@ class MemoryWorker:
                 return
 
     def _learn(self, turn_id: int, text: str) -> None:
+        if self.vectors is not None:
+            embedder, turn = self.vectors.embedder, Turn(turn_id, 0, "user", text, 0.0)
+            self._embed(lambda: embed_turns(self.store, embedder, [turn]))
         for fact in facts.extract(text):
             self._remember(fact, turn_id)
         if not facts.states_something(text):
@@ -172,6 +180,17 @@ class MemoryWorker:
             self._llm_learn(turn_id, text, lambda: time.monotonic() > deadline)
         turns = self.store.turns(session_id, limit=2000)
         self.store.end_session(session_id, summarize_session(turns) if turns else "")
+        if self.vectors is not None:  # older turns without a vector: as many as fit in a second
+            until = time.monotonic() + EMBED_AT_END_S
+            embedder = self.vectors.embedder
+            self._embed(lambda: embed_pending(self.store, embedder, stop=lambda: time.monotonic() > until))
+
+    def _embed(self, work: Callable[[], object]) -> None:
+        """Vectors are a cache: failing to write one (a full disk) costs recall, not the call."""
+        try:
+            work()
+        except (CompanionError, sqlite3.Error, OSError) as exc:
+            log.info("a turn's vector was not saved (%s): it is made later", exc)
 
 
 def finish_orphaned_sessions(store: MemoryStore) -> int:
