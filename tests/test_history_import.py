@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 from conftest import one_line_error, run_cli
 
 from voice_companion.companion.imports import formats, importer
@@ -456,3 +457,38 @@ def test_a_50_mb_export_streams_with_bounded_memory_and_progress(tmp_path, monke
     store = SQLiteMemoryStore(tmp_path / "home" / "data" / "companions" / "mia" / "memory.db")
     assert store.turn_count() == 93_600
     store.close()
+
+
+@pytest.mark.slow  # the real STT, the small brain and Mia's voice, in a fresh process
+def test_the_companion_answers_by_voice_from_what_only_the_imported_history_holds(tmp_path, monkeypatch, spoken):
+    """Issue 19's acceptance: a spoken question about something said once, a year ago, in
+    another service's chat (among 150 everyday lines), answered aloud with it."""
+    from voice_companion.core.config import Settings
+    from voice_companion.core.errors import ModelNotAvailable
+    from voice_companion.engines.models import tiers
+
+    settings = Settings()
+    settings.llm.tier = "small"
+    try:
+        tiers.select(settings)
+    except ModelNotAvailable as exc:
+        pytest.skip(str(exc))
+    monkeypatch.setenv("VOICE_COMPANION_HOME", str(tmp_path / "home"))
+    export = tmp_path / "history.jsonl"
+    said = [f"I went for a walk by the river on day {n}" for n in range(150)]
+    said.insert(70, "by the way my dentist is called Dr Okafor, very gentle")
+    with open(export, "w", encoding="utf-8") as f:
+        for n, line in enumerate(said):
+            when = T0 + n * DAY / 4  # 150 sessions-worth of days, a year before the test's date
+            f.write(json.dumps({"role": "user", "content": line, "time": when}) + "\n")
+            f.write(json.dumps({"role": "assistant", "content": "That sounds lovely.", "time": when + 9}) + "\n")
+    assert run_cli("history", "import", str(export), "--no-progress").returncode == 0
+    out = tmp_path / "answer.wav"
+    question = spoken("What is my dentist called?")
+    proc = run_cli("reply", "--input", str(question), "--output", str(out), "--llm", "small", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert "dentist" in result["transcript"].lower()
+    assert "okafor" in result["reply"].lower(), result["reply"]
+    audio, rate = sf.read(out, dtype="int16")
+    assert len(audio) > rate  # spoken aloud

@@ -86,6 +86,8 @@ class Companion:
         if self._vectors is None and settings.memory.recall_by_meaning:
             embedder = embeddings.shared()
             self._vectors = VectorIndex(self.store, embedder) if embedder is not None else None
+            if self._vectors is not None:
+                self._vectors.load_in_background()
         return self._vectors
 
     @property
