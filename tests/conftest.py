@@ -107,15 +107,11 @@ def voice16k(user_voice):
     return make
 
 
-@pytest.fixture(scope="session")
-def small():
-    """The companion-grade brain and greedy options (the same answer every run); skipped,
-    naming the install command, where it is not installed."""
-    import dataclasses
-
+def small_settings():
+    """Settings for the companion-grade brain; skips the test, naming the install command,
+    where it is not installed."""
     from voice_companion.core.config import Settings
     from voice_companion.core.errors import ModelNotAvailable
-    from voice_companion.engines.loader import generation_options, load_llm
     from voice_companion.engines.models import tiers
 
     settings = Settings()
@@ -124,6 +120,17 @@ def small():
         tiers.select(settings)
     except ModelNotAvailable as exc:
         pytest.skip(str(exc))
+    return settings
+
+
+@pytest.fixture(scope="session")
+def small():
+    """The companion-grade brain and greedy options (the same answer every run)."""
+    import dataclasses
+
+    from voice_companion.engines.loader import generation_options, load_llm
+
+    settings = small_settings()
     llm = load_llm(settings)
     yield llm, dataclasses.replace(generation_options(settings), temperature=0.0)
     llm.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conftest import one_line_error, run_cli
+from conftest import one_line_error, run_cli, small_settings
 
 from voice_companion.companion.imports import formats, importer
 from voice_companion.companion.memory.sqlite_schema import IMPORTED_BELOW
@@ -463,16 +463,7 @@ def test_a_50_mb_export_streams_with_bounded_memory_and_progress(tmp_path, monke
 def test_the_companion_answers_by_voice_from_what_only_the_imported_history_holds(tmp_path, monkeypatch, spoken):
     """Issue 19's acceptance: a spoken question about something said once, a year ago, in
     another service's chat (among 150 everyday lines), answered aloud with it."""
-    from voice_companion.core.config import Settings
-    from voice_companion.core.errors import ModelNotAvailable
-    from voice_companion.engines.models import tiers
-
-    settings = Settings()
-    settings.llm.tier = "small"
-    try:
-        tiers.select(settings)
-    except ModelNotAvailable as exc:
-        pytest.skip(str(exc))
+    small_settings()  # skips where the small brain is not installed
     monkeypatch.setenv("VOICE_COMPANION_HOME", str(tmp_path / "home"))
     export = tmp_path / "history.jsonl"
     said = [f"I went for a walk by the river on day {n}" for n in range(150)]

