@@ -243,7 +243,9 @@ def build_companion(home: Path, tier: str) -> dict:
     os.environ["VOICE_COMPANION_HOME"] = str(home)
     from voice_companion.companion.companion import open_companion
     from voice_companion.companion.memory.summaries import summarize_session
+    from voice_companion.companion.memory.vectors import embed_pending
     from voice_companion.core.config import load_settings
+    from voice_companion.engines import embeddings
 
     (home / "config").mkdir(parents=True, exist_ok=True)
     (home / "config" / "config.toml").write_text(f'[llm]\ntier = "{tier}"\n')
@@ -273,6 +275,9 @@ def build_companion(home: Path, tier: str) -> dict:
     for _said, fact, _, _ in FACTS:
         store.add_memory("fact", fact, 0.8, 1.0)
     learned = len(store.memories(("fact",)))
+    embedder = embeddings.shared()
+    if embedder is not None:  # a companion that lived these turns gave each its vector (memory worker)
+        embed_pending(store, embedder)
     companion.close()
     return {"exchanges": exchanges, "sessions": SESSIONS, "facts": learned}
 

@@ -213,7 +213,7 @@ def memory(args: argparse.Namespace, settings: Settings) -> dict:
     try:
         if args.action == "recall":
             return _recall(args, settings, companion)
-        return _memory(args, companion)
+        return _memory(args, companion, settings)
     finally:
         companion.close()
 
@@ -249,7 +249,7 @@ def _recall(args: argparse.Namespace, settings: Settings, companion: Companion) 
     return results[0] if len(results) == 1 and args.message is not None else {"recalls": results}
 
 
-def _memory(args: argparse.Namespace, companion: Companion) -> dict:
+def _memory(args: argparse.Namespace, companion: Companion, settings: Settings) -> dict:
     store = companion.store
     if args.action == "list":
         items = store.memories()
@@ -259,7 +259,7 @@ def _memory(args: argparse.Namespace, companion: Companion) -> dict:
             _out(args, f"{companion.persona.name} has no memories yet")
         return {"companion": companion.id, "memories": [_row(m) for m in items], "turns": store.turn_count()}
     if args.action == "search":
-        found = Retriever(store).recall(args.query, k=10)
+        found = Retriever(store, vectors=companion.vectors(settings)).recall(args.query, k=10)
         for r in found:
             _out(args, f"{r.source:<6} {r.id:>6}  {r.score:.2f}  {r.text}")
         return {
