@@ -128,7 +128,8 @@ def embed_pending(
 ) -> int:
     """Give every user turn without a vector one, newest first, a batch per transaction
     (a killed run goes on where it stopped); returns how many were embedded."""
-    total, done = store.count_unembedded_turns(), 0
+    total = store.count_unembedded_turns() if progress is not None else 0  # a full scan: only for a bar
+    done = 0
     while not stop() and (turns := store.unembedded_turns(EMBED_BATCH)):
         embed_turns(store, embedder, turns)
         done += len(turns)
