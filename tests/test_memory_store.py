@@ -341,3 +341,23 @@ def test_a_question_answered_from_memory_is_sampled_cool(store):
     assert asked[-1].context and options.for_prompt(asked).temperature == RECALLED_ANSWER_TEMPERATURE
     assert options.for_prompt(conv.prompt_for("The film was lovely.")).temperature == 0.7  # a statement
     assert options.for_prompt(conv.prompt_for("Do you like films?")).temperature == 0.7  # nothing recalled
+
+
+def test_two_recalled_turns_share_one_quote_and_fit_a_question_budget(store):
+    """"Which cities did I visit with Marco?" needs two past lines; as two whole notes
+    they did not fit small's 32-token question budget, joined under one "the user said"
+    they do, and a line still noted in the prompt is not quoted again."""
+    sid = store.start_session()
+    ghent = store.add_turn(sid, "user", "Marco and I spent the weekend in Ghent.")
+    bruges = store.add_turn(sid, "user", "Marco and I took the train to Bruges.")
+    store._db.execute("UPDATE turns SET time = ? WHERE id = ?", (time.time() - 9 * 86400, ghent.id))
+    store._db.execute("UPDATE turns SET time = ? WHERE id = ?", (time.time() - 3 * 86400, bruges.id))
+    found = Retriever(store).recall("Which cities did I visit with Marco?", k=4, turns=True)
+    turns = [r for r in found if r.source == "turn"]
+    assert len(turns) == 2 and all(r.quote and r.said_on for r in turns)
+    separate = "; ".join(r.text for r in turns)
+    note = context.recall_note(found, 32)
+    assert estimate_tokens(separate) > 32  # the whole notes do not fit
+    assert note.count("the user said") == 1 and "Ghent" in note and "Bruges" in note
+    again = context.recall_note(found, 32, already=f"(Things you remember that may help: {turns[0].text})")
+    assert turns[0].quote not in again and turns[1].quote in again

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from voice_companion.companion.memory.retrieval import Recalled
 from voice_companion.companion.memory.types import Memory
 from voice_companion.core.prompts import with_memory
 from voice_companion.core.text import estimate_tokens, message_tokens, shorten
@@ -130,22 +131,39 @@ def system_text(persona_prompt: str, profile: Sequence[str], episodes: Sequence[
     return text
 
 
-def recall_note(recalled: Sequence[str], limit: int, already: str = "") -> str:
+def recall_note(recalled: Sequence[Recalled], limit: int, already: str = "") -> str:
     """What was recalled for a message (as much as fits), to go before its words;
     items in `already` (the notes still in the prompt) are not repeated.
 
     Recall comes first: the session's listen-ahead prefills the prompt for the words
     heard so far, and what they recall is usually what the whole message recalls, so
     at the end of the turn only the last words are new to the LLM (with the words
-    first, the recalled text after them was prefilled again on every turn)."""
-    items: list[str] = []
+    first, the recalled text after them was prefilled again on every turn).
+
+    Several past turns share one "the user said" ("On 03 Sep the user said: “A”; on
+    09 Sep: “B”"): each one more costs ~4 tokens less, so `small`'s question budget (32
+    tokens) holds two short quoted lines (scripts/bench_recall.py's combined questions
+    "Which cities did I visit with Marco?": 35 tokens as two whole notes, 31 joined)."""
+    chosen: list[Recalled] = []
     for item in recalled:
-        if item in already:
+        if (f"“{item.quote}”" if item.quote else item.text) in already:
             continue
-        if estimate_tokens("; ".join([*items, item])) > limit:
+        if estimate_tokens(_joined([*chosen, item])) > limit:
             break
-        items.append(item)
-    return RECALL_HEADER.format(items="; ".join(items)) if items else ""
+        chosen.append(item)
+    return RECALL_HEADER.format(items=_joined(chosen)) if chosen else ""
+
+
+def _joined(items: Sequence[Recalled]) -> str:
+    """The items in their order, the past turns together where the first one is."""
+    quotes = [i for i in items if i.quote]
+    parts: list[str] = []
+    for item in items:
+        if not item.quote:
+            parts.append(item.text)
+        elif item is quotes[0]:
+            parts.append("; ".join([item.text, *(f"on {q.said_on}: “{q.quote}”" for q in quotes[1:])]))
+    return "; ".join(parts)
 
 
 def drop_count(messages: Sequence[str], tokens: int) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from voice_companion.companion.memory import context, greetings
 from voice_companion.companion.memory import window as windows
-from voice_companion.companion.memory.retrieval import Retriever
+from voice_companion.companion.memory.retrieval import Recalled, Retriever
 from voice_companion.companion.memory.spooling_store import SpoolingStore
 from voice_companion.companion.memory.summaries import summarize_turns
 from voice_companion.companion.memory.types import MemoryStore, Turn
@@ -91,7 +91,7 @@ class MemoryConversation(Conversation):
         self._session_of: list[int] = []  # and the session it belongs to
         self.rolls = 0  # times the window filled and its oldest turns became a summary
         self._asked_at: float | None = None
-        self._draft: tuple[str, list[str]] | None = None  # this turn's words so far, their recall
+        self._draft: tuple[str, list[Recalled]] | None = None  # this turn's words so far, their recall
         self._closed = False
         self.greeting = ""  # what the companion says first (Companion.conversation sets it)
         self.window: Window  # the prompt window now (set by _open_window)
@@ -256,7 +256,7 @@ class MemoryConversation(Conversation):
             if self.keep:
                 self.worker.finish(self.session_id)
 
-    def _recall_for(self, text: str) -> list[str]:
+    def _recall_for(self, text: str) -> list[Recalled]:
         """The recall for a turn's message. A statement whose words so far were already
         asked for (the live session's listen-ahead) keeps what they recalled: the message
         then begins as the LLM has it cached, so only its last words are read at the end of
@@ -272,7 +272,7 @@ class MemoryConversation(Conversation):
         self._draft = (text, recalled)
         return recalled
 
-    def _recall(self, text: str) -> list[str]:
+    def _recall(self, text: str) -> list[Recalled]:
         """What search finds for this message: memories, and old turns when the user asks.
 
         A fact learned this session needs no place here: the turn it came from is still
@@ -283,7 +283,7 @@ class MemoryConversation(Conversation):
         prefill time on the live path (Budget.recall_tokens caps it per tier)."""
         asks = asks_or_recalls(text)
         found = self.retriever.recall(text, self.recall_k, before_turn=self._searched_before(asks), turns=asks)
-        return list(dict.fromkeys(r.text for r in found))
+        return list({r.text: r for r in reversed(found)}.values())[::-1]
 
     def _searched_before(self, asks: bool) -> int | None:
         """The first turn that search leaves out: the window's, as the prompt has them; for

@@ -21,14 +21,17 @@ from voice_companion.companion.memory.vectors import VectorIndex
 from voice_companion.core.text import shorten
 
 DAY = 86400.0
+QUOTE_TOKENS = 40  # of a recalled turn's words, at most
 
 
 @dataclass(frozen=True)
 class Recalled:
-    text: str  # as it goes into the prompt
+    text: str  # as it goes into the prompt on its own
     score: float
     source: str  # "memory" | "turn"
     id: int
+    said_on: str = ""  # a past turn: the day it was said ("03 Sep", "03 Sep 2025")
+    quote: str = ""  # and its words (shortened), so several share one "the user said"
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,11 @@ class Retriever:
         w = self.weights
         scored: dict[str, Recalled] = {}
 
-        def add(text: str, relevance: float, when: float, importance: float, source: str, item_id: int) -> None:
+        def add(text: str, relevance: float, when: float, importance: float, source: str, id_: int, *said: str) -> None:
             recency = 0.5 ** (max(0.0, now - when) / (w.half_life_days * DAY))
             score = w.relevance * relevance + w.recency * recency + w.importance * importance
             if text not in scored or scored[text].score < score:
-                scored[text] = Recalled(text, score, source, item_id)
+                scored[text] = Recalled(text, score, source, id_, *said)
 
         for hits in (self.store.search_memories(query, limit=4 * k), self.store.search_memories_cjk(query, 4 * k)):
             for hit, relevance in _normalised(hits):
@@ -77,7 +80,8 @@ class Retriever:
         if turns:
             for turn, relevance in self._past_turns(query, before_turn, 4 * k):
                 if turn.text != FORGOTTEN and relevance >= w.min_turn_relevance:
-                    add(_as_past(turn, now), relevance, turn.time, w.turn_importance, "turn", turn.id)
+                    said = (said_on(turn, now), shorten(turn.text, QUOTE_TOKENS))
+                    add(past_turn(*said), relevance, turn.time, w.turn_importance, "turn", turn.id, *said)
         return sorted(scored.values(), key=lambda r: -r.score)[:k]
 
     def _past_turns(self, query: str, before_turn: int | None, limit: int) -> list[tuple[Turn, float]]:
@@ -121,9 +125,13 @@ def _normalised(hits: Sequence[Hit]) -> list[tuple[Hit, float]]:
     return [(h, h.bm25 / best if best < 0 else 1.0) for h in hits]
 
 
-def _as_past(turn: Turn, now: float | None = None) -> str:
-    """A past turn with its day; with its year when that is not this one (an imported
+def said_on(turn: Turn, now: float | None = None) -> str:
+    """The day of a past turn; with its year when that is not this one (an imported
     history reaches back years, and "when did I…?" needs it)."""
     when, today = time.localtime(turn.time), time.localtime(now)
-    day = time.strftime("%d %b" if when.tm_year == today.tm_year else "%d %b %Y", when)
-    return f"On {day} the user said: “{shorten(turn.text, 40)}”"
+    return time.strftime("%d %b" if when.tm_year == today.tm_year else "%d %b %Y", when)
+
+
+def past_turn(day: str, quote: str) -> str:
+    """A past turn as recall quotes it on its own (context.recall_note joins several)."""
+    return f"On {day} the user said: “{quote}”"
