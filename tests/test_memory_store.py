@@ -344,7 +344,7 @@ def test_a_question_answered_from_memory_is_sampled_cool(store):
 
 
 def test_two_recalled_turns_share_one_quote_and_fit_a_question_budget(store):
-    """"Which cities did I visit with Marco?" needs two past lines; as two whole notes
+    """The question "Which cities did I visit with Marco?" needs two past lines; as two whole notes
     they did not fit small's 32-token question budget, joined under one "the user said"
     they do, and a line still noted in the prompt is not quoted again."""
     sid = store.start_session()
