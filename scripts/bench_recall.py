@@ -178,7 +178,11 @@ def history(turns: int, seed: int = 7) -> tuple[list[list[tuple[str, str, float]
             said = spots[n] + "."
             said_at[spots[n]] = when
         sessions[-1] += [("user", said, when), ("assistant", rng.choice(REPLIES), when + 5)]
-    return sessions, said_at
+    # the lines' own minutes add ~a month to the ~400 days: shifted so the last one was an
+    # hour ago (a history that ran into the future made its newest small talk look fresh)
+    late = when + 5 - (time.time() - 3600)
+    sessions = [[(role, text, t - late) for role, text, t in session] for session in sessions]
+    return sessions, {line: t - late for line, t in said_at.items()}
 
 
 def _iso(t: float) -> str:

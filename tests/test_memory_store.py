@@ -13,7 +13,7 @@ from fakes import FakeLLM
 from voice_companion.companion.memory import context, facts
 from voice_companion.companion.memory.conversation import MemoryConversation
 from voice_companion.companion.memory.fact_llm import extract_with_llm, grounded, parse
-from voice_companion.companion.memory.retrieval import Retriever
+from voice_companion.companion.memory.retrieval import RecallWeights, Retriever
 from voice_companion.companion.memory.session_end import finish_session
 from voice_companion.companion.memory.sqlite_store import FORGOTTEN, SQLiteMemoryStore
 from voice_companion.core.messages import INTERRUPTED_MARK, ChatMessage
@@ -129,6 +129,14 @@ def test_forget_all_and_rows_round_trip(tmp_path, store):
         ("What is my name?", []),
         ("我叫什么名字？", []),
         ("my sister called me yesterday", []),
+        ("I work nights as a nurse on the children's ward.", ["The user works as a nurse on the children's ward"]),
+        ("I work hard in the garden.", []),
+        (
+            "by the way my sister Lea moved to Porto last spring.",
+            ["The user's sister is called Lea", "The user's sister lives in Porto"],
+        ),
+        ("I moved to Leeds two years ago.", ["The user lives in Leeds"]),
+        ("我姐姐搬到了深圳。", ["用户的姐姐住在深圳"]),
     ],
 )
 def test_fact_patterns(said, expected):
@@ -361,3 +369,56 @@ def test_two_recalled_turns_share_one_quote_and_fit_a_question_budget(store):
     assert note.count("the user said") == 1 and "Ghent" in note and "Bruges" in note
     again = context.recall_note(found, 32, already=f"(Things you remember that may help: {turns[0].text})")
     assert turns[0].quote not in again and turns[1].quote in again
+
+
+@pytest.mark.parametrize(
+    "question, slots",
+    [
+        ("What is my job?", ["work"]),
+        ("What do I do for a living?", ["work"]),
+        ("Where does my sister live now?", ["home:sister"]),
+        ("我姐姐住在哪里？", ["home:姐姐"]),
+        ("How old am I?", ["age"]),
+        ("What is your job?", []),  # about the companion
+        ("I love my job.", []),  # a statement asks nothing
+    ],
+)
+def test_the_slot_a_question_asks_about(question, slots):
+    assert facts.slots_asked(question) == slots
+
+
+def test_a_question_about_a_slot_recalls_its_fact_before_lines_that_share_a_word(store):
+    """ "What is my job?" shares no word with "I work nights as a nurse…", and "Where does my
+    sister live now?" shares two with yesterday's small talk about her: the slot's fact
+    answers both, ahead of the small talk (scripts/bench_recall.py: 16 → 18 of 19)."""
+    sid = store.start_session()
+    nurse = store.add_turn(sid, "user", "I work nights as a nurse on the children's ward.")
+    porto = store.add_turn(sid, "user", "by the way my sister Lea moved to Porto last spring.")
+    for turn in (nurse, porto):
+        for fact in facts.extract(turn.text):
+            store.add_memory("fact", fact.text, fact.importance, fact.confidence, turn.id, fact.key)
+    store._db.execute("UPDATE memories SET time = ?", (time.time() - 200 * 86400,))
+    store._db.execute("UPDATE turns SET time = ?", (time.time() - 200 * 86400,))
+    for _ in range(3):
+        store.add_turn(sid, "user", "my sister baked bread tonight and I feel tired now.")
+    retriever = Retriever(store)
+    assert retriever.recall("What is my job?", k=4)[0].text == "The user works as a nurse on the children's ward"
+    where = retriever.recall("Where does my sister live now?", k=4)
+    assert where[0].text == "The user's sister lives in Porto"
+    note = context.recall_note(where, 32)
+    assert "Porto" in note and note.index("Porto") < note.index("baked bread")
+
+
+def test_a_line_a_recalled_fact_came_from_gives_way_to_one_that_adds_something(store):
+    """ "What is my daughter's exam?": the fact "daughter is called Noor" and the line it came
+    from filled small's 32 tokens; the line that names the exam now comes before that one."""
+    sid = store.start_session()
+    told = store.add_turn(sid, "user", "my daughter Noor plays the violin.")
+    store.add_turn(sid, "user", "Noor has her violin exam on a Saturday in June.")
+    (fact,) = facts.extract(told.text)
+    store.add_memory("fact", fact.text, fact.importance, fact.confidence, told.id, fact.key)
+    found = Retriever(store).recall("What is my daughter's exam?", k=4)
+    note = context.recall_note(found, 32)
+    assert "Noor" in note and "violin exam" in note and "plays the violin" not in note
+    plain = Retriever(store, RecallWeights(restated_turn=1.0)).recall("What is my daughter's exam?", k=4)
+    assert "violin exam" not in context.recall_note(plain, 32)  # without the rule it did not fit

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from voice_companion.companion.memory import facts
 from voice_companion.companion.memory.sqlite_store import FORGOTTEN
 from voice_companion.companion.memory.types import Hit, Memory, MemoryStore, Turn
 from voice_companion.companion.memory.vectors import VectorIndex
@@ -42,6 +43,11 @@ class RecallWeights:
     half_life_days: float = 30.0
     turn_importance: float = 0.3  # a raw past utterance, not a distilled fact
     min_turn_relevance: float = 0.5  # of the best hit: weak matches only cost prefill time
+    # A past turn a recalled fact was learned from says little more than the fact: it goes
+    # after the lines that add something ("What is my daughter's exam?": "The user's daughter
+    # is called Noor" and "my daughter Noor plays the violin" left no room for "Noor has her
+    # violin exam…" in small's 32 tokens, scripts/bench_recall.py).
+    restated_turn: float = 0.5  # of its relevance
     # A past turn's relevance with recall by meaning: this share from its words (bm25 of
     # the best), the rest from how far its meaning stands out (of the best line's margin).
     word_share: float = 0.4
@@ -70,17 +76,29 @@ class Retriever:
             if text not in scored or scored[text].score < score:
                 scored[text] = Recalled(text, score, source, id_, *said)
 
+        def add_memory(memory: Memory, relevance: float, when: float, importance: float) -> None:
+            add(memory.text, relevance, when, importance, "memory", memory.id)
+            if memory.source_turn is not None:
+                told.add(memory.source_turn)
+
+        told: set[int] = set()  # the turns the recalled facts came from
+
         for hits in (self.store.search_memories(query, limit=4 * k), self.store.search_memories_cjk(query, 4 * k)):
             for hit, relevance in _normalised(hits):
                 memory = hit.item
                 if isinstance(memory, Memory):
-                    add(memory.text, relevance, memory.time, memory.importance * memory.confidence, "memory", memory.id)
+                    add_memory(memory, relevance, memory.time, memory.importance * memory.confidence)
         for memory in self._woken_lore(query):
-            add(memory.text, 1.0, memory.time, memory.importance, "memory", memory.id)
+            add_memory(memory, 1.0, memory.time, memory.importance)
+        # "What is my job?": the fact in the "work" slot is the answer, and current (a newer
+        # value replaces it), so it ranks first, above lines that only share a word
+        for memory in self.store.facts_keyed(facts.slots_asked(query)):
+            add_memory(memory, 1.0, now, 1.0)
         if turns:
             for turn, relevance in self._past_turns(query, before_turn, 4 * k):
                 if turn.text != FORGOTTEN and relevance >= w.min_turn_relevance:
                     said = (said_on(turn, now), shorten(turn.text, QUOTE_TOKENS))
+                    relevance *= w.restated_turn if turn.id in told else 1.0
                     add(past_turn(*said), relevance, turn.time, w.turn_importance, "turn", turn.id, *said)
         return sorted(scored.values(), key=lambda r: -r.score)[:k]
 

@@ -374,6 +374,16 @@ class SQLiteMemoryStore:
         )
         return [Memory(*r) for r in reversed(rows)]
 
+    def facts_keyed(self, keys: Sequence[str]) -> list[Memory]:
+        """The facts held in these slots ("work", "home:sister"), newest first."""
+        if not keys:
+            return []
+        marks = ", ".join("?" * len(keys))
+        rows = self._rows(
+            f"SELECT {MEMORY_COLUMNS} FROM memories WHERE kind = 'fact' AND key IN ({marks}) ORDER BY id DESC", keys
+        )
+        return [Memory(*r) for r in rows]
+
     def search_memories(self, query: str, limit: int = 20) -> list[Hit]:
         match = fts_query(query)
         if not match:
