@@ -2,7 +2,7 @@
 """A returning user, measured: first turns of new sessions and a long spoken call on a
 companion that already knows them well, with the warm start on and off in one run.
 
-    python scripts/bench_returning.py [--llm small] [--runs 3] [--turns 40] [--json]
+    python scripts/bench_returning.py [--llm small] [--runs 3] [--turns 40] [--imported TURNS] [--json]
 
 The companion is built as a long-time user leaves it: 540 stored exchanges over 12
 sessions (English and Chinese, 15-30 words a line), 52 learned facts, a summary per
@@ -282,6 +282,35 @@ def build_companion(home: Path, tier: str) -> dict:
     return {"exchanges": exchanges, "sessions": SESSIONS, "facts": learned}
 
 
+# Asked first with --imported: said once only in the imported history (bench_recall's mentions)
+IMPORTED_QUESTIONS = [("What is my job?", "nurse"), ("Which instrument did I start learning?", "cello")]
+
+
+def import_history(home: Path, turns: int) -> dict:
+    """What `voice-companion history import` leaves: `turns` lines of bench_recall's
+    synthetic year (its mentions said once among them) imported through the command,
+    then the sentence vectors a finished import has (each distinct line embedded once,
+    as bench_recall does: the command's own loop would take ~20 min at 50,000 lines)."""
+    import bench_recall
+
+    from voice_companion.companion.library import MEMORY_FILE, Library
+    from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+    from voice_companion.core.config import load_settings
+
+    sessions, _ = bench_recall.history(turns)
+    export = bench_recall.write_export("jsonl", sessions, home.parent)
+    out, _ = run_cli(home, ["history", "import", str(export), "--format", "jsonl", "--no-vectors", "--json"])
+    report = json.loads(out)
+    export.unlink()
+    os.environ["VOICE_COMPANION_HOME"] = str(home)
+    store = SQLiteMemoryStore(Library(load_settings().paths.data_dir).directory(report["companion"]) / MEMORY_FILE)
+    vectors = bench_recall.VectorCache()
+    if vectors.embedder is not None:
+        vectors.fill(store)
+    store.close()
+    return {"imported_turns": report["turns"], "imported_sessions": report["sessions"]}
+
+
 EXTRA_SETTINGS: dict[str, dict[str, str]] = {}  # --set SECTION.KEY=VALUE (TOML values)
 
 
@@ -550,6 +579,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", help="keep the companions' homes in this folder")
     parser.add_argument(
+        "--imported",
+        type=int,
+        default=0,
+        metavar="TURNS",
+        help="also import this many turns of older history (history import), and ask about it first",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -570,11 +606,14 @@ def main() -> None:
     built_home = work / "built"
     shutil.rmtree(built_home, ignore_errors=True)
     built = build_companion(built_home, args.llm)
+    if args.imported:
+        built.update(import_history(built_home, args.imported))
     print(f"built: {built}", file=sys.stderr, flush=True)
     voice, cache = tts(), {}
     wavs = work / "wavs"
     wavs.mkdir(exist_ok=True)
-    questions = [(spoken(voice, q, wavs, cache), q, e) for _, _, q, e in FACTS]
+    asked = (IMPORTED_QUESTIONS if args.imported else []) + [(q, e) for _, _, q, e in FACTS]
+    questions = [(spoken(voice, q, wavs, cache), q, e) for q, e in asked]
     firsts = questions[: args.runs]
     call = [(spoken(voice, t, wavs, cache), t, e) for t, e in call40_script(args.turns)]
     chat_lines = [t for t, _ in call40_script(args.chat_lines)]
