@@ -282,8 +282,12 @@ def build_companion(home: Path, tier: str) -> dict:
     return {"exchanges": exchanges, "sessions": SESSIONS, "facts": learned}
 
 
-# Asked first with --imported: said once only in the imported history (bench_recall's mentions)
-IMPORTED_QUESTIONS = [("What is my job?", "nurse"), ("Which instrument did I start learning?", "cello")]
+# Asked first with --imported: said once, only in the imported history (bench_recall's mentions;
+# not the ones the lived history also has an answer for: the job, the instrument)
+IMPORTED_QUESTIONS = [
+    ("Where did I run my first half marathon?", "Lisbon"),
+    ("What spice is in my grandmother's plum cake?", "cardamom"),
+]
 
 
 def import_history(home: Path, turns: int) -> dict:

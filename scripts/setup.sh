@@ -13,8 +13,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # festival + festvox-us-slt-hts: Mia's female English voice (engines/festival.py), offline.
 need_debs=(libportaudio2 festival festvox-us-slt-hts)
-# Tests: espeak-ng speaks the languages Piper lacks here; Chromium runs the web call screen.
-(( DEV )) && need_debs+=(espeak-ng chromium)
+# Tests: espeak-ng speaks the languages Piper lacks here; Chromium runs the web call screen;
+# PostgreSQL (its server binaries: the tests start a throwaway cluster of their own).
+(( DEV )) && need_debs+=(espeak-ng chromium postgresql)
 missing=()
 for pkg in "${need_debs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -195,3 +195,13 @@ def server(stt, llm, tts, certificate):
     )
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the whole run (tests/postgres.py), started on first use."""
+    from postgres import Cluster
+
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="vc-test-pg-"))).start()
+    yield cluster.url
+    cluster.stop()

@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import time
+import uuid
 
 import pytest
 from fakes import FakeLLM
@@ -13,6 +14,7 @@ from fakes import FakeLLM
 from voice_companion.companion.memory import context, facts
 from voice_companion.companion.memory.conversation import MemoryConversation
 from voice_companion.companion.memory.fact_llm import extract_with_llm, grounded, parse
+from voice_companion.companion.memory.postgres_store import PostgresMemoryStore
 from voice_companion.companion.memory.retrieval import RecallWeights, Retriever
 from voice_companion.companion.memory.session_end import finish_session
 from voice_companion.companion.memory.sqlite_store import FORGOTTEN, SQLiteMemoryStore
@@ -20,18 +22,41 @@ from voice_companion.core.messages import INTERRUPTED_MARK, ChatMessage
 from voice_companion.core.text import estimate_tokens
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """Every store test runs on both backends: a real SQLite file and a real PostgreSQL
+    server (each test its own companion schema)."""
+    if request.param == "sqlite":
+        s = SQLiteMemoryStore(tmp_path / "companion" / "memory.db")
+    else:
+        s = PostgresMemoryStore(request.getfixturevalue("postgres_url"), f"test_{uuid.uuid4().hex[:12]}")
+    yield s
+    s.close()
+
+
 @pytest.fixture
-def store(tmp_path):
+def sqlite_store(tmp_path):
     s = SQLiteMemoryStore(tmp_path / "companion" / "memory.db")
     yield s
     s.close()
+
+
+def backdate(store, table: str, days: float, row_id: int | None = None) -> None:
+    """Make rows older, in either backend's SQL."""
+    query = f"UPDATE {table} SET time = ?" + (" WHERE id = ?" if row_id is not None else "")
+    args = (time.time() - days * 86400, *([row_id] if row_id is not None else []))
+    if isinstance(store, PostgresMemoryStore):
+        store._db.execute(query.replace("?", "%s"), args)
+    else:
+        store._db.execute(query, args)
 
 
 def conversation(store, total=600, **kw) -> MemoryConversation:
     return MemoryConversation(store, "You are Mia.", context.Budget(total), **kw)
 
 
-def test_wal_owner_only_and_durable(tmp_path, store):
+def test_wal_owner_only_and_durable(tmp_path, sqlite_store):
+    store = sqlite_store
     sid = store.start_session()
     store.add_turn(sid, "user", "hello")
     assert os.stat(tmp_path / "companion").st_mode & 0o777 == 0o700
@@ -165,7 +190,7 @@ def test_llm_extraction_with_the_real_model_stores_nothing_invented(llm):
 def test_recall_mixes_relevance_recency_importance(store):
     sid = store.start_session()
     old = store.add_memory("fact", "The user plays the cello", importance=0.5)
-    store._db.execute("UPDATE memories SET time = ? WHERE id = ?", (time.time() - 400 * 86400, old.id))
+    backdate(store, "memories", 400, old.id)
     store.add_memory("fact", "The user plays tennis on Sundays", importance=0.5)
     store.add_memory("lore", "Lumen is a floating city.", key="lore:Lumen|city")
     store.add_turn(sid, "user", "I started learning the piano, I play it every day")
@@ -358,8 +383,8 @@ def test_two_recalled_turns_share_one_quote_and_fit_a_question_budget(store):
     sid = store.start_session()
     ghent = store.add_turn(sid, "user", "Marco and I spent the weekend in Ghent.")
     bruges = store.add_turn(sid, "user", "Marco and I took the train to Bruges.")
-    store._db.execute("UPDATE turns SET time = ? WHERE id = ?", (time.time() - 9 * 86400, ghent.id))
-    store._db.execute("UPDATE turns SET time = ? WHERE id = ?", (time.time() - 3 * 86400, bruges.id))
+    backdate(store, "turns", 9, ghent.id)
+    backdate(store, "turns", 3, bruges.id)
     found = Retriever(store).recall("Which cities did I visit with Marco?", k=4, turns=True)
     turns = [r for r in found if r.source == "turn"]
     assert len(turns) == 2 and all(r.quote and r.said_on for r in turns)
@@ -397,8 +422,8 @@ def test_a_question_about_a_slot_recalls_its_fact_before_lines_that_share_a_word
     for turn in (nurse, porto):
         for fact in facts.extract(turn.text):
             store.add_memory("fact", fact.text, fact.importance, fact.confidence, turn.id, fact.key)
-    store._db.execute("UPDATE memories SET time = ?", (time.time() - 200 * 86400,))
-    store._db.execute("UPDATE turns SET time = ?", (time.time() - 200 * 86400,))
+    backdate(store, "memories", 200)
+    backdate(store, "turns", 200)
     for _ in range(3):
         store.add_turn(sid, "user", "my sister baked bread tonight and I feel tired now.")
     retriever = Retriever(store)

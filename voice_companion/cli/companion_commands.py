@@ -347,7 +347,9 @@ def export_command(args: argparse.Namespace, settings: Settings) -> dict:
 
 
 def import_command(args: argparse.Namespace, settings: Settings) -> dict:
-    result = portability.import_companion(settings.paths.data_dir, args.file, args.as_name, args.replace)
+    result = portability.import_companion(
+        settings.paths.data_dir, args.file, args.as_name, args.replace, settings.memory.database_url
+    )
     _out(
         args,
         f"imported {result['name']} as {result['id']!r}: {result['counts'].get('memories', 0)} memories, "

@@ -15,12 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from voice_companion.companion.companion import choose
+from voice_companion.companion.companion import choose, open_store
 from voice_companion.companion.imports import importer
 from voice_companion.companion.imports.draft import draft_persona
 from voice_companion.companion.imports.formats import FORMATS, detect
-from voice_companion.companion.library import MEMORY_FILE, Library
-from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+from voice_companion.companion.library import Library
+from voice_companion.companion.memory.types import ImportStore
 from voice_companion.companion.memory.vectors import embed_pending
 from voice_companion.companion.persona import Persona
 from voice_companion.core.config import Settings
@@ -83,7 +83,7 @@ def history(args: argparse.Namespace, settings: Settings) -> dict:
     # drafted from the export (the one in use stays as it is)
     new = bool(args.companion) and library.find(args.companion) is None
     cid = library.install(Persona(args.companion)) if new else choose(settings, args.companion)
-    store = SQLiteMemoryStore(library.directory(cid) / MEMORY_FILE)
+    store = open_store(settings.memory.database_url, cid, library.directory(cid))
     started = time.perf_counter()
     _say(args, f"reading {path.name} ({SOURCE_NAMES.get(fmt, fmt)} export)…")
     try:
@@ -134,7 +134,7 @@ def history(args: argparse.Namespace, settings: Settings) -> dict:
     }
 
 
-def _embed(args: argparse.Namespace, settings: Settings, store: SQLiteMemoryStore) -> int:
+def _embed(args: argparse.Namespace, settings: Settings, store: ImportStore) -> int:
     """Sentence vectors for what the user said, so recall finds it by meaning too. Stopped
     with Ctrl-C, the import stays; the next run of the command goes on from there."""
     embedder = embeddings.shared() if settings.memory.recall_by_meaning and not args.no_vectors else None

@@ -114,6 +114,9 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--companion", help="which companion to talk with (default: the one in use; see `voice-companion persona list`)"
     )
+    p.add_argument(
+        "--database", metavar="URL", help="memories in PostgreSQL (postgresql://user@host/db) instead of SQLite files"
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -127,6 +130,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "remote_model": ("llm", "remote_model"),
         "language": ("stt", "language"),
         "llm": ("llm", "tier"),
+        "database": ("memory", "database_url"),
     }
     out: dict[str, dict[str, Any]] = {}
     for flag, (section, key) in table.items():

@@ -20,7 +20,7 @@ from voice_companion.companion.memory.conversation import MemoryConversation
 from voice_companion.companion.memory.retrieval import Retriever
 from voice_companion.companion.memory.spooling_store import SpoolingStore
 from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
-from voice_companion.companion.memory.types import MemoryStore
+from voice_companion.companion.memory.types import ImportStore, MemoryStore
 from voice_companion.companion.memory.vectors import VectorIndex
 from voice_companion.companion.memory.worker import MODES, finish_orphaned_sessions
 from voice_companion.companion.persona import Persona
@@ -127,9 +127,25 @@ def open_companion(settings: Settings, wanted: str | None = None) -> Companion:
     cid = choose(settings, wanted)
     directory = library.directory(cid)
     persona = library.persona(cid)
-    store = SpoolingStore(SQLiteMemoryStore(directory / MEMORY_FILE))  # a full disk loses no turn
+    store = SpoolingStore(open_store(settings.memory.database_url, cid, directory))  # a full disk loses no turn
     _sync_lore(store, persona)
     return Companion(cid, persona, directory, store)
+
+
+def open_store(database_url: str, companion: str, directory: Path) -> ImportStore:
+    """The companion's memory: its SQLite file, or its schema in a PostgreSQL database."""
+    if not database_url:
+        return SQLiteMemoryStore(directory / MEMORY_FILE)
+    if not database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"memory.database_url {database_url!r}: expected postgresql://user@host/database, or empty")
+    try:
+        from voice_companion.companion.memory.postgres_store import PostgresMemoryStore
+    except ImportError as exc:
+        raise ConfigError("memory in PostgreSQL needs psycopg: pip install 'voice-companion[postgres]'") from exc
+    try:
+        return PostgresMemoryStore(database_url, companion)
+    except ConnectionError as exc:
+        raise ConfigError(f"{exc}: is PostgreSQL running there? (memory.database_url / --database)") from exc
 
 
 def _sync_lore(store: MemoryStore, persona: Persona) -> None:

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from voice_companion.companion import persona as persona_format
 from voice_companion.companion.cards import picture_kind
-from voice_companion.companion.companion import Companion
-from voice_companion.companion.library import MEMORY_FILE, PICTURE_STEM, Library, slug
-from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
+from voice_companion.companion.companion import Companion, open_store
+from voice_companion.companion.library import PICTURE_STEM, Library, slug
 from voice_companion.core.errors import CompanionError, PersonaError
 
 FORMAT = "voice-companion/companion"
@@ -51,7 +50,9 @@ def export_companion(companion: Companion, path: str | Path) -> dict:
     return manifest
 
 
-def import_companion(data_dir: Path, path: str | Path, name: str | None = None, replace: bool = False) -> dict:
+def import_companion(
+    data_dir: Path, path: str | Path, name: str | None = None, replace: bool = False, database_url: str = ""
+) -> dict:
     """Recreate an exported companion (under `name` if given) in this data directory."""
     path = Path(path)
     manifest, persona_text, rows, picture = _read(path)
@@ -63,7 +64,7 @@ def import_companion(data_dir: Path, path: str | Path, name: str | None = None, 
     library.install(persona, cid, replace=True)
     if picture is not None and (kind := picture_kind(picture)):
         library.set_picture(cid, picture, kind)
-    store = SQLiteMemoryStore(library.directory(cid) / MEMORY_FILE)
+    store = open_store(database_url, cid, library.directory(cid))
     try:
         store.forget_all()
         store.import_rows(rows)

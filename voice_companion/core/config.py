@@ -290,6 +290,10 @@ class MemorySettings:
     # Recall by meaning as well as by words (engines/embeddings.py): "What is my job?"
     # finds "I work nights as a nurse". Off: full-text search only.
     recall_by_meaning: bool = True
+    # Where memories live: "" = an SQLite file in each companion's folder (the embedded
+    # default); "postgresql://user@host/db" = one PostgreSQL database that several servers
+    # share, a schema per companion (docs/scaling.md; needs `pip install voice-companion[postgres]`).
+    database_url: str = ""
 
 
 @dataclass

@@ -29,8 +29,8 @@ from pathlib import Path
 from voice_companion.companion.imports.draft import DraftNotes
 from voice_companion.companion.imports.formats import ImportedConversation, ImportedMessage, detect, read
 from voice_companion.companion.memory import facts
-from voice_companion.companion.memory.sqlite_store import SQLiteMemoryStore
 from voice_companion.companion.memory.summaries import summarize_session
+from voice_companion.companion.memory.types import ImportStore
 
 SESSION_GAP_S = 3 * 3600  # a pause of hours in a chat is another day's conversation
 Progress = Callable[[int, int], None]  # (turns written, turns to write)
@@ -86,7 +86,7 @@ def conversations(
 
 
 def import_history(
-    store: SQLiteMemoryStore,
+    store: ImportStore,
     path: Path,
     fmt: str,
     chosen: Iterable[str] = (),
@@ -145,7 +145,7 @@ def _origin(session: ImportedSession, message: ImportedMessage) -> str:
     return f"{session.conversation}:{message.key}"
 
 
-def learn(store: SQLiteMemoryStore, progress: Progress | None = None) -> int:
+def learn(store: ImportStore, progress: Progress | None = None) -> int:
     """Summaries and pattern facts for every imported session that has none yet, a
     session per transaction (a killed run goes on where it stopped). Instant methods
     only (summaries.py, facts.py: nothing invented); returns the sessions learned."""

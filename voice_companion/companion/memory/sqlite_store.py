@@ -16,10 +16,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from voice_companion.companion.memory.sql_store import FORGOTTEN, SQLMemoryStore, turn_of
 from voice_companion.companion.memory.sqlite_schema import (
     CJK_BACKFILL,
     COLUMN_DEFAULTS,
-    IMPORTED_BELOW,
     INDEXES,
     MEMORY_COLUMNS,
     MIGRATIONS,
@@ -29,16 +29,13 @@ from voice_companion.companion.memory.sqlite_schema import (
     TRIGGERS,
     TURN_COLUMNS,
 )
-from voice_companion.companion.memory.types import KINDS, Hit, Memory, SessionInfo, Turn
+from voice_companion.companion.memory.types import Hit, Memory, Turn
 from voice_companion.core.text import cjk_bigrams, fts_query
 
-FORGOTTEN = "[forgotten]"
-# What is lived here takes the next positive id, whatever an import put below (sqlite's
-# own choice, the largest id + 1, would follow an imported history's negative ids).
-_NEXT_ID = "(SELECT max(coalesce(max(id), 0), 0) + 1 FROM {t})"
+__all__ = ["FORGOTTEN", "SQLiteMemoryStore"]
 
 
-class SQLiteMemoryStore:
+class SQLiteMemoryStore(SQLMemoryStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -77,10 +74,6 @@ class SQLiteMemoryStore:
 
     # -- small named values (the prompt window's bounds) ---------------------------
 
-    def get_meta(self, key: str) -> str | None:
-        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
-        return rows[0][0] if rows else None
-
     def set_meta(self, key: str, value: str | None) -> None:
         with self._tx():
             if value is None:
@@ -92,35 +85,10 @@ class SQLiteMemoryStore:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def _run(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        return self._db.execute(sql, args).fetchall()
+
     # -- sessions ------------------------------------------------------------------
-
-    def start_session(self, backend: str = "", owner: str = "") -> int:
-        with self._tx():
-            return _inserted_id(
-                self._db.execute(
-                    f"INSERT INTO sessions(id, started, backend, owner) "
-                    f"VALUES ({_NEXT_ID.format(t='sessions')}, ?, ?, ?)",
-                    (time.time(), backend, owner),
-                )
-            )
-
-    def unfinished_sessions(self) -> list[tuple[int, str]]:
-        """(id, owner) of every session that was never ended: open now, or cut off."""
-        return [(r[0], r[1]) for r in self._rows("SELECT id, owner FROM sessions WHERE ended IS NULL ORDER BY id")]
-
-    def end_session(self, session_id: int, summary: str) -> None:
-        with self._tx():
-            self._db.execute(
-                "UPDATE sessions SET ended = ?, summary = ? WHERE id = ?", (time.time(), summary, session_id)
-            )
-
-    def sessions(self, limit: int = 10) -> list[SessionInfo]:
-        rows = self._rows(
-            "SELECT s.id, s.started, s.ended, s.summary, (SELECT count(*) FROM turns t "
-            "WHERE t.session_id = s.id) FROM sessions s ORDER BY s.id DESC LIMIT ?",
-            (limit,),
-        )
-        return [SessionInfo(*row) for row in rows]
 
     # -- turns ---------------------------------------------------------------------
 
@@ -130,7 +98,7 @@ class SQLiteMemoryStore:
             turn_id = _inserted_id(
                 self._db.execute(
                     f"INSERT INTO turns(id, session_id, role, text, time, interrupted) "
-                    f"VALUES ({_NEXT_ID.format(t='turns')}, ?, ?, ?, ?, ?)",
+                    f"VALUES ({self.NEXT_ID.format(t='turns')}, ?, ?, ?, ?, ?)",
                     (session_id, role, text, now, int(interrupted)),
                 )
             )
@@ -142,37 +110,7 @@ class SQLiteMemoryStore:
                 "UPDATE turns SET text = ?, interrupted = ? WHERE id = ?", (text, int(interrupted), turn_id)
             )
 
-    def turns(self, session_id: int | None = None, before_id: int | None = None, limit: int = 50) -> list[Turn]:
-        """The latest `limit` turns (of one session, before a turn), oldest first."""
-        where = ["id < ?" if before_id is not None else "1"]
-        args: list[Any] = [before_id] if before_id is not None else []
-        if session_id is not None:
-            where.append("session_id = ?")
-            args.append(session_id)
-        rows = self._rows(
-            f"SELECT {TURN_COLUMNS} FROM turns WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*args, limit)
-        )
-        return [_turn(r) for r in reversed(rows)]
-
     # -- sentence vectors (companion/memory/vectors.py) ----------------------------
-
-    def unembedded_turns(self, limit: int = 64) -> list[Turn]:
-        """The user's turns that have no vector yet, newest first (recent ones matter most)."""
-        rows = self._rows(
-            f"SELECT {', '.join('t.' + c for c in TURN_COLUMNS.split(', '))} FROM turns t "
-            "WHERE t.role = 'user' AND t.text != ? AND NOT EXISTS "
-            "(SELECT 1 FROM turn_vectors v WHERE v.turn_id = t.id) ORDER BY t.id DESC LIMIT ?",
-            (FORGOTTEN, limit),
-        )
-        return [_turn(r) for r in rows]
-
-    def count_unembedded_turns(self) -> int:
-        rows = self._rows(
-            "SELECT count(*) FROM turns t WHERE t.role = 'user' AND t.text != ? AND NOT EXISTS "
-            "(SELECT 1 FROM turn_vectors v WHERE v.turn_id = t.id)",
-            (FORGOTTEN,),
-        )
-        return int(rows[0][0])
 
     def add_vectors(self, vectors: Sequence[tuple[int, bool, bytes]]) -> None:
         """(turn id, said in Chinese, float16 bytes), in one transaction; a turn gone
@@ -184,21 +122,11 @@ class SQLiteMemoryStore:
                 [(turn_id, int(chinese), blob, turn_id) for turn_id, chinese, blob in vectors],
             )
 
-    def vectors_since(self, seq: int, limit: int = 20_000) -> list[tuple[int, int, bool, bytes]]:
-        """(seq, turn id, said in Chinese, vector bytes) written after `seq`, oldest first."""
-        return [
-            (int(s), int(t), bool(c), bytes(v))
-            for s, t, c, v in self._rows(
-                "SELECT seq, turn_id, chinese, vector FROM turn_vectors WHERE seq > ? ORDER BY seq LIMIT ?",
-                (seq, limit),
-            )
-        ]
-
     def turns_by_id(self, ids: Sequence[int]) -> list[Turn]:
         if not ids:
             return []
         marks = ", ".join("?" for _ in ids)
-        return [_turn(r) for r in self._rows(f"SELECT {TURN_COLUMNS} FROM turns WHERE id IN ({marks})", tuple(ids))]
+        return [turn_of(r) for r in self._rows(f"SELECT {TURN_COLUMNS} FROM turns WHERE id IN ({marks})", tuple(ids))]
 
     # -- imported history (companion/imports/importer.py) -------------------------
 
@@ -210,13 +138,6 @@ class SQLiteMemoryStore:
             marks = ", ".join("?" * len(chunk))
             have.update(r[0] for r in self._rows(f"SELECT origin FROM turns WHERE origin IN ({marks})", chunk))
         return [o for o in origins if o not in have]
-
-    def reserve_imported(self, sessions: int, turns: int) -> tuple[int, int]:
-        """The first ids of a block of `sessions` sessions and `turns` turns below every
-        id here and below IMPORTED_BELOW: imported history is older than what was lived."""
-        low_session = min(IMPORTED_BELOW, self._rows("SELECT min(id) FROM sessions")[0][0] or 0)
-        low_turn = min(IMPORTED_BELOW, self._rows("SELECT min(id) FROM turns")[0][0] or 0)
-        return low_session - sessions, low_turn - turns
 
     def add_imported_session(
         self, session_id: int, first_turn: int, source: str, rows: Sequence[tuple[str, str, float, str]]
@@ -246,45 +167,6 @@ class SQLiteMemoryStore:
             return 0
         return len(rows)
 
-    def unlearned_imports(self, limit: int = 100) -> list[int]:
-        """Imported sessions whose summary and facts are still to be made, oldest first."""
-        return [r[0] for r in self._rows("SELECT id FROM sessions WHERE learned = 0 ORDER BY id LIMIT ?", (limit,))]
-
-    def count_unlearned_imports(self) -> int:
-        return self._rows("SELECT count(*) FROM sessions WHERE learned = 0")[0][0]
-
-    def learn_imported(
-        self, session_id: int, summary: str, facts: Sequence[tuple[int, str, str, float, float]]
-    ) -> None:
-        """An imported session's summary and the facts stated in it ((turn id, text, key,
-        importance, confidence), dated when said), in one transaction. A keyed fact never
-        replaces one held already: what was lived here, or imported before, is kept."""
-        with self._tx():
-            known = {r[0].lower() for r in self._db.execute("SELECT text FROM memories WHERE kind = 'fact'")}
-            held = {r[0] for r in self._db.execute("SELECT key FROM memories WHERE kind = 'fact' AND key != ''")}
-            for turn_id, text, key, importance, confidence in facts:
-                if (key and key in held) or (not key and text.lower() in known):
-                    continue
-                self._db.execute(
-                    f"INSERT INTO memories({MEMORY_COLUMNS}) "
-                    "VALUES (NULL, 'fact', ?, ?, ?, ?, (SELECT time FROM turns WHERE id = ?), ?)",
-                    (text, importance, confidence, turn_id, turn_id, key),
-                )
-                known.add(text.lower())
-                held.add(key)
-            self._db.execute("UPDATE sessions SET summary = ?, learned = 1 WHERE id = ?", (summary, session_id))
-
-    def imported_counts(self) -> dict[str, int]:
-        """Imported turns by source."""
-        rows = self._rows(
-            "SELECT s.source, count(*) FROM turns t JOIN sessions s ON s.id = t.session_id "
-            "WHERE s.source != '' GROUP BY s.source"
-        )
-        return {source: count for source, count in rows}
-
-    def turn_count(self) -> int:
-        return self._rows("SELECT count(*) FROM turns")[0][0]
-
     def search_turns(self, query: str, before_id: int | None = None, limit: int = 20) -> list[Hit]:
         """The user's turns that share words with `query`, best first: trigrams, and the
         two-character units of Chinese; a turn both find keeps its better bm25."""
@@ -304,45 +186,10 @@ class SQLiteMemoryStore:
             )
             for r in rows:
                 if r[0] not in found or r[6] < found[r[0]].bm25:
-                    found[r[0]] = Hit(_turn(r[:6]), r[6])
+                    found[r[0]] = Hit(turn_of(r[:6]), r[6])
         return sorted(found.values(), key=lambda h: h.bm25)[:limit]
 
     # -- memories ------------------------------------------------------------------
-
-    def add_memory(
-        self,
-        kind: str,
-        text: str,
-        importance: float = 0.5,
-        confidence: float = 1.0,
-        source_turn: int | None = None,
-        key: str = "",
-    ) -> Memory:
-        """A new memory; with a `key`, it replaces the memory that held that slot."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown memory kind {kind!r}")
-        now = time.time()
-        with self._tx():
-            if key:
-                self._db.execute("DELETE FROM memories WHERE kind = ? AND key = ?", (kind, key))
-            memory_id = _inserted_id(
-                self._db.execute(
-                    f"INSERT INTO memories({MEMORY_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
-                    (kind, text, importance, confidence, source_turn, now, key),
-                )
-            )
-        return Memory(memory_id, kind, text, importance, confidence, source_turn, now, key)
-
-    def update_memory(self, memory_id: int, text: str) -> Memory:
-        """The user's own correction: full confidence, kept as written."""
-        with self._tx():
-            self._db.execute(
-                "UPDATE memories SET text = ?, confidence = 1.0, time = ? WHERE id = ?", (text, time.time(), memory_id)
-            )
-        rows = self._rows(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?", (memory_id,))
-        if not rows:
-            raise KeyError(memory_id)
-        return Memory(*rows[0])
 
     def forget(self, memory_id: int) -> bool:
         """Delete a memory and blank the exchange it came from, so search cannot bring it back."""
@@ -365,24 +212,6 @@ class SQLiteMemoryStore:
         with self._lock:  # leave no old text in free pages or the WAL
             self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def memories(self, kinds: Sequence[str] = KINDS, limit: int | None = None) -> list[Memory]:
-        marks = ", ".join("?" * len(kinds))
-        rows = self._rows(
-            f"SELECT {MEMORY_COLUMNS} FROM memories WHERE kind IN ({marks}) ORDER BY id DESC LIMIT ?",
-            (*kinds, -1 if limit is None else limit),
-        )
-        return [Memory(*r) for r in reversed(rows)]
-
-    def facts_keyed(self, keys: Sequence[str]) -> list[Memory]:
-        """The facts held in these slots ("work", "home:sister"), newest first."""
-        if not keys:
-            return []
-        marks = ", ".join("?" * len(keys))
-        rows = self._rows(
-            f"SELECT {MEMORY_COLUMNS} FROM memories WHERE kind = 'fact' AND key IN ({marks}) ORDER BY id DESC", keys
-        )
-        return [Memory(*r) for r in rows]
 
     def search_memories(self, query: str, limit: int = 20) -> list[Hit]:
         match = fts_query(query)
@@ -410,15 +239,6 @@ class SQLiteMemoryStore:
         return [Hit(Memory(*r[:8]), float(r[8])) for r in rows]
 
     # -- portability ---------------------------------------------------------------
-
-    def export_rows(self) -> dict[str, list[dict[str, Any]]]:
-        return {
-            table: [
-                dict(zip(columns.split(", "), row, strict=True))
-                for row in self._rows(f"SELECT {columns} FROM {table} ORDER BY id")
-            ]
-            for table, columns in TABLES.items()
-        }
 
     def import_rows(self, rows: dict[str, Iterable[dict[str, Any]]]) -> None:
         """Add exported rows with their ids, so sources and sessions still line up."""
@@ -462,10 +282,6 @@ def _inserted_id(cursor: sqlite3.Cursor) -> int:
     row_id = cursor.lastrowid
     assert row_id is not None
     return row_id
-
-
-def _turn(row: tuple) -> Turn:
-    return Turn(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
 
 
 def _cjk_grams(text: str | None) -> str:
