@@ -343,9 +343,12 @@ class VectorCache:
             store.add_vectors([(t.id, has_cjk(t.text), self.by_text[t.text].tobytes()) for t in turns])
 
 
-def run_format(fmt: str, sessions, said_at, folder: Path, vectors: VectorCache | None) -> dict[str, Any]:
+def run_format(
+    fmt: str, sessions, said_at, folder: Path, vectors: VectorCache | None, database: str = ""
+) -> dict[str, Any]:
     """Import the history in one format, then ask every question of it: by words only,
-    then (with the embedder) by words and meaning."""
+    then (with the embedder) by words and meaning. With `database` (a PostgreSQL URL) the
+    companion's memory is there; the BM25 baseline still reads an SQLite copy."""
     from voice_companion.companion.companion import Companion
     from voice_companion.companion.persona import Persona
     from voice_companion.core.config import Settings
@@ -353,7 +356,14 @@ def run_format(fmt: str, sessions, said_at, folder: Path, vectors: VectorCache |
     home = folder / fmt
     home.mkdir()
     export = write_export(fmt, sessions, home)
-    store = SQLiteMemoryStore(home / "memory.db")
+    store: Any = SQLiteMemoryStore(home / "memory.db")
+    if database:
+        importer.import_history(store, export, fmt)  # for the baseline only
+        store.close()
+        from voice_companion.companion.memory.postgres_store import PostgresMemoryStore
+
+        store = PostgresMemoryStore(database, f"bench_recall_{fmt}")
+        store.forget_all()
     started = time.perf_counter()
     report = importer.import_history(store, export, fmt)
     stored_s = time.perf_counter() - started
@@ -367,6 +377,7 @@ def run_format(fmt: str, sessions, said_at, folder: Path, vectors: VectorCache |
     rows, build_ms = ask_all(Companion("bench", persona, home, store), settings, home, said_at, now)
     result: dict[str, Any] = {
         "format": fmt,
+        "store": "postgresql" if database else "sqlite",
         "turns": report.turns,
         "sessions": report.sessions,
         "import_turns_per_s": round(report.turns / stored_s),
@@ -400,6 +411,9 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=100_000, help="turns of imported history")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated, from: " + ", ".join(FORMATS))
     parser.add_argument("--words-only", action="store_true", help="no recall by meaning (no embedder needed)")
+    parser.add_argument(
+        "--database", default="", metavar="URL", help="the companion's memory in this PostgreSQL database (a test one)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     formats = [f for f in args.formats.split(",") if f]
@@ -408,7 +422,7 @@ def main() -> int:
     sessions, said_at = history(args.turns)
     vectors = None if args.words_only else VectorCache()
     with tempfile.TemporaryDirectory() as folder:
-        results = [run_format(fmt, sessions, said_at, Path(folder), vectors) for fmt in formats]
+        results = [run_format(fmt, sessions, said_at, Path(folder), vectors, args.database) for fmt in formats]
     result = {"machine": machine(), "questions": len(QUESTIONS), "formats": results}
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
